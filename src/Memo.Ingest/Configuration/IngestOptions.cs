@@ -1,0 +1,35 @@
+namespace Memo.Ingest.Configuration;
+
+/// <summary>Configuration section <c>Memo:Ingest</c>: body limit, queueing and group commit.</summary>
+public sealed class IngestOptions
+{
+    public const string Section = "Memo:Ingest";
+
+    /// <summary>Largest accepted POST body. Meta batches up to 1,000 updates and about 3 MB per POST; 4 MiB admits
+    /// that with room for JSON escaping.</summary>
+    public int MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How many parsed webhooks may wait for a writer. Past this, requests wait up to
+    /// <see cref="EnqueueTimeoutMilliseconds"/> and then get 503 with Retry-After.</summary>
+    public int ChannelCapacity { get; set; } = 1024;
+
+    /// <summary>How long a request may wait for room in a full queue before it is answered 503.</summary>
+    public int EnqueueTimeoutMilliseconds { get; set; } = 2000;
+
+    /// <summary>Writer tasks, each with its own PostgreSQL connection and transaction.</summary>
+    public int Writers { get; set; } = 2;
+
+    /// <summary>A writer stops adding webhooks to a batch once it holds this many records.</summary>
+    public int MaxBatchRecords { get; set; } = 5000;
+
+    /// <summary>After taking the first webhook, how long a writer waits for more before committing (0: take only
+    /// what is already queued). Larger values mean fewer, bigger transactions at a small cost in ack latency.</summary>
+    public double BatchLingerMilliseconds { get; set; } = 1;
+
+    /// <summary>The Retry-After value sent with 503.</summary>
+    public int RetryAfterSeconds { get; set; } = 2;
+
+    /// <summary>On a transient PostgreSQL failure, a writer waits this long before trying to connect again;
+    /// meanwhile batches are answered 503 at once instead of piling up behind a dead connection.</summary>
+    public int ReconnectBackoffMilliseconds { get; set; } = 500;
+}

@@ -1,0 +1,73 @@
+using Memo.Ingest.Configuration;
+using Memo.Ingest.Health;
+using Memo.Ingest.Ingest;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Storage;
+using Memo.Ingest.Sync;
+using Memo.Ingest.Webhooks;
+using Memo.Ingest.Webhooks.Parsing;
+using Microsoft.Extensions.ObjectPool;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Memo.Ingest;
+
+/// <summary>
+/// The composition root, shared by <c>Program</c> and the integration tests (which start the same host on a
+/// loopback port). One <c>MapXxx()</c> per feature.
+/// </summary>
+public static class GatewayApplication
+{
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
+    public static WebApplication Build(string[] args)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        builder.Services.AddOptions<WhatsAppOptions>().BindConfiguration(WhatsAppOptions.Section);
+        builder.Services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.Section);
+        IngestOptions ingest = builder.Configuration.GetSection(IngestOptions.Section).Get<IngestOptions>() ?? new IngestOptions();
+        WhatsAppOptions whatsApp = builder.Configuration.GetSection(WhatsAppOptions.Section).Get<WhatsAppOptions>() ?? new WhatsAppOptions();
+        RefuseInsecureConfiguration(whatsApp);
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = ingest.MaxBodyBytes;
+        });
+        // Shutdown waits for queued webhooks to commit (IngestPipeline.StopAsync) within this bound.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
+
+        builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
+        builder.Services.AddSingleton<DatabaseState>();
+        builder.Services.AddHostedService<DatabaseBootstrapper>();
+        builder.Services.AddSingleton<IngestMetrics>();
+        builder.Services.AddSingleton<IngestPipeline>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
+        builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets));
+        builder.Services.AddSingleton<ObjectPool<ParsedWebhook>>(
+            new DefaultObjectPool<ParsedWebhook>(new DefaultPooledObjectPolicy<ParsedWebhook>(), maximumRetained: 256));
+        builder.Services.AddSingleton<WebhookReceiver>();
+
+        WebApplication app = builder.Build();
+        app.MapHealth();
+        app.MapWhatsAppWebhooks();
+        app.MapSyncApi();
+        return app;
+    }
+
+    /// <summary>Signature checking cannot be switched off: without an app secret the gateway does not start.</summary>
+    private static void RefuseInsecureConfiguration(WhatsAppOptions whatsApp)
+    {
+        if (!whatsApp.AppSecrets.Any(static s => !string.IsNullOrEmpty(s)))
+        {
+            throw new OptionsValidationException(WhatsAppOptions.Section, typeof(WhatsAppOptions),
+                ["Memo:WhatsApp:AppSecrets is empty. Set Memo__WhatsApp__AppSecrets__0 to your Meta app secret; " +
+                 "the gateway never accepts unsigned webhooks."]);
+        }
+    }
+}

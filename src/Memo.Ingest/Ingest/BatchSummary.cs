@@ -1,0 +1,23 @@
+namespace Memo.Ingest.Ingest;
+
+/// <summary>What one committed batch changed: events by kind (each event took one seq).</summary>
+internal struct BatchSummary
+{
+    public int MessagesCreated;
+    public int StatusEvents;
+    public int ContactsUpdated;
+    public int ConversationsUpdated;
+
+    public readonly int Events => MessagesCreated + StatusEvents + ContactsUpdated + ConversationsUpdated;
+
+    public void Add(EventKind kind, int count)
+    {
+        switch (kind)
+        {
+            case EventKind.MessageCreated: MessagesCreated += count; break;
+            case EventKind.MessageStatus: StatusEvents += count; break;
+            case EventKind.ContactUpdated: ContactsUpdated += count; break;
+            case EventKind.ConversationUpdated: ConversationsUpdated += count; break;
+        }
+    }
+}

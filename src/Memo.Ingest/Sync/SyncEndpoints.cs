@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Npgsql;
+
+namespace Memo.Ingest.Sync;
+
+/// <summary>
+/// <c>GET /v1/accounts/{phone_number_id}/{messages|conversations|contacts}?since_seq=N&amp;limit=M</c>, answering
+/// <c>{"items":[…],"latest_seq":…,"has_more":…}</c> in seq order (docs/API.md). JSON is written with
+/// <see cref="Utf8JsonWriter"/> straight from the data reader: no reflection, so it is Native-AOT safe.
+/// </summary>
+internal static class SyncEndpoints
+{
+    public const int DefaultLimit = 100;
+    public const int MaxLimit = 1000;
+
+    // Responses are application/json, never HTML: non-ASCII text (emoji, RTL scripts) is written as UTF-8, not \u escapes.
+    private static readonly JsonWriterOptions s_jsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static IEndpointRouteBuilder MapSyncApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/v1/accounts/{phone_number_id}/messages", static context => PageAsync(context, SyncCollection.Messages));
+        app.MapGet("/v1/accounts/{phone_number_id}/conversations", static context => PageAsync(context, SyncCollection.Conversations));
+        app.MapGet("/v1/accounts/{phone_number_id}/contacts", static context => PageAsync(context, SyncCollection.Contacts));
+        return app;
+    }
+
+    private static async Task PageAsync(HttpContext context, SyncCollection collection)
+    {
+        string account = (string)context.Request.RouteValues["phone_number_id"]!;
+        if (!TryReadQuery(context.Request.Query, out long sinceSeq, out int limit, out string? error))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync($$"""{"error":"bad_query","message":"{{error}}"}""");
+            return;
+        }
+
+        var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
+        await using NpgsqlCommand command = dataSource.CreateCommand(collection switch
+        {
+            SyncCollection.Messages => SyncQueries.Messages,
+            SyncCollection.Conversations => SyncQueries.Conversations,
+            _ => SyncQueries.Contacts,
+        });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = sinceSeq });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit + 1 });
+
+        NpgsqlDataReader reader;
+        try
+        {
+            reader = await command.ExecuteReaderAsync(context.RequestAborted);
+        }
+        catch (NpgsqlException)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "1";
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("""{"error":"unavailable","message":"The database is unavailable; retry later."}""");
+            return;
+        }
+
+        await using (reader)
+        {
+            context.Response.ContentType = "application/json";
+            await using var json = new Utf8JsonWriter(context.Response.BodyWriter, s_jsonOptions);
+            json.WriteStartObject();
+            json.WriteStartArray("items");
+            long latestSeq = 0;
+            int count = 0;
+            bool hasMore = false;
+            while (await reader.ReadAsync(context.RequestAborted))
+            {
+                latestSeq = reader.GetInt64(0);
+                if (reader.IsDBNull(1))
+                {
+                    continue;
+                }
+
+                if (++count > limit)
+                {
+                    hasMore = true;
+                    break;
+                }
+
+                switch (collection)
+                {
+                    case SyncCollection.Messages: SyncItemWriter.WriteMessage(json, reader); break;
+                    case SyncCollection.Conversations: SyncItemWriter.WriteConversation(json, reader); break;
+                    default: SyncItemWriter.WriteContact(json, reader); break;
+                }
+
+                if (json.BytesPending > 16 * 1024)
+                {
+                    await json.FlushAsync(context.RequestAborted);
+                }
+            }
+
+            json.WriteEndArray();
+            json.WriteNumber("latest_seq", latestSeq);
+            json.WriteBoolean("has_more", hasMore);
+            json.WriteEndObject();
+            await json.FlushAsync(context.RequestAborted);
+        }
+    }
+
+    private static bool TryReadQuery(IQueryCollection query, out long sinceSeq, out int limit, out string? error)
+    {
+        sinceSeq = 0;
+        limit = DefaultLimit;
+        error = null;
+        string? since = query["since_seq"];
+        if (!string.IsNullOrEmpty(since) && (!long.TryParse(since, NumberStyles.None, CultureInfo.InvariantCulture, out sinceSeq)))
+        {
+            error = "since_seq must be a non-negative integer.";
+            return false;
+        }
+
+        string? limitText = query["limit"];
+        if (!string.IsNullOrEmpty(limitText) &&
+            (!int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1 || limit > MaxLimit))
+        {
+            error = $"limit must be an integer from 1 to {MaxLimit}.";
+            return false;
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,85 @@
+using System.Threading.Tasks.Sources;
+using Memo.Ingest.Ingest;
+using Microsoft.Extensions.ObjectPool;
+
+namespace Memo.Ingest.Webhooks.Parsing;
+
+/// <summary>
+/// Everything one webhook POST carries into the pipeline: its raw body, the records parsed from it (in an arena), and
+/// the completion the request awaits until the records are committed. Instances are pooled and reused, which is
+/// why the completion is a resettable <see cref="IValueTaskSource{TResult}"/> rather than a fresh Task per request.
+/// </summary>
+internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettable
+{
+    private StagedRecord[] _records = new StagedRecord[16];
+    private ManualResetValueTaskSourceCore<IngestOutcome> _completion = new() { RunContinuationsAsynchronously = true };
+
+    public Utf8Arena Arena { get; } = new();
+
+    /// <summary>The request body, read into a pooled buffer before the signature check.</summary>
+    public PooledBuffer Body { get; } = new();
+
+    public int Count { get; private set; }
+
+    public ReadOnlySpan<StagedRecord> Records => _records.AsSpan(0, Count);
+
+    public ref StagedRecord this[int index] => ref _records[index];
+
+    public ref StagedRecord Add(RecordKind kind)
+    {
+        if (Count == _records.Length)
+        {
+            Array.Resize(ref _records, _records.Length * 2);
+        }
+
+        ref StagedRecord record = ref _records[Count++];
+        record = default;
+        record.Kind = kind;
+        return ref record;
+    }
+
+    /// <summary>Drops records added after <paramref name="count"/> (used when a change turns out not to be messages).</summary>
+    public void Truncate(int count) => Count = count;
+
+    public int CountOf(RecordKind kind)
+    {
+        int n = 0;
+        foreach (ref readonly StagedRecord record in Records)
+        {
+            if (record.Kind == kind)
+            {
+                n++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>The value the request awaits; valid until <see cref="Complete"/> is called once.</summary>
+    public ValueTask<IngestOutcome> Completion => new(this, _completion.Version);
+
+    /// <summary>Called exactly once by the pipeline for every webhook it accepted.</summary>
+    public void Complete(IngestOutcome outcome) => _completion.SetResult(outcome);
+
+    public bool TryReset()
+    {
+        Count = 0;
+        if (_records.Length > 1024)
+        {
+            _records = new StagedRecord[16];
+        }
+
+        Arena.Reset();
+        Body.Reset();
+        _completion.Reset();
+        return true;
+    }
+
+    IngestOutcome IValueTaskSource<IngestOutcome>.GetResult(short token) => _completion.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<IngestOutcome>.GetStatus(short token) => _completion.GetStatus(token);
+
+    void IValueTaskSource<IngestOutcome>.OnCompleted(
+        Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _completion.OnCompleted(continuation, state, token, flags);
+}

@@ -1,0 +1,70 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Memo.Ingest.TestSupport;
+
+/// <summary>The real gateway (same composition root as Program) on 127.0.0.1 with a free port, in this process.</summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    public const string Secret = "test-app-secret";
+    public const string RotatedSecret = "test-app-secret-next";
+    public const string VerifyToken = "test-verify-token";
+
+    private GatewayHost(WebApplication app, Uri address)
+    {
+        App = app;
+        Address = address;
+        Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public WebApplication App { get; }
+
+    public Uri Address { get; }
+
+    public HttpClient Client { get; }
+
+    public static async Task<GatewayHost> StartAsync(string connectionString, params string[] extraArguments)
+    {
+        string[] args =
+        [
+            "--urls=http://127.0.0.1:0",
+            $"--ConnectionStrings:Postgres={connectionString}",
+            $"--Memo:WhatsApp:AppSecrets:0={Secret}",
+            $"--Memo:WhatsApp:AppSecrets:1={RotatedSecret}",
+            $"--Memo:WhatsApp:VerifyToken={VerifyToken}",
+            "--Logging:LogLevel:Default=Warning",
+            .. extraArguments,
+        ];
+        WebApplication app = GatewayApplication.Build(args);
+        await app.StartAsync();
+        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new GatewayHost(app, new Uri(address));
+    }
+
+    /// <summary>POSTs a body signed with <paramref name="secret"/> (the primary secret by default).</summary>
+    public Task<HttpResponseMessage> PostWebhookAsync(string body, string? secret = Secret) =>
+        PostWebhookAsync(Encoding.UTF8.GetBytes(body), secret);
+
+    public Task<HttpResponseMessage> PostWebhookAsync(byte[] body, string? secret = Secret)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/whatsapp") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        if (secret is not null)
+        {
+            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", WebhookSigner.Sign(body, secret));
+        }
+
+        return Client.SendAsync(request);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace Memo.Ingest.TestSupport;
+
+/// <summary>
+/// A real PostgreSQL for tests: MEMO_TEST_POSTGRES (a connection string) when set, otherwise a private cluster started
+/// with scripts/postgres-local.sh on a free loopback port. Each caller gets its own database, so test classes never
+/// see each other's rows.
+/// </summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private readonly string? _dataDirectory;
+
+    private PostgresServer(string adminConnectionString, string? dataDirectory)
+    {
+        AdminConnectionString = adminConnectionString;
+        _dataDirectory = dataDirectory;
+    }
+
+    public string AdminConnectionString { get; }
+
+    public static async Task<PostgresServer> StartAsync()
+    {
+        string? configured = Environment.GetEnvironmentVariable("MEMO_TEST_POSTGRES");
+        if (!string.IsNullOrEmpty(configured))
+        {
+            return new PostgresServer(configured, null);
+        }
+
+        string dataDirectory = Path.Combine(Path.GetTempPath(), "memo-test-pg-" + Guid.NewGuid().ToString("N")[..8]);
+        int port = FreePort();
+        string output = await RepositoryScript.RunAsync("scripts/postgres-local.sh", "start", dataDirectory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return new PostgresServer(output.Trim().Split('\n')[^1], dataDirectory);
+    }
+
+    /// <summary>Creates a fresh, empty database and returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string prefix)
+    {
+        string name = (prefix + "_" + Guid.NewGuid().ToString("N")[..10]).ToLowerInvariant();
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using (var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name, MaxPoolSize = 50 }.ConnectionString;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        if (_dataDirectory is not null)
+        {
+            await RepositoryScript.RunAsync("scripts/postgres-local.sh", "stop", _dataDirectory);
+            try
+            {
+                Directory.Delete(_dataDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
