@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Quick start, command 1: run the gateway on http://127.0.0.1:8080.
+# Without ConnectionStrings__Postgres it creates and starts a private PostgreSQL under .data/ (kept between runs).
+# Without Memo__WhatsApp__AppSecrets__0 it uses a local development secret stored in .data/app-secret.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+data="$root/.data"
+mkdir -p "$data"
+
+scripts/install-deps.sh
+
+if [ -z "${ConnectionStrings__Postgres:-}" ]; then
+  export ConnectionStrings__Postgres
+  ConnectionStrings__Postgres=$(scripts/postgres-local.sh start "$data/postgres" "${MEMO_LOCAL_PG_PORT:-54329}")
+  echo "PostgreSQL: local cluster in .data/postgres ($ConnectionStrings__Postgres)"
+fi
+
+if [ -z "${Memo__WhatsApp__AppSecrets__0:-}" ]; then
+  [ -s "$data/app-secret" ] || openssl rand -hex 16 > "$data/app-secret"
+  export Memo__WhatsApp__AppSecrets__0
+  Memo__WhatsApp__AppSecrets__0=$(cat "$data/app-secret")
+  echo "App secret: local development secret from .data/app-secret (set Memo__WhatsApp__AppSecrets__0 for Meta's)"
+fi
+export Memo__WhatsApp__VerifyToken="${Memo__WhatsApp__VerifyToken:-memo-local-verify-token}"
+url="${ASPNETCORE_URLS:-http://127.0.0.1:8080}"
+export ASPNETCORE_URLS="$url"
+
+cat <<MSG
+
+Memo.Ingest starts on $url. Next, in another terminal:
+  scripts/send-sample.sh                      # POST a signed sample webhook and read it back
+  curl '$url/v1/accounts/15550001111/messages?since_seq=0&limit=10'
+  curl '$url/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=$Memo__WhatsApp__VerifyToken&hub.challenge=42'
+Stop with Ctrl+C (queued webhooks are committed first). The local database stays in .data/.
+
+MSG
+exec dotnet run --project src/Memo.Ingest -c Release

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start, command 2: build with warnings as errors and run every test suite.
+# The integration tests start their own PostgreSQL (scripts/postgres-local.sh) unless MEMO_TEST_POSTGRES is set.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+scripts/install-deps.sh
+dotnet build Memo.Ingest.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
+
+log=$(mktemp)
+status=0
+dotnet test Memo.Ingest.sln -c Release --no-build -nologo 2>&1 | tee "$log" || status=$?
+
+# One plain summary line over all test assemblies.
+passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+skipped=$(grep -Eo 'Skipped: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi

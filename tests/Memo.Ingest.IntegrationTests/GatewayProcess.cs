@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using Memo.Ingest.TestSupport;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>The gateway as a separate OS process (the built Memo.Ingest.dll), so a test can SIGKILL it.</summary>
+internal sealed class GatewayProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private GatewayProcess(Process process, Uri address)
+    {
+        _process = process;
+        Address = address;
+        Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public Uri Address { get; }
+
+    public HttpClient Client { get; }
+
+    public static async Task<GatewayProcess> StartAsync(string connectionString, int port)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "Memo.Ingest.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(dll);
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        start.Environment["ConnectionStrings__Postgres"] = connectionString;
+        start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        Process process = Process.Start(start)!;
+        process.OutputDataReceived += static (_, _) => { };
+        process.ErrorDataReceived += static (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var gateway = new GatewayProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        await gateway.WaitReadyAsync();
+        return gateway;
+    }
+
+    private async Task WaitReadyAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"The gateway exited with {_process.ExitCode} before it was ready.");
+            }
+
+            try
+            {
+                using HttpResponseMessage response = await Client.GetAsync("/readyz");
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException("The gateway did not become ready.");
+    }
+
+    /// <summary>SIGKILL: no shutdown hooks, no drain, no flush.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
