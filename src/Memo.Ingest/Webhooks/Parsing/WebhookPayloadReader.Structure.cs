@@ -29,18 +29,7 @@ internal ref partial struct WebhookPayloadReader
             else if (Is("entry"u8))
             {
                 MarkSeen(ref seen, 2);
-                Read();
-                Expect(JsonTokenType.StartArray);
-                while (true)
-                {
-                    Read();
-                    if (_reader.TokenType == JsonTokenType.EndArray)
-                    {
-                        break;
-                    }
-
-                    ReadEntry();
-                }
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadEntry());
             }
             else
             {
@@ -76,18 +65,7 @@ internal ref partial struct WebhookPayloadReader
             else if (Is("changes"u8))
             {
                 MarkSeen(ref seen, 2);
-                Read();
-                Expect(JsonTokenType.StartArray);
-                while (true)
-                {
-                    Read();
-                    if (_reader.TokenType == JsonTokenType.EndArray)
-                    {
-                        break;
-                    }
-
-                    ReadChange();
-                }
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadChange());
             }
             else
             {
@@ -284,6 +262,7 @@ internal ref partial struct WebhookPayloadReader
 
     private delegate void ElementReader(ref WebhookPayloadReader reader);
 
+    /// <summary>Reads an array (or null) of elements, each read by <paramref name="readElement"/>.</summary>
     private void ReadArray(ElementReader readElement)
     {
         Read();
