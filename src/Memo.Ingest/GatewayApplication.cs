@@ -37,7 +37,7 @@ public static class GatewayApplication
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = ingest.MaxBodyBytes;
+            kestrel.Limits.MaxRequestBodySize = WebhookReceiver.DrainLimit(ingest.MaxBodyBytes);
         });
         // Shutdown waits for queued webhooks to commit (IngestPipeline.StopAsync) within this bound.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));

@@ -31,8 +31,15 @@ public sealed class BackpressureTests(PostgresFixture postgres)
         var posts = Enumerable.Range(0, 5).Select(i => (Wamid: $"wamid.q{i}", Response: gateway.PostWebhookAsync(
             WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage($"wamid.q{i}", "49", 10 + i, "q")])))).ToArray();
 
-        // At most one webhook is in the blocked writer and one in the queue: the rest time out with 503.
-        await Task.Delay(1000);
+        // At most one webhook is in the blocked writer and one in the queue: the rest time out with 503 while the
+        // lock is still held, so wait for three answers before releasing it.
+        var waiting = posts.Select(static p => (Task)p.Response).ToList();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (posts.Count(static p => p.Response.IsCompleted) < 3)
+        {
+            await Task.WhenAny(waiting.Where(static t => !t.IsCompleted)).WaitAsync(deadline.Token);
+        }
+
         using (HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz"))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);

@@ -49,8 +49,10 @@ public sealed class CrashRecoveryTests(PostgresFixture postgres)
             })).ToArray();
 
             // Kill once a good number of webhooks has been acknowledged, with more in flight.
+            var deadline = System.Diagnostics.Stopwatch.StartNew();
             while (acknowledged.Count < 300)
             {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"only {acknowledged.Count} acknowledged");
                 await Task.Delay(10);
             }
 

@@ -175,6 +175,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         { "bad-signature", 401, "signature_mismatch" },
         { "no-signature", 401, "missing_signature" },
         { "oversize", 413, "body_too_large" },
+        { "oversize-chunked", 413, "body_too_large" },
         { "malformed", 400, "malformed_json" },
         { "wrong-shape", 400, "wrong_shape" },
         { "missing-metadata", 400, "missing_field" },
@@ -194,7 +195,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/whatsapp");
         byte[] body = kind switch
         {
-            "oversize" => Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("w", "1", 1, new string('a', 250_000))])),
+            "oversize" or "oversize-chunked" => Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("w", "1", 1, new string('a', 250_000))])),
             "malformed" => Encoding.UTF8.GetBytes(valid[..^5]),
             "wrong-shape" => Encoding.UTF8.GetBytes(valid.Replace("\"entry\":[", "\"entry\":[[],", StringComparison.Ordinal)),
             "missing-metadata" => Encoding.UTF8.GetBytes(valid.Replace("\"metadata\"", "\"metadata_x\"", StringComparison.Ordinal)),
@@ -204,6 +205,11 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         };
         request.Content = new ByteArrayContent(body);
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(kind == "text/plain" ? "text/plain" : "application/json");
+        if (kind == "oversize-chunked")
+        {
+            request.Headers.TransferEncodingChunked = true;
+        }
+
         if (kind == "gzip")
         {
             request.Content.Headers.ContentEncoding.Add("gzip");

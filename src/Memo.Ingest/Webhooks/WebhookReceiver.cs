@@ -130,8 +130,9 @@ internal sealed partial class WebhookReceiver
 
     private WebhookRejectionReason CheckHeaders(HttpRequest request)
     {
-        if (request.ContentLength > _maxBodyBytes)
+        if (request.ContentLength > DrainLimit(_maxBodyBytes))
         {
+            // Too large even to drain: refuse at once (Kestrel then closes the connection).
             return WebhookRejectionReason.BodyTooLarge;
         }
 
@@ -150,35 +151,41 @@ internal sealed partial class WebhookReceiver
         return WebhookRejectionReason.None;
     }
 
+    /// <summary>
+    /// Kestrel's hard body limit. Bodies between our limit and this are read and discarded before the 413, because a
+    /// server that answers early and closes a connection with unread bytes makes TCP reset it, and the sender may
+    /// never see the 413. Beyond this, Kestrel refuses the body itself.
+    /// </summary>
+    public static long DrainLimit(int maxBodyBytes) => 2L * maxBodyBytes;
+
     /// <summary>Copies the body from Kestrel's <see cref="PipeReader"/> into the pooled buffer, up to the limit.</summary>
     private async ValueTask<WebhookRejectionReason> ReadBodyAsync(HttpRequest request, PooledBuffer body, CancellationToken cancellationToken)
     {
-        if (request.ContentLength is long declared)
+        if (request.ContentLength is long declared && declared <= _maxBodyBytes)
         {
             body.GetSpan((int)declared);
         }
 
         PipeReader reader = request.BodyReader;
+        bool tooLarge = false;
         while (true)
         {
             ReadResult result = await reader.ReadAsync(cancellationToken);
             System.Buffers.ReadOnlySequence<byte> buffer = result.Buffer;
-            if (body.Length + buffer.Length > _maxBodyBytes)
+            tooLarge |= body.Length + buffer.Length > _maxBodyBytes;
+            if (!tooLarge)
             {
-                reader.AdvanceTo(buffer.End);
-                return WebhookRejectionReason.BodyTooLarge;
-            }
-
-            foreach (ReadOnlyMemory<byte> segment in buffer)
-            {
-                segment.Span.CopyTo(body.GetSpan(segment.Length));
-                body.Advance(segment.Length);
+                foreach (ReadOnlyMemory<byte> segment in buffer)
+                {
+                    segment.Span.CopyTo(body.GetSpan(segment.Length));
+                    body.Advance(segment.Length);
+                }
             }
 
             reader.AdvanceTo(buffer.End);
             if (result.IsCompleted)
             {
-                return WebhookRejectionReason.None;
+                return tooLarge ? WebhookRejectionReason.BodyTooLarge : WebhookRejectionReason.None;
             }
         }
     }
