@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using Memo.Ingest.TestSupport;
 using Xunit;
@@ -29,13 +28,10 @@ public sealed class CrashRecoveryTests(PostgresFixture postgres)
                 {
                     string wamid = $"wamid.crash.{sender}.{i}";
                     byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", 1700000000 + i, "c")]));
-                    var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/whatsapp") { Content = new ByteArrayContent(body) };
-                    request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                    request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", WebhookSigner.Sign(body, GatewayHost.Secret));
                     Interlocked.Increment(ref sent);
                     try
                     {
-                        using HttpResponseMessage response = await gateway.Client.SendAsync(request);
+                        using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
                         if (response.StatusCode == HttpStatusCode.OK)
                         {
                             acknowledged.Add(wamid);

@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -49,17 +48,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public Task<HttpResponseMessage> PostWebhookAsync(string body, string? secret = Secret) =>
         PostWebhookAsync(Encoding.UTF8.GetBytes(body), secret);
 
-    public Task<HttpResponseMessage> PostWebhookAsync(byte[] body, string? secret = Secret)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/whatsapp") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        if (secret is not null)
-        {
-            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", WebhookSigner.Sign(body, secret));
-        }
-
-        return Client.SendAsync(request);
-    }
+    public Task<HttpResponseMessage> PostWebhookAsync(byte[] body, string? secret = Secret) =>
+        Client.SendAsync(WebhookRequest.Create(body, secret));
 
     public async ValueTask DisposeAsync()
     {
