@@ -28,11 +28,12 @@ public static class GatewayApplication
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
-        builder.Services.AddOptions<WhatsAppOptions>().BindConfiguration(WhatsAppOptions.Section);
-        builder.Services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.Section);
+        // Bound once: Kestrel's limits and the signature verifier need the values before the container is built.
         IngestOptions ingest = builder.Configuration.GetSection(IngestOptions.Section).Get<IngestOptions>() ?? new IngestOptions();
         WhatsAppOptions whatsApp = builder.Configuration.GetSection(WhatsAppOptions.Section).Get<WhatsAppOptions>() ?? new WhatsAppOptions();
         RefuseInsecureConfiguration(whatsApp);
+        builder.Services.AddSingleton(Options.Create(ingest));
+        builder.Services.AddSingleton(Options.Create(whatsApp));
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

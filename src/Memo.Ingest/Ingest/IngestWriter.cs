@@ -114,8 +114,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             try
             {
                 BatchSummary summary = await CommitAsync(batch);
-                _database.RecordWrite(succeeded: true);
-                _metrics.BatchCommitted(batch, summary, Stopwatch.GetElapsedTime(started));
+                _metrics.BatchCommitted(batch.Count, summary, Stopwatch.GetElapsedTime(started));
                 return IngestOutcome.Committed;
             }
             catch (PostgresException e) when (e.SqlState is DeadlockDetected or SerializationFailure && attempt < MaxDeadlockRetries)
@@ -132,7 +131,6 @@ internal sealed partial class IngestWriter : IAsyncDisposable
                 // The transaction rolled back, or its COMMIT's fate is unknown: the webhooks are answered 503 and
                 // Meta redelivers them; if the commit did happen, the redelivery is recognised as a duplicate.
                 Log.WriteFailed(_logger, _id, batch.Count, e);
-                _database.RecordWrite(succeeded: false);
                 _metrics.WriteFailed();
                 await ResetConnectionAsync();
                 _reconnectNotBefore = Stopwatch.GetTimestamp() + (_options.ReconnectBackoffMilliseconds * Stopwatch.Frequency / 1000);

@@ -2,7 +2,6 @@ using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Webhooks;
-using Memo.Ingest.Webhooks.Parsing;
 
 namespace Memo.Ingest.Observability;
 
@@ -58,11 +57,11 @@ internal sealed class IngestMetrics
             new KeyValuePair<string, object?>("http.response.status_code", statusCode),
             new KeyValuePair<string, object?>("memo.outcome", reason == WebhookRejectionReason.None ? "accepted" : WebhookRejections.Code(reason)));
 
-    public void BatchCommitted(List<ParsedWebhook> batch, BatchSummary summary, TimeSpan elapsed)
+    public void BatchCommitted(int webhooks, BatchSummary summary, TimeSpan elapsed)
     {
         if (_batchWebhooks.Enabled)
         {
-            _batchWebhooks.Record(batch.Count);
+            _batchWebhooks.Record(webhooks);
         }
 
         if (_commitDuration.Enabled)

@@ -12,9 +12,11 @@ internal static class MigrationRunner
     // An arbitrary, fixed key for pg_advisory_xact_lock ("memo" in ASCII).
     private const long AdvisoryLockKey = 0x6D656D6F;
 
+    // Read from the assembly once; the scripts never change while the process runs.
+    private static readonly List<(int Version, string Name, string Sql)> s_scripts = LoadScripts();
+
     public static async Task<int> ApplyAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
-        var scripts = LoadScripts();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
@@ -38,7 +40,7 @@ internal static class MigrationRunner
         }
 
         int count = 0;
-        foreach (var (version, name, sql) in scripts)
+        foreach (var (version, name, sql) in s_scripts)
         {
             if (applied.Contains(version))
             {
@@ -65,7 +67,7 @@ internal static class MigrationRunner
     }
 
     /// <summary>The highest migration version shipped in this binary.</summary>
-    public static int LatestVersion => LoadScripts().Max(static s => s.Version);
+    public static int LatestVersion => s_scripts[^1].Version;
 
     private static List<(int Version, string Name, string Sql)> LoadScripts()
     {

@@ -41,20 +41,6 @@ internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettab
     /// <summary>Drops records added after <paramref name="count"/> (used when a change turns out not to be messages).</summary>
     public void Truncate(int count) => Count = count;
 
-    public int CountOf(RecordKind kind)
-    {
-        int n = 0;
-        foreach (ref readonly StagedRecord record in Records)
-        {
-            if (record.Kind == kind)
-            {
-                n++;
-            }
-        }
-
-        return n;
-    }
-
     /// <summary>The value the request awaits; valid until <see cref="Complete"/> is called once.</summary>
     public ValueTask<IngestOutcome> Completion => new(this, _completion.Version);
 
