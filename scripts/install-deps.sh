@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks for running and testing the gateway: PostgreSQL server binaries.
+# Installs what a fresh Debian 12 machine lacks for running and testing the gateway: PostgreSQL server binaries
+# and redis-server.
 # Idempotent; installs only when something is missing. Needs root (or sudo) only when it has to install.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ have_postgres() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 

@@ -1,9 +1,9 @@
 using System.Buffers;
 
-namespace Memo.Ingest.Tests;
+namespace Memo.Ingest.TestSupport;
 
 /// <summary>Builds multi-segment sequences, and every split of an input a parser must handle.</summary>
-internal static class Segments
+public static class Segments
 {
     public static ReadOnlySequence<byte> Create(params byte[][] parts)
     {

@@ -1,0 +1,199 @@
+using Memo.Redis.Protocol;
+
+namespace Memo.Redis;
+
+/// <summary>
+/// A multiplexed connection for commands: any number of callers share one socket with their commands in flight at
+/// once (pipelining). It connects in the background and reconnects by itself with backoff after any failure; while
+/// it is down, commands fail at once with <see cref="RedisConnectionException"/> rather than queueing, so a caller
+/// that can do without Redis is never held up by it.
+/// </summary>
+public sealed class RedisConnection : IAsyncDisposable
+{
+    private readonly RedisConnectionOptions _options;
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly Task _maintaining;
+    private TaskCompletionSource _connected = NewSignal();
+    private volatile RedisSession? _session;
+    private volatile Exception? _lastError;
+
+    private RedisConnection(RedisConnectionOptions options)
+    {
+        _options = options;
+        _maintaining = Task.Run(MaintainAsync);
+    }
+
+    /// <summary>Raised on the connection's own task whenever it connects, disconnects or fails to connect.</summary>
+    public event Action<RedisConnectionChange>? StateChanged;
+
+    public bool IsConnected => _session is not null;
+
+    public RedisConnectionOptions Options => _options;
+
+    /// <summary>Starts connecting in the background and returns at once.</summary>
+    public static RedisConnection Create(RedisConnectionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new RedisConnection(options);
+    }
+
+    /// <summary>Connects and waits for the first connection (up to the connect timeout).</summary>
+    public static async Task<RedisConnection> ConnectAsync(RedisConnectionOptions options, CancellationToken cancellationToken = default)
+    {
+        RedisConnection connection = Create(options);
+        try
+        {
+            await connection.WaitUntilConnectedAsync(options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Waits until connected; throws <see cref="RedisConnectionException"/> with the last failure after <paramref name="timeout"/>.</summary>
+    public async Task WaitUntilConnectedAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _connected.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new RedisConnectionException($"Not connected to Redis at {_options} after {timeout.TotalMilliseconds} ms.", _lastError);
+        }
+    }
+
+    /// <summary>
+    /// Sends every command in <paramref name="commands"/> in one write and returns their replies in order. Error
+    /// replies are returned, not thrown. The buffer may be reused as soon as this method returns.
+    /// </summary>
+    /// <exception cref="RedisConnectionException">Not connected, or the connection broke before every reply came.</exception>
+    /// <exception cref="RedisTimeoutException">No reply within the command timeout.</exception>
+    public Task<RedisReply[]> ExecuteAsync(RespCommandBuffer commands)
+    {
+        ArgumentNullException.ThrowIfNull(commands);
+        RedisSession? session = _session;
+        if (session is null)
+        {
+            return Task.FromException<RedisReply[]>(new RedisConnectionException($"Not connected to Redis at {_options}.", _lastError));
+        }
+
+        return WithTimeoutAsync(session, session.Send(commands.Written.Span, commands.Commands));
+    }
+
+    /// <summary>Runs one command given as text; an error reply is thrown as <see cref="RedisServerException"/>.</summary>
+    public async Task<RedisReply> ExecuteAsync(string command, params string[] arguments)
+    {
+        using var buffer = new RespCommandBuffer();
+        buffer.Command(command, arguments);
+        RedisReply reply = (await ExecuteAsync(buffer).ConfigureAwait(false))[0];
+        return reply.IsError ? throw new RedisServerException(reply.AsString()!) : reply;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+        RedisSession? session = _session;
+        if (session is not null)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _maintaining.ConfigureAwait(false);
+        _shutdown.Dispose();
+    }
+
+    private async Task<RedisReply[]> WithTimeoutAsync(RedisSession session, Task<RedisReply[]> replies)
+    {
+        try
+        {
+            return await replies.WaitAsync(_options.CommandTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // A reply that does not come means the server or the network is stuck. Every later reply on this socket
+            // would queue behind it, so the connection is dropped and made afresh.
+            var timeout = new RedisTimeoutException($"Redis at {_options} did not reply within {_options.CommandTimeout.TotalMilliseconds} ms.");
+            session.Fail(timeout);
+            throw timeout;
+        }
+    }
+
+    private async Task MaintainAsync()
+    {
+        var backoff = new ReconnectBackoff(_options.MinReconnectDelay, _options.MaxReconnectDelay);
+        CancellationToken shutdown = _shutdown.Token;
+        while (!shutdown.IsCancellationRequested)
+        {
+            RedisSession session;
+            try
+            {
+                session = await RedisSession.OpenAsync(_options, onPush: null, shutdown).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _lastError = e;
+                Raise(new RedisConnectionChange(false, e));
+                if (!await DelayAsync(backoff.Next(), shutdown).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            backoff.Reset();
+            _session = session;
+            _connected.TrySetResult();
+            Raise(new RedisConnectionChange(true, null));
+
+            Exception reason = await session.Closed.ConfigureAwait(false);
+            _session = null;
+            _connected = NewSignal();
+            await session.DisposeAsync().ConfigureAwait(false);
+            if (shutdown.IsCancellationRequested)
+            {
+                return;
+            }
+
+            _lastError = reason;
+            Raise(new RedisConnectionChange(false, reason));
+            // The first retry after a working connection is immediate (a restarted server is usually back at once);
+            // failures after that back off.
+        }
+    }
+
+    private void Raise(RedisConnectionChange change)
+    {
+        try
+        {
+            StateChanged?.Invoke(change);
+        }
+        catch (Exception)
+        {
+            // A faulty observer must not stop the reconnect loop.
+        }
+    }
+
+    internal static async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
