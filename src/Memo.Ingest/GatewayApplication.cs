@@ -1,7 +1,9 @@
 using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
 using Memo.Ingest.Health;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Sync;
 using Memo.Ingest.Webhooks;
@@ -31,9 +33,11 @@ public static class GatewayApplication
         // Bound once: Kestrel's limits and the signature verifier need the values before the container is built.
         IngestOptions ingest = builder.Configuration.GetSection(IngestOptions.Section).Get<IngestOptions>() ?? new IngestOptions();
         WhatsAppOptions whatsApp = builder.Configuration.GetSection(WhatsAppOptions.Section).Get<WhatsAppOptions>() ?? new WhatsAppOptions();
+        RedisOptions redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
+        builder.Services.AddSingleton(Options.Create(redis));
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -47,6 +51,12 @@ public static class GatewayApplication
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();
         builder.Services.AddSingleton<IngestMetrics>();
+        builder.Services.AddSingleton<GatewayRedis>();
+        builder.Services.AddSingleton<DuplicateScreen>();
+        // Registered before the pipeline: hosted services stop in reverse order, so the writers drain (and publish)
+        // before the bus stops.
+        builder.Services.AddSingleton<EventBus>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<EventBus>());
         builder.Services.AddSingleton<IngestPipeline>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
         builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets));

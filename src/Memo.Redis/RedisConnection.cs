@@ -13,7 +13,7 @@ public sealed class RedisConnection : IAsyncDisposable
     private readonly RedisConnectionOptions _options;
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Task _maintaining;
-    private TaskCompletionSource _connected = NewSignal();
+    private volatile TaskCompletionSource _connected = NewSignal();
     private volatile RedisSession? _session;
     private volatile Exception? _lastError;
 
@@ -26,9 +26,11 @@ public sealed class RedisConnection : IAsyncDisposable
     /// <summary>Raised on the connection's own task whenever it connects, disconnects or fails to connect.</summary>
     public event Action<RedisConnectionChange>? StateChanged;
 
-    public bool IsConnected => _session is not null;
+    public bool IsConnected => LiveSession is not null;
 
     public RedisConnectionOptions Options => _options;
+
+    private RedisSession? LiveSession => _session is { IsAlive: true } session ? session : null;
 
     /// <summary>Starts connecting in the background and returns at once.</summary>
     public static RedisConnection Create(RedisConnectionOptions options)
@@ -56,13 +58,31 @@ public sealed class RedisConnection : IAsyncDisposable
     /// <summary>Waits until connected; throws <see cref="RedisConnectionException"/> with the last failure after <paramref name="timeout"/>.</summary>
     public async Task WaitUntilConnectedAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        try
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (LiveSession is null)
         {
-            await _connected.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new RedisConnectionException($"Not connected to Redis at {_options} after {timeout.TotalMilliseconds} ms.", _lastError);
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0)
+            {
+                throw new RedisConnectionException($"Not connected to Redis at {_options} after {timeout.TotalMilliseconds} ms.", _lastError);
+            }
+
+            Task signal = _connected.Task;
+            if (signal.IsCompleted)
+            {
+                // The session just died and the reconnect loop has not swapped the signal yet.
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            try
+            {
+                await signal.WaitAsync(TimeSpan.FromMilliseconds(left), cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Checked at the top of the loop.
+            }
         }
     }
 
@@ -75,7 +95,7 @@ public sealed class RedisConnection : IAsyncDisposable
     public Task<RedisReply[]> ExecuteAsync(RespCommandBuffer commands)
     {
         ArgumentNullException.ThrowIfNull(commands);
-        RedisSession? session = _session;
+        RedisSession? session = LiveSession;
         if (session is null)
         {
             return Task.FromException<RedisReply[]>(new RedisConnectionException($"Not connected to Redis at {_options}.", _lastError));
@@ -155,8 +175,9 @@ public sealed class RedisConnection : IAsyncDisposable
             Raise(new RedisConnectionChange(true, null));
 
             Exception reason = await session.Closed.ConfigureAwait(false);
-            _session = null;
+            // In this order: whoever sees no session also sees the fresh signal to wait on.
             _connected = NewSignal();
+            _session = null;
             await session.DisposeAsync().ConfigureAwait(false);
             if (shutdown.IsCancellationRequested)
             {

@@ -33,6 +33,9 @@ internal sealed class RedisSession : IAsyncDisposable
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true));
     }
 
+    /// <summary>False from the moment the session fails (its owner may not have noticed yet).</summary>
+    public bool IsAlive => Volatile.Read(ref _failure) is null;
+
     /// <summary>Completes with the reason when the session has died.</summary>
     public Task<Exception> Closed => _closed.Task;
 

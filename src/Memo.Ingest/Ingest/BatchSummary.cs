@@ -10,14 +10,14 @@ internal struct BatchSummary
 
     public readonly int Events => MessagesCreated + StatusEvents + ContactsUpdated + ConversationsUpdated;
 
-    public void Add(EventKind kind, int count)
+    public void Add(EventKind kind)
     {
         switch (kind)
         {
-            case EventKind.MessageCreated: MessagesCreated += count; break;
-            case EventKind.MessageStatus: StatusEvents += count; break;
-            case EventKind.ContactUpdated: ContactsUpdated += count; break;
-            case EventKind.ConversationUpdated: ConversationsUpdated += count; break;
+            case EventKind.MessageCreated: MessagesCreated++; break;
+            case EventKind.MessageStatus: StatusEvents++; break;
+            case EventKind.ContactUpdated: ContactsUpdated++; break;
+            case EventKind.ConversationUpdated: ConversationsUpdated++; break;
         }
     }
 }

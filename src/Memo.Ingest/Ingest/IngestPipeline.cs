@@ -1,6 +1,8 @@
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Webhooks.Parsing;
 using Microsoft.Extensions.Hosting;
@@ -23,7 +25,7 @@ internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
     private Task[] _running = [];
 
     public IngestPipeline(IOptions<IngestOptions> options, NpgsqlDataSource dataSource, DatabaseState database,
-        IngestMetrics metrics, ILoggerFactory loggerFactory)
+        IngestMetrics metrics, DuplicateScreen screen, EventBus bus, GatewayRedis redis, ILoggerFactory loggerFactory)
     {
         _options = options.Value;
         _queue = Channel.CreateBounded<ParsedWebhook>(new BoundedChannelOptions(_options.ChannelCapacity)
@@ -36,7 +38,7 @@ internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
         _writers = new IngestWriter[Math.Max(1, _options.Writers)];
         for (int i = 0; i < _writers.Length; i++)
         {
-            _writers[i] = new IngestWriter(i, _queue.Reader, dataSource, database, _options, metrics, logger);
+            _writers[i] = new IngestWriter(i, _queue.Reader, dataSource, database, _options, metrics, screen, bus, redis, logger);
         }
 
         metrics.ObserveQueue(() => _queue.Reader.Count);

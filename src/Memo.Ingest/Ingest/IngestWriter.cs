@@ -1,18 +1,25 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Webhooks.Parsing;
+using Memo.Redis;
+using Memo.Redis.Protocol;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Memo.Ingest.Ingest;
 
 /// <summary>
-/// One group-commit writer: takes as many queued webhooks as fit a batch, writes them in one transaction on its own
-/// connection, and only then completes each webhook (the request answers 200). Every webhook taken from the channel
-/// is completed exactly once, whatever happens: that is what lets the endpoint return its pooled buffers safely.
+/// One group-commit writer: takes as many queued webhooks as fit a batch, asks Redis which of their records are
+/// already stored (<see cref="DuplicateScreen"/>), writes the rest in one transaction on its own connection, and
+/// only then completes each webhook (the request answers 200). After the commit it records the batch's ids in Redis
+/// and publishes its events (<see cref="EventBus"/>). Every webhook taken from the channel is completed exactly once,
+/// whatever happens: that is what lets the endpoint return its pooled buffers safely.
 /// </summary>
 internal sealed partial class IngestWriter : IAsyncDisposable
 {
@@ -28,16 +35,31 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private readonly DatabaseState _database;
     private readonly IngestOptions _options;
     private readonly IngestMetrics _metrics;
+    private readonly DuplicateScreen _screen;
+    private readonly EventBus _bus;
+    private readonly GatewayRedis _redis;
+    private readonly TimeSpan _redisWait;
     private readonly ILogger _logger;
     private readonly List<ParsedWebhook> _batch = [];
     private readonly List<ParsedWebhook> _single = [null!];
+
+    // Reused per batch: the staged rows by ord, the events the apply SQL numbered, and the Redis commands and event
+    // frame built from them.
+    private readonly List<StagedPosition> _staged = [];
+    private readonly List<EventRow> _events = [];
+    private readonly RespCommandBuffer _redisCommands = new(4096);
+    private readonly ArrayBufferWriter<byte> _frame = new(4096);
     private NpgsqlConnection? _connection;
     private NpgsqlBatch? _apply;
     private long _reconnectNotBefore;
 
     public IngestWriter(int id, ChannelReader<ParsedWebhook> queue, NpgsqlDataSource dataSource, DatabaseState database,
-        IngestOptions options, IngestMetrics metrics, ILogger logger)
+        IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, EventBus bus, GatewayRedis redis, ILogger logger)
     {
+        _screen = screen;
+        _bus = bus;
+        _redis = redis;
+        _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
         _id = id;
         _queue = queue;
         _dataSource = dataSource;
@@ -89,32 +111,116 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             return;
         }
 
-        IngestOutcome outcome = await TryCommitAsync(batch);
+        int screened = await _screen.ScreenAsync(batch, _redisCommands);
+        IngestOutcome outcome = await TryCommitAsync(batch, screened);
         if (outcome == IngestOutcome.RejectedByDatabase && batch.Count > 1)
         {
             // Some webhook's data was refused. Isolate it, so that one bad payload cannot fail the others.
             foreach (ParsedWebhook webhook in batch)
             {
                 _single[0] = webhook;
-                Complete(_single, await TryCommitAsync(_single));
+                await FinishAsync(_single, await TryCommitAsync(_single, screened: 0));
             }
 
             _single[0] = null!;
             return;
         }
 
-        Complete(batch, outcome);
+        await FinishAsync(batch, outcome);
     }
 
-    private async Task<IngestOutcome> TryCommitAsync(List<ParsedWebhook> batch)
+    /// <summary>
+    /// Answers the webhooks. For a committed batch, the Redis commands (remember the ids, publish the events) are
+    /// built from the webhooks' buffers and handed to the connection first, because completing a webhook returns its
+    /// buffers to the pool; the replies are awaited afterwards, so Redis never delays a 200.
+    /// </summary>
+    private async Task FinishAsync(List<ParsedWebhook> batch, IngestOutcome outcome)
     {
+        Task<RedisReply[]>? redisCall = null;
+        if (outcome == IngestOutcome.Committed)
+        {
+            redisCall = PublishCommitted(batch);
+        }
+
+        Complete(batch, outcome);
+        if (redisCall is not null)
+        {
+            try
+            {
+                await redisCall.WaitAsync(_redisWait);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Not remembered: the next retry of these ids is caught by PostgreSQL instead. Not published: other
+                // instances catch up from the event log when they see the next seq.
+                _metrics.RedisFailed(RedisOperation.RecordAndPublish);
+            }
+        }
+    }
+
+    private Task<RedisReply[]>? PublishCommitted(List<ParsedWebhook> committed)
+    {
+        if (_events.Count > 0)
+        {
+            WriteEventFrame();
+            _bus.DeliverLocal(_frame.WrittenSpan);
+        }
+
+        RedisConnection? redis = _redis.Commands;
+        if (redis is null || !redis.IsConnected)
+        {
+            return null;
+        }
+
+        _redisCommands.Reset();
+        _screen.AppendRemember(committed, _redisCommands);
+        if (_events.Count > 0)
+        {
+            _redisCommands.Command(3).Argument("PUBLISH"u8).Argument(_bus.ChannelName).Argument(_frame.WrittenSpan);
+        }
+
+        return _redisCommands.Commands == 0 ? null : redis.ExecuteAsync(_redisCommands);
+    }
+
+    /// <summary>Encodes the batch's events from the staged UTF-8 (no strings): see <see cref="EventFrame"/>.</summary>
+    private void WriteEventFrame()
+    {
+        _frame.ResetWrittenCount();
+        EventFrame.WriteHeader(_frame, _bus.InstanceId, _events.Count);
+        foreach (EventRow row in _events)
+        {
+            StagedPosition position = _staged[row.Ord];
+            ref StagedRecord record = ref position.Record;
+            Utf8Arena arena = position.Webhook.Arena;
+            bool isMessageKey = row.Kind is EventKind.MessageCreated or EventKind.MessageStatus;
+            bool isStatus = row.Kind == EventKind.MessageStatus;
+            EventFrame.WriteEvent(_frame, arena[record.Account], row.Seq, row.Kind,
+                arena[isMessageKey ? record.Id : record.WaId],
+                isStatus ? arena[record.Type] : default, hasStatus: isStatus,
+                isStatus ? record.Timestamp : 0);
+        }
+    }
+
+    private async Task<IngestOutcome> TryCommitAsync(List<ParsedWebhook> batch, int screened)
+    {
+        StageablePositions(batch);
+        _events.Clear();
+        if (_staged.Count == 0)
+        {
+            // Every record was screened as already committed: there is nothing to write, and the retry is answered 200.
+            _metrics.DuplicatesScreened(screened, 0);
+            return IngestOutcome.Committed;
+        }
+
         for (int attempt = 0; ; attempt++)
         {
             long started = Stopwatch.GetTimestamp();
             try
             {
-                BatchSummary summary = await CommitAsync(batch);
+                _events.Clear();
+                BatchSummary summary = await CommitAsync();
                 _metrics.BatchCommitted(batch.Count, summary, Stopwatch.GetElapsedTime(started));
+                _metrics.DuplicatesScreened(screened, CountStagedMessagesAndStatuses() - summary.MessagesCreated - summary.StatusEvents);
                 return IngestOutcome.Committed;
             }
             catch (PostgresException e) when (e.SqlState is DeadlockDetected or SerializationFailure && attempt < MaxDeadlockRetries)
@@ -139,19 +245,43 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    private async Task<BatchSummary> CommitAsync(List<ParsedWebhook> batch)
+    /// <summary>Numbers the records that will be written (those not screened): a record's ord is its index here.</summary>
+    private void StageablePositions(List<ParsedWebhook> batch)
+    {
+        _staged.Clear();
+        foreach (ParsedWebhook webhook in batch)
+        {
+            for (int i = 0; i < webhook.Count; i++)
+            {
+                if (!webhook[i].Screened)
+                {
+                    _staged.Add(new StagedPosition(webhook, i));
+                }
+            }
+        }
+    }
+
+    private int CountStagedMessagesAndStatuses()
+    {
+        int count = 0;
+        foreach (StagedPosition position in _staged)
+        {
+            count += position.Record.Kind is RecordKind.Message or RecordKind.Status ? 1 : 0;
+        }
+
+        return count;
+    }
+
+    private async Task<BatchSummary> CommitAsync()
     {
         (NpgsqlConnection connection, NpgsqlBatch apply) = await EnsureConnectionAsync();
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync();
         await using (NpgsqlBinaryImporter importer = await connection.BeginBinaryImportAsync(IngestSql.CopyStage))
         {
-            int ord = 0;
-            foreach (ParsedWebhook webhook in batch)
+            for (int ord = 0; ord < _staged.Count; ord++)
             {
-                for (int i = 0; i < webhook.Count; i++)
-                {
-                    await StageRowWriter.WriteAsync(importer, webhook.Arena, webhook[i], ord++, CancellationToken.None);
-                }
+                StagedPosition position = _staged[ord];
+                await StageRowWriter.WriteAsync(importer, position.Webhook.Arena, position.Record, ord, CancellationToken.None);
             }
 
             await importer.CompleteAsync();
@@ -160,12 +290,14 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         var summary = new BatchSummary();
         await using (NpgsqlDataReader reader = await apply.ExecuteReaderAsync())
         {
-            // Every statement but the last returns no rows; the last is SummarizeEvents.
+            // Every statement but the last returns no rows; the last is ListEvents.
             do
             {
                 while (await reader.ReadAsync())
                 {
-                    summary.Add((EventKind)reader.GetInt16(0), reader.GetInt32(1));
+                    var row = new EventRow(reader.GetInt32(0), reader.GetInt64(1), (EventKind)reader.GetInt16(2));
+                    _events.Add(row);
+                    summary.Add(row.Kind);
                 }
             }
             while (await reader.NextResultAsync());
@@ -233,7 +365,11 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => ResetConnectionAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await ResetConnectionAsync();
+        _redisCommands.Dispose();
+    }
 
     private static partial class Log
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using Memo.Ingest.Ingest;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Webhooks;
 
 namespace Memo.Ingest.Observability;
@@ -19,6 +20,11 @@ internal sealed class IngestMetrics
     private readonly Histogram<double> _batchWebhooks;
     private readonly Histogram<double> _commitDuration;
     private readonly Histogram<double> _ackDuration;
+    private readonly Counter<long> _duplicates;
+    private readonly Counter<long> _redisErrors;
+    private readonly Counter<long> _busDelivered;
+    private readonly Counter<long> _busBackfilled;
+    private readonly Counter<long> _busDropped;
     private readonly Meter _meter;
 
     public IngestMetrics(IMeterFactory meterFactory)
@@ -33,6 +39,12 @@ internal sealed class IngestMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
         _ackDuration = _meter.CreateHistogram("memo.webhook.ack.duration", "s", "Time from request start to the 200 (includes the durable commit).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+        _duplicates = _meter.CreateCounter<long>("memo.ingest.duplicates", "{record}",
+            "Redelivered messages and status events that were not stored again, by what recognised them (redis before the write, postgresql during it).");
+        _redisErrors = _meter.CreateCounter<long>("memo.redis.errors", "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
+        _busDelivered = _meter.CreateCounter<long>("memo.bus.events.delivered", "{event}", "Committed events handed to this instance's live listeners.");
+        _busBackfilled = _meter.CreateCounter<long>("memo.bus.events.backfilled", "{event}", "Events read from PostgreSQL because pub/sub missed or reordered them.");
+        _busDropped = _meter.CreateCounter<long>("memo.bus.frames.dropped", "{frame}", "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
     }
 
     public void ObserveQueue(Func<int> depth) =>
@@ -85,4 +97,34 @@ internal sealed class IngestMetrics
     }
 
     public void WriteFailed() => _writeErrors.Add(1);
+
+    public void DuplicatesScreened(int byRedis, int byPostgres)
+    {
+        if (_duplicates.Enabled && (byRedis | byPostgres) != 0)
+        {
+            RecordDuplicates(byRedis, byPostgres);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RecordDuplicates(int byRedis, int byPostgres)
+    {
+        _duplicates.Add(byRedis, new KeyValuePair<string, object?>("memo.screened_by", "redis"));
+        _duplicates.Add(byPostgres, new KeyValuePair<string, object?>("memo.screened_by", "postgresql"));
+    }
+
+    public void RedisFailed(RedisOperation operation) =>
+        _redisErrors.Add(1, new KeyValuePair<string, object?>("memo.redis.operation", operation == RedisOperation.Screen ? "screen" : "record_publish"));
+
+    public void BusEventDelivered() => _busDelivered.Add(1);
+
+    public void BusEventsBackfilled(int count)
+    {
+        if (count > 0)
+        {
+            _busBackfilled.Add(count);
+        }
+    }
+
+    public void BusFramesDropped() => _busDropped.Add(1);
 }

@@ -163,8 +163,17 @@ internal static class IngestSql
         ON CONFLICT DO NOTHING
         """;
 
-    /// <summary>What the batch changed, per event kind: the counts behind the metrics and the tests.</summary>
-    public const string SummarizeEvents = "SELECT kind, count(*)::int FROM memo_events GROUP BY kind";
+    /// <summary>Appends every event to the durable log that live streams replay from.</summary>
+    public const string InsertEventLog = """
+        INSERT INTO account_events (account, seq, kind, key, status, ts)
+        SELECT account, seq, kind, key, status, ts FROM memo_events
+        """;
+
+    /// <summary>
+    /// The batch's events, per account in seq order. Only numbers come back: the writer finds each event's text
+    /// (account, key, status) in the staged record at <c>ord</c>, so reading the result allocates nothing per event.
+    /// </summary>
+    public const string ListEvents = "SELECT ord, seq, kind FROM memo_events ORDER BY account, seq";
 
     /// <summary>In execution order; <see cref="LockAccounts"/> must stay first.</summary>
     public static readonly string[] Apply =
@@ -178,6 +187,7 @@ internal static class IngestSql
         UpsertConversations,
         AdvanceAccounts,
         InsertAccountUpdates,
-        SummarizeEvents,
+        InsertEventLog,
+        ListEvents,
     ];
 }

@@ -19,6 +19,11 @@ public static class RespParser
     private const int MaxLineLength = 64 * 1024;
     private static readonly byte[] CrLf = "\r\n"u8.ToArray();
 
+    // Replies are immutable (exposed as ReadOnlyMemory), so the most common short ones share one array each: a
+    // pipeline of SETs answered by "+OK", or MGET hits on flag values like "1", allocate nothing per reply.
+    private static readonly byte[] Ok = "OK"u8.ToArray();
+    private static readonly byte[][] SingleBytes = Enumerable.Range(0, 256).Select(static b => new[] { (byte)b }).ToArray();
+
     /// <summary>
     /// Reads one complete reply from the start of <paramref name="buffer"/> and slices it off. Returns false, leaving
     /// <paramref name="buffer"/> as it was, when the reply is not complete yet.
@@ -178,8 +183,17 @@ public static class RespParser
         // A verbatim string starts with its format ("txt:"), which is not part of the text.
         int skip = verbatim && length >= 4 ? 4 : 0;
         reader.Advance(skip);
-        byte[] bytes = length - skip == 0 ? [] : new byte[length - skip];
-        reader.TryCopyTo(bytes);
+        byte[] bytes;
+        if (length - skip == 1 && reader.TryPeek(out byte single))
+        {
+            bytes = SingleBytes[single];
+        }
+        else
+        {
+            bytes = length - skip == 0 ? [] : new byte[length - skip];
+            reader.TryCopyTo(bytes);
+        }
+
         reader.Advance(bytes.Length);
         if (!reader.IsNext(CrLf, advancePast: true))
         {
@@ -198,7 +212,14 @@ public static class RespParser
             return false;
         }
 
-        reply = RedisReply.FromBytes(type, line.IsEmpty ? [] : line.ToArray());
+        byte[] bytes = line.Length switch
+        {
+            0 => [],
+            1 => SingleBytes[line.FirstSpan[0]],
+            2 when type == RespType.SimpleString && line.FirstSpan.Length == 2 && line.FirstSpan.SequenceEqual(Ok) => Ok,
+            _ => line.ToArray(),
+        };
+        reply = RedisReply.FromBytes(type, bytes);
         return true;
     }
 

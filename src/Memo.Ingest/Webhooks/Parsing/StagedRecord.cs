@@ -39,4 +39,7 @@ internal struct StagedRecord
 
     /// <summary>Unix seconds (Meta sends them as strings); 0 when absent.</summary>
     public long Timestamp;
+
+    /// <summary>Set by the duplicate screen: Redis knows this record as already committed, so it is not written.</summary>
+    public bool Screened;
 }

@@ -1,0 +1,194 @@
+using System.Buffers.Text;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Webhooks.Parsing;
+using Memo.Redis;
+using Memo.Redis.Protocol;
+
+namespace Memo.Ingest.Redis;
+
+/// <summary>
+/// Screens retried deliveries out of a batch before it reaches PostgreSQL, and remembers what a batch committed.
+///
+/// The rule that makes it safe: Redis only ever learns an id after PostgreSQL has committed it
+/// (<see cref="AppendRemember"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
+/// it loses nothing. Anything Redis misses (expired, evicted, down, slow) is written and PostgreSQL's unique keys
+/// reject it there. Keys: <c>{prefix}seen:m:{account}:{wamid}</c> for messages and
+/// <c>{prefix}seen:s:{account}:{wamid}:{status}:{timestamp}</c> for status events.
+/// </summary>
+internal sealed class DuplicateScreen
+{
+    private static ReadOnlySpan<byte> MessageTag => "seen:m:"u8;
+
+    private static ReadOnlySpan<byte> StatusTag => "seen:s:"u8;
+
+    private readonly GatewayRedis _redis;
+    private readonly IngestMetrics _metrics;
+    private readonly TimeSpan _timeout;
+    private readonly long _ttlSeconds;
+
+    public DuplicateScreen(GatewayRedis redis, IngestMetrics metrics)
+    {
+        _redis = redis;
+        _metrics = metrics;
+        _timeout = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
+        _ttlSeconds = (long)redis.Settings.DedupTtlHours * 3600;
+    }
+
+    public bool Enabled => _redis.Commands is not null;
+
+    /// <summary>
+    /// Asks Redis, in one round trip, which of the batch's messages and status events are already committed, and
+    /// marks them <see cref="StagedRecord.Screened"/>. Waits at most the screen timeout; on any failure nothing is
+    /// screened. Returns how many records were screened.
+    /// </summary>
+    public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
+    {
+        RedisConnection? redis = _redis.Commands;
+        if (redis is null || !redis.IsConnected)
+        {
+            return 0;
+        }
+
+        int keys = 0;
+        foreach (ParsedWebhook webhook in batch)
+        {
+            keys += CountScreenable(webhook);
+        }
+
+        if (keys == 0)
+        {
+            return 0;
+        }
+
+        scratch.Reset();
+        scratch.Command(1 + keys).Argument("MGET"u8);
+        foreach (ParsedWebhook webhook in batch)
+        {
+            for (int i = 0; i < webhook.Count; i++)
+            {
+                if (IsScreenable(webhook[i].Kind))
+                {
+                    AppendKey(scratch, webhook.Arena, in webhook[i]);
+                }
+            }
+        }
+
+        RedisReply[] replies;
+        try
+        {
+            replies = await redis.ExecuteAsync(scratch).WaitAsync(_timeout);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            _metrics.RedisFailed(RedisOperation.Screen);
+            return 0;
+        }
+
+        if (replies[0].IsError)
+        {
+            _metrics.RedisFailed(RedisOperation.Screen);
+            return 0;
+        }
+
+        ReadOnlySpan<RedisReply> known = replies[0].Items;
+        int screened = 0;
+        int k = 0;
+        foreach (ParsedWebhook webhook in batch)
+        {
+            int screenable = 0;
+            int screenedHere = 0;
+            for (int i = 0; i < webhook.Count; i++)
+            {
+                ref StagedRecord record = ref webhook[i];
+                if (IsScreenable(record.Kind))
+                {
+                    screenable++;
+                    if (!known[k++].IsNull)
+                    {
+                        record.Screened = true;
+                        screenedHere++;
+                    }
+                }
+            }
+
+            // The contacts of a webhook whose every message and status is known came with those same deliveries,
+            // which were committed together with them: they are retries too.
+            if (screenable > 0 && screenedHere == screenable)
+            {
+                for (int i = 0; i < webhook.Count; i++)
+                {
+                    if (webhook[i].Kind == RecordKind.Contact)
+                    {
+                        webhook[i].Screened = true;
+                    }
+                }
+            }
+
+            screened += screenedHere;
+        }
+
+        return screened;
+    }
+
+    /// <summary>
+    /// Appends a <c>SET key 1 EX ttl</c> for every message and status event of a committed batch that Redis did not
+    /// already know. Call only after COMMIT. Returns the number of commands appended.
+    /// </summary>
+    public int AppendRemember(List<ParsedWebhook> committed, RespCommandBuffer commands)
+    {
+        int appended = 0;
+        foreach (ParsedWebhook webhook in committed)
+        {
+            for (int i = 0; i < webhook.Count; i++)
+            {
+                ref StagedRecord record = ref webhook[i];
+                if (IsScreenable(record.Kind) && !record.Screened)
+                {
+                    commands.Command(5).Argument("SET"u8);
+                    AppendKey(commands, webhook.Arena, in record);
+                    commands.Argument("1"u8).Argument("EX"u8).Argument(_ttlSeconds);
+                    appended++;
+                }
+            }
+        }
+
+        return appended;
+    }
+
+    private static bool IsScreenable(RecordKind kind) => kind is RecordKind.Message or RecordKind.Status;
+
+    private static int CountScreenable(ParsedWebhook webhook)
+    {
+        int count = 0;
+        foreach (ref readonly StagedRecord record in webhook.Records)
+        {
+            if (IsScreenable(record.Kind))
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    private void AppendKey(RespCommandBuffer commands, Utf8Arena arena, in StagedRecord record)
+    {
+        ReadOnlySpan<byte> account = arena[record.Account];
+        ReadOnlySpan<byte> id = arena[record.Id];
+        if (record.Kind == RecordKind.Message)
+        {
+            commands.BeginArgument(_redis.KeyPrefix.Length + MessageTag.Length + account.Length + 1 + id.Length)
+                .Append(_redis.KeyPrefix).Append(MessageTag).Append(account).Append(":"u8).Append(id)
+                .EndArgument();
+            return;
+        }
+
+        ReadOnlySpan<byte> status = arena[record.Type];
+        Span<byte> timestamp = stackalloc byte[20];
+        Utf8Formatter.TryFormat(record.Timestamp, timestamp, out int digits);
+        commands.BeginArgument(_redis.KeyPrefix.Length + StatusTag.Length + account.Length + 1 + id.Length + 1 + status.Length + 1 + digits)
+            .Append(_redis.KeyPrefix).Append(StatusTag).Append(account).Append(":"u8).Append(id).Append(":"u8)
+            .Append(status).Append(":"u8).Append(timestamp[..digits])
+            .EndArgument();
+    }
+}
