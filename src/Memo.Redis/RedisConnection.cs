@@ -13,6 +13,7 @@ public sealed class RedisConnection : IAsyncDisposable
     private readonly RedisConnectionOptions _options;
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Task _maintaining;
+    private int _disposed;
     private volatile TaskCompletionSource _connected = NewSignal();
     private volatile RedisSession? _session;
     private volatile Exception? _lastError;
@@ -115,6 +116,11 @@ public sealed class RedisConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _shutdown.CancelAsync().ConfigureAwait(false);
         RedisSession? session = _session;
         if (session is not null)

@@ -18,6 +18,7 @@ public sealed class RedisSubscriber : IAsyncDisposable
     private readonly RedisMessageHandler _handler;
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Task _maintaining;
+    private int _disposed;
     private volatile RedisSession? _session;
 
     private RedisSubscriber(RedisConnectionOptions options, string[] channels, RedisMessageHandler handler)
@@ -51,6 +52,11 @@ public sealed class RedisSubscriber : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _shutdown.CancelAsync().ConfigureAwait(false);
         RedisSession? session = _session;
         if (session is not null)

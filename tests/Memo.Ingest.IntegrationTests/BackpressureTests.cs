@@ -33,14 +33,15 @@ public sealed class BackpressureTests(PostgresFixture postgres)
         Task<HttpResponseMessage> Post(string wamid) =>
             gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", 10, "q")]));
         Task<HttpResponseMessage> inWriter = Post("wamid.in-writer");
-        await WaitUntilAsync(async () => await Database.CountAsync(connectionString,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0);
+        await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
+            "the writer waits for the lock");
         Task<HttpResponseMessage> inQueue = Post("wamid.in-queue");
-        await WaitUntilAsync(async () =>
+        await Eventually.TrueAsync(async () =>
         {
             using HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz");
             return ready.StatusCode == HttpStatusCode.ServiceUnavailable;
-        });
+        }, "the queue is full");
 
         HttpResponseMessage[] refused = await Task.WhenAll(Post("wamid.refused-1"), Post("wamid.refused-2"));
         Assert.All(refused, static r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode));
@@ -52,16 +53,6 @@ public sealed class BackpressureTests(PostgresFixture postgres)
 
         var stored = (await SyncClient.GetAllAsync(gateway.Client, account, "messages")).Select(static m => m.GetProperty("wamid").GetString()).ToHashSet();
         Assert.Equal(["wamid.first", "wamid.in-queue", "wamid.in-writer"], stored.Order());
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "condition not reached in 30 s");
-            await Task.Delay(20);
-        }
     }
 
     [Fact]

@@ -12,7 +12,9 @@ internal static class Database
         await using var command = new NpgsqlCommand(sql, connection);
         foreach (object parameter in parameters)
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+            command.Parameters.Add(parameter is string[]
+                ? new NpgsqlParameter { Value = parameter, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text }
+                : new NpgsqlParameter { Value = parameter });
         }
 
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
@@ -21,5 +23,6 @@ internal static class Database
     /// <summary>Rows in every table the gateway writes, to prove a rejected request changed nothing.</summary>
     public static Task<long> TotalRowsAsync(string connectionString) => CountAsync(connectionString,
         "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM message_statuses) + (SELECT count(*) FROM contacts) " +
-        "+ (SELECT count(*) FROM conversations) + (SELECT count(*) FROM account_updates) + (SELECT count(*) FROM accounts)");
+        "+ (SELECT count(*) FROM conversations) + (SELECT count(*) FROM account_updates) + (SELECT count(*) FROM accounts) " +
+        "+ (SELECT count(*) FROM account_events)");
 }

@@ -19,7 +19,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public static async Task<GatewayProcess> StartAsync(string connectionString, int port)
+    public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "Memo.Ingest.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -28,6 +28,11 @@ internal sealed class GatewayProcess : IAsyncDisposable
         start.Environment["ConnectionStrings__Postgres"] = connectionString;
         start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        if (redis is not null)
+        {
+            start.Environment["ConnectionStrings__Redis"] = redis;
+        }
+
         Process process = Process.Start(start)!;
         process.OutputDataReceived += static (_, _) => { };
         process.ErrorDataReceived += static (_, _) => { };

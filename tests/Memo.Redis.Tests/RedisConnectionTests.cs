@@ -81,7 +81,7 @@ public sealed class RedisConnectionTests : IAsyncLifetime
         await redis.ExecuteAsync("SET", "before", "1");
 
         await _server.StopAsync();
-        await WaitUntilAsync(() => !redis.IsConnected);
+        await Eventually.TrueAsync(() => !redis.IsConnected, "client notices the server is gone");
         await Assert.ThrowsAsync<RedisConnectionException>(() => redis.ExecuteAsync("PING"));
 
         await _server.StartAgainAsync();
@@ -136,26 +136,15 @@ public sealed class RedisConnectionTests : IAsyncLifetime
         Assert.Equal(1, (await publisher.ExecuteAsync("PUBLISH", "events", "one")).Integer);
         await publisher.ExecuteAsync("PUBLISH", "other", "two");
         await publisher.ExecuteAsync("PUBLISH", "unrelated", "ignored");
-        await WaitUntilAsync(() => received.Count >= 2);
+        await Eventually.TrueAsync(() => received.Count >= 2, "two messages received");
 
         await _server.StopAsync();
         await _server.StartAgainAsync();
         Assert.True(await subscribed.WaitAsync(TimeSpan.FromSeconds(15)), "the subscriber did not subscribe again");
         await publisher.WaitUntilConnectedAsync(TimeSpan.FromSeconds(15));
-        await WaitUntilAsync(async () => (await publisher.ExecuteAsync("PUBLISH", "events", "three")).Integer == 1);
-        await WaitUntilAsync(() => received.Contains("events=three"));
+        await Eventually.TrueAsync(async () => (await publisher.ExecuteAsync("PUBLISH", "events", "three")).Integer == 1, "one subscriber again");
+        await Eventually.TrueAsync(() => received.Contains("events=three"), "message after restart received");
 
         Assert.Equal(["events=one", "other=two", "events=three"], received.Distinct());
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition) => await WaitUntilAsync(() => Task.FromResult(condition()));
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        while (!await condition())
-        {
-            await Task.Delay(20, timeout.Token);
-        }
     }
 }

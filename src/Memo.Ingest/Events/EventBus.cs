@@ -105,6 +105,7 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _inbox.Writer.TryComplete();
+        // The container disposes this twice (as itself and as a hosted service); the subscriber ignores the second.
         if (_subscriber is not null)
         {
             await _subscriber.DisposeAsync();

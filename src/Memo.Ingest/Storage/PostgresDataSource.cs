@@ -20,6 +20,8 @@ internal static class PostgresDataSource
 
         var builder = new NpgsqlSlimDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= "memo-ingest";
+        // Arrays carry the event bus' catch-up cursors (unnest of account and seq arrays).
+        builder.EnableArrays();
         return builder.Build();
     }
 }

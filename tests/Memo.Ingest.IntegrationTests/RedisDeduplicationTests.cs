@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Memo.Ingest.Redis;
+using Memo.Ingest.TestSupport;
+using Memo.Redis;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>Retried deliveries screened by Redis, with PostgreSQL as the source of truth when Redis is not there.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class RedisDeduplicationTests(PostgresFixture postgres)
+{
+    private const string Screened = "memo.screened_by";
+
+    [Fact]
+    public async Task Storm_OfOneHundredCopies_StoresOneRow_AndRedisScreensEveryRetry()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("storm");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost gateway = await StartWithRedisAsync(database, redis);
+        using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
+        await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+        string body = StormPayload("PNstorm");
+
+        // The first delivery is written; only after its commit does Redis learn its ids.
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+        await Eventually.TrueAsync(async () =>
+            (await probe.ExecuteAsync("EXISTS", "memo:seen:m:PNstorm:wamid.storm", "memo:seen:s:PNstorm:wamid.out:delivered:1700000002")).Integer == 2,
+            "the committed ids are recorded in Redis");
+
+        HttpResponseMessage[] storm = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => gateway.PostWebhookAsync(body)));
+
+        Assert.All(storm, static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.storm'"));
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM message_statuses"));
+        Assert.Equal(4, await Database.CountAsync(database, "SELECT last_seq FROM accounts WHERE phone_number_id = 'PNstorm'"));
+        // 100 copies × (1 message + 1 status event), every one recognised before PostgreSQL was asked.
+        Assert.Equal(200, duplicates["redis"]);
+        Assert.Equal(0, duplicates["postgresql"]);
+    }
+
+    [Fact]
+    public async Task Storm_WithoutRedis_PostgresqlStoresOneRow_AndTheCounterSaysSo()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("storm_pg");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
+        string body = StormPayload("PNstormpg");
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+
+        HttpResponseMessage[] storm = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => gateway.PostWebhookAsync(body)));
+
+        Assert.All(storm, static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.storm'"));
+        Assert.Equal(0, duplicates["redis"]);
+        Assert.Equal(200, duplicates["postgresql"]);
+    }
+
+    [Fact]
+    public async Task RedisStoppedMidRun_EveryAcknowledgedMessageStoredOnce_AndTheGatewayIsBackOnRedisWithoutRestart()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("redis_outage");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost gateway = await StartWithRedisAsync(database, redis);
+        using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
+        const string account = "PNoutage";
+        var acknowledged = new ConcurrentDictionary<string, int>();
+        using var stop = new CancellationTokenSource();
+
+        // Six senders; each message is delivered twice (the retry right after the first answer), as Meta does when
+        // an acknowledgement is lost.
+        Task[] senders = Enumerable.Range(0, 6).Select(sender => Task.Run(async () =>
+        {
+            for (int i = 0; !stop.IsCancellationRequested; i++)
+            {
+                string wamid = $"wamid.outage.{sender}.{i}";
+                string body = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, $"49{sender}", 1700000000 + i, "o")]);
+                for (int copy = 0; copy < 2; copy++)
+                {
+                    using HttpResponseMessage response = await gateway.PostWebhookAsync(body);
+                    Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                    acknowledged.AddOrUpdate(wamid, 1, static (_, n) => n + 1);
+                }
+            }
+        })).ToArray();
+
+        await Eventually.TrueAsync(() => acknowledged.Count >= 100, "100 messages acknowledged with Redis up");
+        await redis.StopAsync();
+        int atStop = acknowledged.Count;
+        await Eventually.TrueAsync(() => acknowledged.Count >= atStop + 100, "100 more acknowledged with Redis down");
+        await redis.StartAgainAsync();
+        await Eventually.TrueAsync(() => gateway.App.Services.GetRequiredService<GatewayRedis>().IsConnected, "the gateway reconnects to Redis");
+        int atRestart = acknowledged.Count;
+        await Eventually.TrueAsync(() => acknowledged.Count >= atRestart + 100, "100 more acknowledged after the restart");
+        await stop.CancelAsync();
+        await Task.WhenAll(senders);
+
+        // Every acknowledged message exactly once (the primary key forbids more; the count forbids less) ...
+        long stored = await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)",
+            account, acknowledged.Keys.ToArray());
+        Assert.Equal(acknowledged.Count, stored);
+        Assert.Equal(acknowledged.Count, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        // ... and each took one seq: 1..N without a gap (one message event and one conversation event each, at most).
+        Assert.Equal(await Database.CountAsync(database, "SELECT count(*) FROM account_events"),
+            await Database.CountAsync(database, "SELECT max(seq) FROM account_events"));
+
+        // Back on Redis: a retry of a message committed now is screened by Redis again.
+        await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+        string again = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.after", "49", 1800000000, "a")]);
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
+        await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", $"memo:seen:m:{account}:wamid.after")).Integer == 1, "recorded after reconnect");
+        long screenedBefore = duplicates["redis"];
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
+        Assert.Equal(screenedBefore + 1, duplicates["redis"]);
+    }
+
+    [Fact]
+    public async Task StuckRedis_AcknowledgementsDoNotWaitForIt()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("redis_stuck");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost gateway = await StartWithRedisAsync(database, redis);
+        await using RedisConnection admin = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+
+        // Redis answers nothing for 10 s; each webhook still commits and is answered while Redis is stuck.
+        await admin.ExecuteAsync("CLIENT", "PAUSE", "10000", "ALL");
+        var paused = Stopwatch.StartNew();
+        for (int i = 0; i < 5; i++)
+        {
+            string body = WebhookPayloads.Envelope("PNstuck", messages: [WebhookPayloads.TextMessage($"wamid.stuck.{i}", "49", 1700000000 + i, "s")]);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+        }
+
+        Assert.True(paused.Elapsed < TimeSpan.FromSeconds(10), "the acknowledgements waited for Redis");
+        Assert.Equal(5, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+    }
+
+    internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis) =>
+        StartWithRedisAsync(database, redis.ConnectionString);
+
+    internal static async Task<GatewayHost> StartWithRedisAsync(string database, string redis)
+    {
+        GatewayHost gateway = await GatewayHost.StartAsync(database, $"--ConnectionStrings:Redis={redis}");
+        await Eventually.TrueAsync(() => gateway.App.Services.GetRequiredService<GatewayRedis>().IsConnected, "the gateway connects to Redis");
+        return gateway;
+    }
+
+    private static string StormPayload(string account) => WebhookPayloads.Envelope(account,
+        contacts: [WebhookPayloads.Contact("4915550001", "Ann")],
+        messages: [WebhookPayloads.TextMessage("wamid.storm", "4915550001", 1700000001, "storm")],
+        statuses: [WebhookPayloads.Status("wamid.out", "delivered", 1700000002, "4915550001")]);
+}
