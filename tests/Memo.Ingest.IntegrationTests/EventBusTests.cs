@@ -132,6 +132,8 @@ public sealed class EventBusTests(PostgresFixture postgres)
             gateway.App.Services.GetRequiredService<EventBus>().Subscribe(_events.Enqueue);
         }
 
+        public IReadOnlyCollection<CommittedEvent> Events => _events;
+
         public bool Has(string account) => _events.Any(e => e.Account == account);
 
         /// <summary>

@@ -71,6 +71,10 @@ internal sealed class GatewayProcess : IAsyncDisposable
         throw new TimeoutException("The gateway did not become ready.");
     }
 
+    /// <summary>Waits until the gateway reports its Redis connection up in /readyz.</summary>
+    public Task WaitForRedisAsync() => Eventually.TrueAsync(async () =>
+        (await Client.GetStringAsync("/readyz")).Contains("\"redis\":\"connected\"", StringComparison.Ordinal), "the gateway connects to Redis");
+
     /// <summary>SIGKILL: no shutdown hooks, no drain, no flush.</summary>
     public void Kill()
     {

@@ -17,13 +17,13 @@ namespace Memo.Ingest.Events;
 /// Pub/sub is at-most-once, and two writers may publish in the opposite order of their commits, so the bus never
 /// trusts it for completeness: an event whose seq is past the next expected one makes it read the missing seqs from
 /// <c>account_events</c> first (they are committed: seqs of an account commit in order), and after any
-/// (re)subscription or dropped frame it catches up every account it follows from there. Redis only makes delivery
-/// fast; PostgreSQL makes it complete.
+/// (re)subscription or dropped frame, and every sweep interval in any case (an event published while Redis was
+/// down may have no successor to reveal it), it catches up every account it follows from there. Redis only makes
+/// delivery fast; PostgreSQL makes it complete.
 /// </summary>
 internal sealed partial class EventBus : IHostedService, IAsyncDisposable
 {
     private const int CatchUpPage = 5000;
-    private static readonly TimeSpan CatchUpRetry = TimeSpan.FromSeconds(1);
 
     private const string GapQuery = """
         SELECT account, seq, kind, key, status, ts FROM account_events
@@ -46,6 +46,7 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
     private readonly Dictionary<string, long> _delivered = new(StringComparer.Ordinal);
     private readonly List<CommittedEvent> _decoded = [];
     private readonly byte[] _origin;
+    private readonly TimeSpan _sweepInterval;
     private Action<CommittedEvent>[] _listeners = [];
     private RedisSubscriber? _subscriber;
     private Task _dispatching = Task.CompletedTask;
@@ -58,6 +59,7 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _origin = InstanceId.ToByteArray();
+        _sweepInterval = TimeSpan.FromMilliseconds(Math.Max(100, redis.Settings.SweepIntervalMilliseconds));
         _inbox = Channel.CreateBounded<byte[]?>(new BoundedChannelOptions(redis.Settings.EventQueueCapacity)
         {
             FullMode = BoundedChannelFullMode.DropWrite,
@@ -156,15 +158,17 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
             }
 
             bool more;
-            try
+            using (var sweep = new CancellationTokenSource(_sweepInterval))
             {
-                more = _catchUpNeeded
-                    ? await inbox.WaitToReadAsync().AsTask().WaitAsync(CatchUpRetry)
-                    : await inbox.WaitToReadAsync();
-            }
-            catch (TimeoutException)
-            {
-                continue;
+                try
+                {
+                    more = await inbox.WaitToReadAsync(sweep.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    _catchUpNeeded = true;
+                    continue;
+                }
             }
 
             if (!more)

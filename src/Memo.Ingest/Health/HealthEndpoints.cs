@@ -1,4 +1,5 @@
 using Memo.Ingest.Ingest;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -10,7 +11,8 @@ namespace Memo.Ingest.Health;
 /// <summary>
 /// <c>/healthz</c>: the process is alive (a liveness probe; never touches dependencies, so a database outage does not
 /// get healthy pods restarted). <c>/readyz</c>: this instance can take webhooks: the database answers, migrations are
-/// applied, and the ingest queue is not full.
+/// applied, and the ingest queue is not full. Redis is reported but does not decide readiness: the gateway works
+/// without it (PostgreSQL screens duplicates and streams catch up from the event log).
 /// </summary>
 internal static class HealthEndpoints
 {
@@ -30,6 +32,8 @@ internal static class HealthEndpoints
         var database = context.RequestServices.GetRequiredService<DatabaseState>();
         var pipeline = context.RequestServices.GetRequiredService<IngestPipeline>();
         var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
+        var redis = context.RequestServices.GetRequiredService<GatewayRedis>();
+        string redisState = redis.Commands is null ? "disabled" : redis.IsConnected ? "connected" : "disconnected";
 
         bool databaseReachable = await PingAsync(dataSource, context.RequestAborted);
         bool schemaReady = database.SchemaReady;
@@ -39,7 +43,7 @@ internal static class HealthEndpoints
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(
-            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}}}}""");
+            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}},"redis":"{{{redisState}}}"}}""");
     }
 
     private static string Json(bool value) => value ? "true" : "false";
