@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, command 1: run the gateway on http://127.0.0.1:8080.
-# Without ConnectionStrings__Postgres it creates and starts a private PostgreSQL under .data/ (kept between runs).
+# Without ConnectionStrings__Postgres it creates and starts a private PostgreSQL under .data/ (kept between runs);
+# without ConnectionStrings__Redis, a private redis-server (MEMO_LOCAL_REDIS=off runs without Redis).
 # Without Memo__WhatsApp__AppSecrets__0 it uses a local development secret stored in .data/app-secret.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,12 @@ if [ -z "${ConnectionStrings__Postgres:-}" ]; then
   export ConnectionStrings__Postgres
   ConnectionStrings__Postgres=$(scripts/postgres-local.sh start "$data/postgres" "${MEMO_LOCAL_PG_PORT:-54329}")
   echo "PostgreSQL: local cluster in .data/postgres ($ConnectionStrings__Postgres)"
+fi
+
+if [ -z "${ConnectionStrings__Redis:-}" ] && [ "${MEMO_LOCAL_REDIS:-on}" != off ]; then
+  export ConnectionStrings__Redis
+  ConnectionStrings__Redis=$(scripts/redis-local.sh start "$data/redis" "${MEMO_LOCAL_REDIS_PORT:-63799}")
+  echo "Redis: local redis-server in .data/redis ($ConnectionStrings__Redis)"
 fi
 
 if [ -z "${Memo__WhatsApp__AppSecrets__0:-}" ]; then
@@ -32,7 +39,8 @@ Memo.Ingest starts on $url. Next, in another terminal:
   scripts/send-sample.sh                      # POST a signed sample webhook and read it back
   curl '$url/v1/accounts/15550001111/messages?since_seq=0&limit=10'
   curl '$url/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=$Memo__WhatsApp__VerifyToken&hub.challenge=42'
-Stop with Ctrl+C (queued webhooks are committed first). The local database stays in .data/.
+Stop with Ctrl+C (queued webhooks are committed first). The local database stays in .data/;
+stop the local servers with scripts/postgres-local.sh stop .data/postgres and scripts/redis-local.sh stop .data/redis.
 
 MSG
 exec dotnet run --project src/Memo.Ingest -c Release
