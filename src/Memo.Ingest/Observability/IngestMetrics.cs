@@ -22,6 +22,7 @@ internal sealed class IngestMetrics
     private readonly Histogram<double> _ackDuration;
     private readonly Counter<long> _duplicates;
     private readonly Counter<long> _redisErrors;
+    private readonly Histogram<double> _screenDuration;
     private readonly Counter<long> _busDelivered;
     private readonly Counter<long> _busBackfilled;
     private readonly Counter<long> _busDropped;
@@ -42,6 +43,8 @@ internal sealed class IngestMetrics
         _duplicates = _meter.CreateCounter<long>("memo.ingest.duplicates", "{record}",
             "Redelivered messages and status events that were not stored again, by what recognised them (redis before the write, postgresql during it).");
         _redisErrors = _meter.CreateCounter<long>("memo.redis.errors", "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
+        _screenDuration = _meter.CreateHistogram("memo.redis.screen.duration", "s", "Time a batch waited for Redis to say which of its ids are known.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1] });
         _busDelivered = _meter.CreateCounter<long>("memo.bus.events.delivered", "{event}", "Committed events handed to this instance's live listeners.");
         _busBackfilled = _meter.CreateCounter<long>("memo.bus.events.backfilled", "{event}", "Events read from PostgreSQL because pub/sub missed or reordered them.");
         _busDropped = _meter.CreateCounter<long>("memo.bus.frames.dropped", "{frame}", "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
@@ -115,6 +118,14 @@ internal sealed class IngestMetrics
 
     public void RedisFailed(RedisOperation operation) =>
         _redisErrors.Add(1, new KeyValuePair<string, object?>("memo.redis.operation", operation == RedisOperation.Screen ? "screen" : "record_publish"));
+
+    public void RedisScreened(TimeSpan elapsed)
+    {
+        if (_screenDuration.Enabled)
+        {
+            _screenDuration.Record(elapsed.TotalSeconds);
+        }
+    }
 
     public void BusEventDelivered() => _busDelivered.Add(1);
 

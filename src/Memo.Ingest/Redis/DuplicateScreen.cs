@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Diagnostics;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Webhooks.Parsing;
 using Memo.Redis;
@@ -74,9 +75,11 @@ internal sealed class DuplicateScreen
         }
 
         RedisReply[] replies;
+        long started = Stopwatch.GetTimestamp();
         try
         {
             replies = await redis.ExecuteAsync(scratch).WaitAsync(_timeout);
+            _metrics.RedisScreened(Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
