@@ -30,9 +30,13 @@ public sealed class RedisServer : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <param name="extraArguments">redis-server options, e.g. <c>--requirepass secret</c>.</param>
-    public static async Task<RedisServer> StartAsync(params string[] extraArguments)
+    public static Task<RedisServer> StartAsync(params string[] extraArguments) =>
+        StartOnPortAsync(PostgresServer.FreePort(), extraArguments);
+
+    /// <summary>For servers that listen differently (a TLS-only port, say); the arguments override the defaults.</summary>
+    public static async Task<RedisServer> StartOnPortAsync(int port, params string[] extraArguments)
     {
-        var server = new RedisServer(PostgresServer.FreePort(), extraArguments);
+        var server = new RedisServer(port, extraArguments);
         await server.StartAgainAsync();
         return server;
     }
