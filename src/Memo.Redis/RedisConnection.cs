@@ -175,7 +175,7 @@ public sealed class RedisConnection : IAsyncDisposable
                 continue;
             }
 
-            backoff.Reset();
+            long connectedAt = Environment.TickCount64;
             _session = session;
             _connected.TrySetResult();
             Raise(new RedisConnectionChange(true, null));
@@ -192,8 +192,10 @@ public sealed class RedisConnection : IAsyncDisposable
 
             _lastError = reason;
             Raise(new RedisConnectionChange(false, reason));
-            // The first retry after a working connection is immediate (a restarted server is usually back at once);
-            // failures after that back off.
+            if (!await PauseAfterAsync(connectedAt, backoff, shutdown).ConfigureAwait(false))
+            {
+                return;
+            }
         }
     }
 
@@ -207,6 +209,22 @@ public sealed class RedisConnection : IAsyncDisposable
         {
             // A faulty observer must not stop the reconnect loop.
         }
+    }
+
+    /// <summary>
+    /// After a connection that worked for a while, the first retry is immediate (a restarted server is usually back at
+    /// once) and the backoff starts over; a connection that died young (a server that accepts and then drops
+    /// clients) counts as a failed attempt, so the client never spins.
+    /// </summary>
+    internal static async Task<bool> PauseAfterAsync(long connectedAt, ReconnectBackoff backoff, CancellationToken shutdown)
+    {
+        if (Environment.TickCount64 - connectedAt >= 1000)
+        {
+            backoff.Reset();
+            return true;
+        }
+
+        return await DelayAsync(backoff.Next(), shutdown).ConfigureAwait(false);
     }
 
     internal static async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)

@@ -113,15 +113,21 @@ public sealed class RedisSubscriber : IAsyncDisposable
                 continue;
             }
 
-            backoff.Reset();
+            long connectedAt = Environment.TickCount64;
             _session = session;
             Raise(new RedisConnectionChange(true, null));
             Exception reason = await session.Closed.ConfigureAwait(false);
             _session = null;
             await session.DisposeAsync().ConfigureAwait(false);
-            if (!shutdown.IsCancellationRequested)
+            if (shutdown.IsCancellationRequested)
             {
-                Raise(new RedisConnectionChange(false, reason));
+                return;
+            }
+
+            Raise(new RedisConnectionChange(false, reason));
+            if (!await RedisConnection.PauseAfterAsync(connectedAt, backoff, shutdown).ConfigureAwait(false))
+            {
+                return;
             }
         }
     }

@@ -138,6 +138,29 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         Assert.Equal(5, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
     }
 
+    [Fact]
+    public async Task MalformedRedisConnectionString_StopsTheStartWithTheReason()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("redis_config");
+        var error = await Assert.ThrowsAsync<FormatException>(() => GatewayHost.StartAsync(database, "--ConnectionStrings:Redis=127.0.0.1:6379,passwrd=typo"));
+        Assert.Contains("passwrd", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnreachableRedis_TheGatewayStartsAndStoresWithPostgresqlAlone()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("redis_absent");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, $"--ConnectionStrings:Redis=127.0.0.1:{PostgresServer.FreePort()},connectTimeout=200");
+        string body = WebhookPayloads.Envelope("PNnoredis", messages: [WebhookPayloads.TextMessage("wamid.noredis", "49", 1700000000, "n")]);
+
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        string ready = await gateway.Client.GetStringAsync("/readyz");
+        Assert.Contains("\"status\":\"ready\"", ready, StringComparison.Ordinal);
+        Assert.Contains("\"redis\":\"disconnected\"", ready, StringComparison.Ordinal);
+    }
+
     internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis) =>
         StartWithRedisAsync(database, redis.ConnectionString);
 

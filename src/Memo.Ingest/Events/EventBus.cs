@@ -154,7 +154,7 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
             if (_catchUpNeeded)
             {
                 _catchUpNeeded = false;
-                await CatchUpAsync();
+                await GuardAsync(CatchUpAsync());
             }
 
             bool more;
@@ -180,9 +180,23 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
             {
                 if (frame is not null)
                 {
-                    await DispatchFrameAsync(frame);
+                    await GuardAsync(DispatchFrameAsync(frame));
                 }
             }
+        }
+    }
+
+    /// <summary>The dispatch loop must outlive any failure: what it could not deliver, a later catch-up will.</summary>
+    private async Task GuardAsync(Task work)
+    {
+        try
+        {
+            await work;
+        }
+        catch (Exception e)
+        {
+            Log.DispatchFailed(_logger, e);
+            _catchUpNeeded = true;
         }
     }
 
@@ -350,5 +364,9 @@ internal sealed partial class EventBus : IHostedService, IAsyncDisposable
 
         [LoggerMessage(EventId = 502, EventName = "ListenerFailed", Level = LogLevel.Error, Message = "An event listener threw.")]
         public static partial void ListenerFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 503, EventName = "DispatchFailed", Level = LogLevel.Error,
+            Message = "Event dispatch failed; the bus catches up from the event log.")]
+        public static partial void DispatchFailed(ILogger logger, Exception exception);
     }
 }

@@ -139,7 +139,17 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         Task<RedisReply[]>? redisCall = null;
         if (outcome == IngestOutcome.Committed)
         {
-            redisCall = PublishCommitted(batch);
+            try
+            {
+                redisCall = PublishCommitted(batch);
+            }
+            catch (Exception e)
+            {
+                // Nothing after the commit may keep a webhook from its answer: the data is stored, and listeners
+                // catch up from the event log.
+                Log.PublishFailed(_logger, _id, e);
+                _metrics.RedisFailed(RedisOperation.RecordAndPublish);
+            }
         }
 
         Complete(batch, outcome);
@@ -384,5 +394,9 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         [LoggerMessage(EventId = 202, EventName = "RetryingBatch", Level = LogLevel.Information,
             Message = "Writer {Writer}: retrying a batch after {SqlState}.")]
         public static partial void Retrying(ILogger logger, int writer, string sqlState);
+
+        [LoggerMessage(EventId = 203, EventName = "PublishFailed", Level = LogLevel.Error,
+            Message = "Writer {Writer} committed a batch but could not record or publish it; other instances will catch up from the event log.")]
+        public static partial void PublishFailed(ILogger logger, int writer, Exception exception);
     }
 }

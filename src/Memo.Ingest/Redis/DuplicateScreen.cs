@@ -44,6 +44,20 @@ internal sealed class DuplicateScreen
     /// </summary>
     public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
     {
+        try
+        {
+            return await TryScreenAsync(batch, scratch);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Screening is an optimisation: whatever goes wrong, the batch is written unscreened.
+            _metrics.RedisFailed(RedisOperation.Screen);
+            return 0;
+        }
+    }
+
+    private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
+    {
         RedisConnection? redis = _redis.Commands;
         if (redis is null || !redis.IsConnected)
         {
@@ -87,7 +101,7 @@ internal sealed class DuplicateScreen
             return 0;
         }
 
-        if (replies[0].IsError)
+        if (replies[0].Type != RespType.Array || replies[0].Items.Length != keys)
         {
             _metrics.RedisFailed(RedisOperation.Screen);
             return 0;
