@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks for running and testing the gateway: PostgreSQL server binaries
-# and redis-server.
+# and redis-server; with --tests also Prometheus (promtool).
 # Idempotent; installs only when something is missing. Needs root (or sudo) only when it has to install.
 set -euo pipefail
 
@@ -11,6 +11,10 @@ have_postgres() {
 missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# With --tests, also promtool and prometheus: the metrics tests check /metrics, the alert rules and a real scrape.
+if [ "${1:-}" = "--tests" ]; then
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 

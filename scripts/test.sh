@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-scripts/install-deps.sh
+scripts/install-deps.sh --tests
 dotnet build Memo.Ingest.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
 
 log=$(mktemp)

@@ -4,13 +4,16 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Memo.Ingest.Load;
 
 /// <summary>
-/// Sums every measurement of one gateway host's instruments (by instrument name and, for counters, by the value of
-/// their first tag), so that a run can report what the gateway itself measured.
+/// Sums every measurement of one gateway host's instruments (by instrument name and by the value of their first tag),
+/// so that a run can report what the gateway itself measured. Observable counters report running totals: for them
+/// the value is the total now minus the total at the last <see cref="Reset"/>.
 /// </summary>
 internal sealed class MetricTotals : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly Dictionary<string, (double Sum, long Count)> _totals = [];
+    private readonly Dictionary<string, double> _observed = [];
+    private readonly Dictionary<string, double> _baseline = [];
 
     public MetricTotals(IServiceProvider services)
     {
@@ -32,18 +35,28 @@ internal sealed class MetricTotals : IDisposable
     {
         get
         {
+            _listener.RecordObservableInstruments();
+            string key = tagValue is null ? name : name + "|" + tagValue;
             lock (_totals)
             {
-                return _totals.GetValueOrDefault(tagValue is null ? name : name + "|" + tagValue);
+                return _observed.TryGetValue(key, out double total)
+                    ? (total - _baseline.GetValueOrDefault(key), 1)
+                    : _totals.GetValueOrDefault(key);
             }
         }
     }
 
     public void Reset()
     {
+        _listener.RecordObservableInstruments();
         lock (_totals)
         {
             _totals.Clear();
+            _baseline.Clear();
+            foreach ((string key, double total) in _observed)
+            {
+                _baseline[key] = total;
+            }
         }
     }
 
@@ -53,6 +66,12 @@ internal sealed class MetricTotals : IDisposable
     {
         lock (_totals)
         {
+            if (instrument.IsObservable)
+            {
+                _observed[tags.Length > 0 ? instrument.Name + "|" + tags[0].Value : instrument.Name] = value;
+                return;
+            }
+
             Accumulate(instrument.Name, value);
             if (tags.Length > 0)
             {

@@ -8,9 +8,11 @@ using Memo.Ingest.Storage;
 using Memo.Ingest.Sync;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
+using Memo.Metrics.Prometheus;
 using Microsoft.Extensions.ObjectPool;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using OpenTelemetry.Metrics;
 
 namespace Memo.Ingest;
 
@@ -39,6 +41,9 @@ public static class GatewayApplication
         builder.Services.AddSingleton(Options.Create(whatsApp));
         builder.Services.AddSingleton(Options.Create(redis));
 
+        // Per-request logs at Information would write a line per webhook; operators get counters instead.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -51,6 +56,16 @@ public static class GatewayApplication
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();
         builder.Services.AddSingleton<IngestMetrics>();
+        // /metrics: our instruments, the runtime's (GC, thread pool, memory) and ASP.NET Core's (requests,
+        // connections), collected by the OpenTelemetry SDK and rendered only when Prometheus scrapes.
+        // Three runtime gauges are named *.count, which Prometheus reserves for histogram and summary series
+        // (promtool rejects them); they say little about the gateway, so they are left out.
+        builder.Services.AddOpenTelemetry().WithMetrics(static metrics => metrics
+            .AddMeter(IngestMetrics.MeterName, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddView("dotnet.assembly.count", MetricStreamConfiguration.Drop)
+            .AddView("dotnet.process.cpu.count", MetricStreamConfiguration.Drop)
+            .AddView("dotnet.timer.count", MetricStreamConfiguration.Drop)
+            .AddPrometheusExporter());
         builder.Services.AddSingleton<GatewayRedis>();
         builder.Services.AddSingleton<DuplicateScreen>();
         // Registered before the pipeline: hosted services stop in reverse order, so the writers drain (and publish)
@@ -68,6 +83,7 @@ public static class GatewayApplication
         app.MapHealth();
         app.MapWhatsAppWebhooks();
         app.MapSyncApi();
+        app.MapPrometheusScrapingEndpoint();
         return app;
     }
 

@@ -4,8 +4,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Memo.Ingest.TestSupport;
 
 /// <summary>
-/// Sums one counter of one gateway host (its own <see cref="IMeterFactory"/>, so other hosts in the same test
-/// process do not count), by the value of one tag.
+/// Reads one counter of one gateway host (its own <see cref="IMeterFactory"/>, so other hosts in the same test
+/// process do not count), by the value of one tag. Works for counters (measurements are summed) and observable
+/// counters (which report their running total when read).
 /// </summary>
 public sealed class CounterRecorder : IDisposable
 {
@@ -28,11 +29,12 @@ public sealed class CounterRecorder : IDisposable
         _listener.Start();
     }
 
-    /// <summary>The sum of the measurements whose tag had <paramref name="value"/>.</summary>
+    /// <summary>The count for measurements whose tag had <paramref name="value"/> ("" for untagged ones).</summary>
     public long this[string value]
     {
         get
         {
+            _listener.RecordObservableInstruments();
             lock (_totals)
             {
                 return _totals.GetValueOrDefault(value);
@@ -55,7 +57,7 @@ public sealed class CounterRecorder : IDisposable
 
         lock (_totals)
         {
-            _totals[value] = _totals.GetValueOrDefault(value) + measurement;
+            _totals[value] = instrument.IsObservable ? measurement : _totals.GetValueOrDefault(value) + measurement;
         }
     }
 }

@@ -52,6 +52,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private NpgsqlConnection? _connection;
     private NpgsqlBatch? _apply;
     private long _reconnectNotBefore;
+    private bool _hadConnection;
 
     public IngestWriter(int id, ChannelReader<ParsedWebhook> queue, NpgsqlDataSource dataSource, DatabaseState database,
         IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, EventBus bus, GatewayRedis redis, ILogger logger)
@@ -325,6 +326,11 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         await ResetConnectionAsync();
+        if (_hadConnection)
+        {
+            _metrics.WriterReconnected();
+        }
+
         NpgsqlConnection connection = await _dataSource.OpenConnectionAsync();
         try
         {
@@ -342,6 +348,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             await apply.PrepareAsync();
             _connection = connection;
             _apply = apply;
+            _hadConnection = true;
             return (connection, apply);
         }
         catch

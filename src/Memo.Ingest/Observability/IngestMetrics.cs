@@ -9,6 +9,10 @@ namespace Memo.Ingest.Observability;
 /// <summary>
 /// The gateway's instruments, created from <see cref="IMeterFactory"/> with OpenTelemetry-style names and units.
 /// Recording checks <c>Enabled</c> first, so instruments nobody listens to cost a branch.
+///
+/// Rare events (errors, reconnects, screened duplicates, bus repairs) are plain counters read by observable
+/// instruments: they are exported from the first scrape on, at 0, so <c>rate()</c> and alerts work before the first
+/// failure, and counting them costs one interlocked add.
 /// </summary>
 internal sealed class IngestMetrics
 {
@@ -16,38 +20,60 @@ internal sealed class IngestMetrics
 
     private readonly Counter<long> _webhookRequests;
     private readonly Counter<long> _events;
-    private readonly Counter<long> _writeErrors;
     private readonly Histogram<double> _batchWebhooks;
     private readonly Histogram<double> _commitDuration;
     private readonly Histogram<double> _ackDuration;
-    private readonly Counter<long> _duplicates;
-    private readonly Counter<long> _redisErrors;
     private readonly Histogram<double> _screenDuration;
-    private readonly Counter<long> _busDelivered;
-    private readonly Counter<long> _busBackfilled;
-    private readonly Counter<long> _busDropped;
     private readonly Meter _meter;
+
+    private long _writeErrors;
+    private long _writerReconnects;
+    private long _screenedByRedis;
+    private long _screenedByPostgres;
+    private long _redisScreenErrors;
+    private long _redisRecordErrors;
+    private long _redisReconnects;
+    private long _busDelivered;
+    private long _busBackfilled;
+    private long _busDropped;
 
     public IngestMetrics(IMeterFactory meterFactory)
     {
         _meter = meterFactory.Create(MeterName);
         _webhookRequests = _meter.CreateCounter<long>("memo.webhook.requests", "{request}", "Webhook POSTs by HTTP status and outcome.");
         _events = _meter.CreateCounter<long>("memo.ingest.events", "{event}", "Committed events (each took one seq) by kind.");
-        _writeErrors = _meter.CreateCounter<long>("memo.ingest.write.errors", "{error}", "Batches that PostgreSQL could not commit.");
         _batchWebhooks = _meter.CreateHistogram("memo.ingest.batch.webhooks", "{webhook}", "Webhooks per committed transaction.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] });
         _commitDuration = _meter.CreateHistogram("memo.ingest.commit.duration", "s", "COPY + apply + COMMIT time per batch.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
         _ackDuration = _meter.CreateHistogram("memo.webhook.ack.duration", "s", "Time from request start to the 200 (includes the durable commit).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
-        _duplicates = _meter.CreateCounter<long>("memo.ingest.duplicates", "{record}",
-            "Redelivered messages and status events that were not stored again, by what recognised them (redis before the write, postgresql during it).");
-        _redisErrors = _meter.CreateCounter<long>("memo.redis.errors", "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
         _screenDuration = _meter.CreateHistogram("memo.redis.screen.duration", "s", "Time a batch waited for Redis to say which of its ids are known.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1] });
-        _busDelivered = _meter.CreateCounter<long>("memo.bus.events.delivered", "{event}", "Committed events handed to this instance's live listeners.");
-        _busBackfilled = _meter.CreateCounter<long>("memo.bus.events.backfilled", "{event}", "Events read from PostgreSQL because pub/sub missed or reordered them.");
-        _busDropped = _meter.CreateCounter<long>("memo.bus.frames.dropped", "{frame}", "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
+
+        _meter.CreateObservableCounter("memo.ingest.write.errors", () => Volatile.Read(ref _writeErrors), "{error}",
+            "Batches that PostgreSQL could not commit (answered 503).");
+        _meter.CreateObservableCounter("memo.ingest.writer.reconnects", () => Volatile.Read(ref _writerReconnects), "{connection}",
+            "Times a writer opened a new PostgreSQL connection after a failure.");
+        _meter.CreateObservableCounter("memo.ingest.duplicates", () => (Measurement<long>[])
+            [
+                new(Volatile.Read(ref _screenedByRedis), new KeyValuePair<string, object?>("memo.screened_by", "redis")),
+                new(Volatile.Read(ref _screenedByPostgres), new KeyValuePair<string, object?>("memo.screened_by", "postgresql")),
+            ], "{record}",
+            "Redelivered messages and status events that were not stored again, by what recognised them (redis before the write, postgresql during it).");
+        _meter.CreateObservableCounter("memo.redis.errors", () => (Measurement<long>[])
+            [
+                new(Volatile.Read(ref _redisScreenErrors), new KeyValuePair<string, object?>("memo.redis.operation", "screen")),
+                new(Volatile.Read(ref _redisRecordErrors), new KeyValuePair<string, object?>("memo.redis.operation", "record_publish")),
+            ], "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
+        _meter.CreateObservableCounter("memo.redis.reconnects", () => Volatile.Read(ref _redisReconnects), "{connection}",
+            "Times the Redis command connection was re-established after being lost.");
+        _meter.CreateObservableCounter("memo.bus.events.delivered", () => Volatile.Read(ref _busDelivered), "{event}",
+            "Committed events handed to this instance's live listeners.");
+        _meter.CreateObservableCounter("memo.bus.events.backfilled", () => Volatile.Read(ref _busBackfilled), "{event}",
+            "Events read from PostgreSQL because pub/sub missed or reordered them.");
+        _meter.CreateObservableCounter("memo.bus.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
+            "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
     }
 
     public void ObserveQueue(Func<int> depth) =>
@@ -69,7 +95,7 @@ internal sealed class IngestMetrics
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void RecordWebhook(int statusCode, WebhookRejectionReason reason) =>
         _webhookRequests.Add(1,
-            new KeyValuePair<string, object?>("http.response.status_code", statusCode),
+            new KeyValuePair<string, object?>("http.response.status_code", BoxedStatusCode(statusCode)),
             new KeyValuePair<string, object?>("memo.outcome", reason == WebhookRejectionReason.None ? "accepted" : WebhookRejections.Code(reason)));
 
     public void BatchCommitted(int webhooks, BatchSummary summary, TimeSpan elapsed)
@@ -99,25 +125,46 @@ internal sealed class IngestMetrics
         _events.Add(summary.ConversationsUpdated, new KeyValuePair<string, object?>("memo.event.kind", "conversation.updated"));
     }
 
-    public void WriteFailed() => _writeErrors.Add(1);
+    public void WriteFailed() => Interlocked.Increment(ref _writeErrors);
+
+    public void WriterReconnected() => Interlocked.Increment(ref _writerReconnects);
+
+    public void RedisReconnected() => Interlocked.Increment(ref _redisReconnects);
+
+    public void ObserveRedis(Func<int> connected) =>
+        _meter.CreateObservableGauge("memo.redis.connected", () => connected(), "1", "1 while the Redis command connection is up, 0 while it is down or Redis is not configured.");
 
     public void DuplicatesScreened(int byRedis, int byPostgres)
     {
-        if (_duplicates.Enabled && (byRedis | byPostgres) != 0)
+        if (byRedis != 0)
         {
-            RecordDuplicates(byRedis, byPostgres);
+            Interlocked.Add(ref _screenedByRedis, byRedis);
+        }
+
+        if (byPostgres != 0)
+        {
+            Interlocked.Add(ref _screenedByPostgres, byPostgres);
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void RecordDuplicates(int byRedis, int byPostgres)
+    // Tag values are objects: the answers' status codes are boxed once here, not on every request.
+    private static readonly object[] StatusCodes = [200, 400, 401, 403, 413, 415, 503];
+
+    private static object BoxedStatusCode(int statusCode)
     {
-        _duplicates.Add(byRedis, new KeyValuePair<string, object?>("memo.screened_by", "redis"));
-        _duplicates.Add(byPostgres, new KeyValuePair<string, object?>("memo.screened_by", "postgresql"));
+        foreach (object boxed in StatusCodes)
+        {
+            if ((int)boxed == statusCode)
+            {
+                return boxed;
+            }
+        }
+
+        return statusCode;
     }
 
     public void RedisFailed(RedisOperation operation) =>
-        _redisErrors.Add(1, new KeyValuePair<string, object?>("memo.redis.operation", operation == RedisOperation.Screen ? "screen" : "record_publish"));
+        Interlocked.Increment(ref operation == RedisOperation.Screen ? ref _redisScreenErrors : ref _redisRecordErrors);
 
     public void RedisScreened(TimeSpan elapsed)
     {
@@ -127,15 +174,9 @@ internal sealed class IngestMetrics
         }
     }
 
-    public void BusEventDelivered() => _busDelivered.Add(1);
+    public void BusEventDelivered() => Interlocked.Increment(ref _busDelivered);
 
-    public void BusEventsBackfilled(int count)
-    {
-        if (count > 0)
-        {
-            _busBackfilled.Add(count);
-        }
-    }
+    public void BusEventsBackfilled(int count) => Interlocked.Add(ref _busBackfilled, count);
 
-    public void BusFramesDropped() => _busDropped.Add(1);
+    public void BusFramesDropped() => Interlocked.Increment(ref _busDropped);
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Memo.Ingest.Configuration;
+using Memo.Ingest.Observability;
 using Memo.Redis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -15,11 +16,15 @@ namespace Memo.Ingest.Redis;
 internal sealed partial class GatewayRedis : IAsyncDisposable
 {
     private readonly ILogger _logger;
+    private readonly IngestMetrics _metrics;
     private bool _reportedDown;
+    private bool _everConnected;
 
-    public GatewayRedis(IConfiguration configuration, IOptions<RedisOptions> options, ILogger<GatewayRedis> logger)
+    public GatewayRedis(IConfiguration configuration, IOptions<RedisOptions> options, IngestMetrics metrics, ILogger<GatewayRedis> logger)
     {
         _logger = logger;
+        _metrics = metrics;
+        metrics.ObserveRedis(() => IsConnected ? 1 : 0);
         Settings = options.Value;
         KeyPrefix = Encoding.UTF8.GetBytes(Settings.KeyPrefix);
         EventChannel = Settings.KeyPrefix + Settings.EventChannel;
@@ -58,6 +63,12 @@ internal sealed partial class GatewayRedis : IAsyncDisposable
         // Once per outage, not once per reconnect attempt.
         if (change.IsConnected)
         {
+            if (_everConnected)
+            {
+                _metrics.RedisReconnected();
+            }
+
+            _everConnected = true;
             _reportedDown = false;
             Log.Connected(_logger, ConnectionOptions!.ToString());
         }
