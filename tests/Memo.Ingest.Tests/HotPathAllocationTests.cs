@@ -1,7 +1,14 @@
+using System.Diagnostics.Metrics;
 using System.Text;
+using Memo.Ingest.Ingest;
+using Memo.Ingest.Observability;
 using Memo.Ingest.TestSupport;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
+using Memo.Metrics.Prometheus;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
 using Xunit;
 
 namespace Memo.Ingest.Tests;
@@ -37,6 +44,44 @@ public sealed class HotPathAllocationTests
 
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(0, allocated);
+    }
+
+    [Fact]
+    public void RecordingMetrics_WithTheOpenTelemetryExporterListening_AllocatesZeroBytes()
+    {
+        using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var metrics = new IngestMetrics(services.GetRequiredService<IMeterFactory>());
+        using MeterProvider provider = Sdk.CreateMeterProviderBuilder()
+            .AddMeter(IngestMetrics.MeterName)
+            .AddReader(new BaseExportingMetricReader(new PrometheusTextExporter()) { TemporalityPreference = MetricReaderTemporalityPreference.Cumulative })
+            .Build();
+        var summary = new BatchSummary { MessagesCreated = 3, StatusEvents = 1, ContactsUpdated = 1, ConversationsUpdated = 1 };
+
+        // Warm up: the SDK creates each series' metric point on its first measurement.
+        for (int i = 0; i < 3; i++)
+        {
+            RecordOnce(metrics, summary);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            RecordOnce(metrics, summary);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+    }
+
+    private static void RecordOnce(IngestMetrics metrics, BatchSummary summary)
+    {
+        metrics.WebhookAnswered(200, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(3));
+        metrics.WebhookAnswered(401, WebhookRejectionReason.SignatureMismatch, TimeSpan.FromMilliseconds(1));
+        metrics.WebhookAnswered(503, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(1));
+        metrics.BatchCommitted(12, summary, TimeSpan.FromMilliseconds(4));
+        metrics.DuplicatesScreened(5, 1);
+        metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));
+        metrics.BusEventDelivered();
     }
 
     private static void RunOnce(WebhookSignatureVerifier verifier, ParsedWebhook webhook, byte[] body, string header)

@@ -1,0 +1,4 @@
+using BenchmarkDotNet.Running;
+using Memo.Ingest.Benchmarks;
+
+BenchmarkSwitcher.FromAssembly(typeof(MetricsBenchmarks).Assembly).Run(args);
