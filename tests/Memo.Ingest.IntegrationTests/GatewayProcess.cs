@@ -19,7 +19,13 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null)
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
+
+    /// <summary>Everything the process wrote to stdout and stderr so far (its console log).</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <param name="logLevel">The default log level; Warning keeps test output quiet, null keeps the shipped default.</param>
+    public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null, string? logLevel = "Warning")
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "Memo.Ingest.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -27,18 +33,22 @@ internal sealed class GatewayProcess : IAsyncDisposable
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         start.Environment["ConnectionStrings__Postgres"] = connectionString;
         start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        if (logLevel is not null)
+        {
+            start.Environment["Logging__LogLevel__Default"] = logLevel;
+        }
+
         if (redis is not null)
         {
             start.Environment["ConnectionStrings__Redis"] = redis;
         }
 
         Process process = Process.Start(start)!;
-        process.OutputDataReceived += static (_, _) => { };
-        process.ErrorDataReceived += static (_, _) => { };
+        var gateway = new GatewayProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        process.OutputDataReceived += (_, line) => gateway.Capture(line.Data);
+        process.ErrorDataReceived += (_, line) => gateway.Capture(line.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var gateway = new GatewayProcess(process, new Uri($"http://127.0.0.1:{port}"));
         await gateway.WaitReadyAsync();
         return gateway;
     }
@@ -74,6 +84,14 @@ internal sealed class GatewayProcess : IAsyncDisposable
     /// <summary>Waits until the gateway reports its Redis connection up in /readyz.</summary>
     public Task WaitForRedisAsync() => Eventually.TrueAsync(async () =>
         (await Client.GetStringAsync("/readyz")).Contains("\"redis\":\"connected\"", StringComparison.Ordinal), "the gateway connects to Redis");
+
+    private void Capture(string? line)
+    {
+        if (line is not null)
+        {
+            _output.Enqueue(line);
+        }
+    }
 
     /// <summary>SIGKILL: no shutdown hooks, no drain, no flush.</summary>
     public void Kill()
