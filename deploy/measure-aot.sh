@@ -31,6 +31,7 @@ ConnectionStrings__Postgres=$(scripts/postgres-local.sh start "$tmp/pg" "$(free_
 export ConnectionStrings__Redis
 ConnectionStrings__Redis=$(scripts/redis-local.sh start "$tmp/redis" "$(free_port)")
 export Memo__WhatsApp__AppSecrets__0=measure-secret
+export Memo__Auth__SigningKeys__0=measure-token-signing-key-0123456789abcdef
 export Logging__LogLevel__Default=Warning
 
 # One signed webhook, posted over and over: after the first, each is a retry (verify, parse, screen, answer 200).

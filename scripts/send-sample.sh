@@ -13,5 +13,5 @@ body='{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","ch
 signature="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" | awk '{print $NF}')"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Hub-Signature-256: $signature" --data-binary "$body" "$url/webhooks/whatsapp")
 echo "POST /webhooks/whatsapp -> $code ($wamid)"
-curl -s "$url/v1/accounts/$account/messages?since_seq=0&limit=5"
+curl -s -H "Authorization: Bearer $("$root/scripts/token.sh" "$account" --hours 1)" "$url/v1/accounts/$account/messages?since_seq=0&limit=5"
 echo

@@ -1,3 +1,4 @@
+using Memo.Ingest.Auth;
 using Memo.Ingest.Configuration;
 using Memo.Ingest.Events;
 using Memo.Ingest.Health;
@@ -36,6 +37,7 @@ public static class GatewayApplication
         IngestOptions ingest = builder.Configuration.GetSection(IngestOptions.Section).Get<IngestOptions>() ?? new IngestOptions();
         WhatsAppOptions whatsApp = builder.Configuration.GetSection(WhatsAppOptions.Section).Get<WhatsAppOptions>() ?? new WhatsAppOptions();
         RedisOptions redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
+        AuthOptions auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
@@ -75,6 +77,8 @@ public static class GatewayApplication
         builder.Services.AddSingleton<IngestPipeline>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
         builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets));
+        // Read tokens cannot be switched off either: without a signing key the gateway does not start.
+        builder.Services.AddSingleton(new AccessTokens(auth));
         builder.Services.AddSingleton<ObjectPool<ParsedWebhook>>(
             new DefaultObjectPool<ParsedWebhook>(new DefaultPooledObjectPolicy<ParsedWebhook>(), maximumRetained: 256));
         builder.Services.AddSingleton<WebhookReceiver>();

@@ -1,5 +1,12 @@
 // Memo.Ingest: WhatsApp Cloud API webhooks in, durable commit-ordered rows out. See README.md and docs/.
 using Memo.Ingest;
+using Memo.Ingest.Auth;
+
+if (args is [TokenCommand.Name, .. var tokenArguments])
+{
+    return TokenCommand.Run(tokenArguments, Console.Out, Console.Error);
+}
 
 WebApplication app = GatewayApplication.Build(args);
 await app.RunAsync();
+return 0;

@@ -13,6 +13,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         _process = process;
         Address = address;
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken("*"));
     }
 
     public Uri Address { get; }
@@ -33,6 +34,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         start.Environment["ConnectionStrings__Postgres"] = connectionString;
         start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
+        start.Environment["Memo__Auth__SigningKeys__0"] = GatewayHost.SigningKey;
         if (logLevel is not null)
         {
             start.Environment["Logging__LogLevel__Default"] = logLevel;

@@ -13,11 +13,21 @@ public sealed class GatewayHost : IAsyncDisposable
     public const string RotatedSecret = "test-app-secret-next";
     public const string VerifyToken = "test-verify-token";
 
+    /// <summary>The key that signs read tokens in every test gateway (in-process and child processes).</summary>
+    public const string SigningKey = "test-signing-key-of-at-least-32-bytes";
+
+    /// <summary>Mints a read token for the test gateways (<c>*</c> grants every account).</summary>
+    public static string MintToken(params string[] accounts) =>
+        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
+            .Mint("tests", accounts, TimeSpan.FromHours(1));
+
     private GatewayHost(WebApplication app, Uri address)
     {
         App = app;
         Address = address;
+        // The default client may read every account; tests of authorization make their own clients.
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+        Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MintToken("*"));
     }
 
     public WebApplication App { get; }
@@ -35,6 +45,7 @@ public sealed class GatewayHost : IAsyncDisposable
             $"--Memo:WhatsApp:AppSecrets:0={Secret}",
             $"--Memo:WhatsApp:AppSecrets:1={RotatedSecret}",
             $"--Memo:WhatsApp:VerifyToken={VerifyToken}",
+            $"--Memo:Auth:SigningKeys:0={SigningKey}",
             "--Logging:LogLevel:Default=Warning",
             .. extraArguments,
         ];

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Memo.Ingest.Auth;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -32,6 +33,11 @@ internal static class SyncEndpoints
     private static async Task PageAsync(HttpContext context, SyncCollection collection)
     {
         string account = (string)context.Request.RouteValues["phone_number_id"]!;
+        if (await ReadAuthorization.AuthorizeAsync(context, [account]) is null)
+        {
+            return;
+        }
+
         if (!TryReadQuery(context.Request.Query, out long sinceSeq, out int limit, out string? error))
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
