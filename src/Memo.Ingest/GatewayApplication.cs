@@ -6,6 +6,7 @@ using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Streams;
 using Memo.Ingest.Sync;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
@@ -38,10 +39,12 @@ public static class GatewayApplication
         WhatsAppOptions whatsApp = builder.Configuration.GetSection(WhatsAppOptions.Section).Get<WhatsAppOptions>() ?? new WhatsAppOptions();
         RedisOptions redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
         AuthOptions auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        StreamOptions streams = builder.Configuration.GetSection(StreamOptions.Section).Get<StreamOptions>() ?? new StreamOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
         builder.Services.AddSingleton(Options.Create(redis));
+        builder.Services.AddSingleton(Options.Create(streams));
 
         // Per-request logs at Information would write a line per webhook; operators get counters instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -82,11 +85,20 @@ public static class GatewayApplication
         builder.Services.AddSingleton<ObjectPool<ParsedWebhook>>(
             new DefaultObjectPool<ParsedWebhook>(new DefaultPooledObjectPolicy<ParsedWebhook>(), maximumRetained: 256));
         builder.Services.AddSingleton<WebhookReceiver>();
+        builder.Services.AddSingleton<StreamHub>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<StreamHub>());
 
         WebApplication app = builder.Build();
         app.MapHealth();
         app.MapWhatsAppWebhooks();
         app.MapSyncApi();
+        // WebSocket pings double as the idle check: a peer that does not answer within the timeout is dropped.
+        app.UseWebSockets(new WebSocketOptions
+        {
+            KeepAliveInterval = TimeSpan.FromSeconds(streams.HeartbeatSeconds),
+            KeepAliveTimeout = TimeSpan.FromSeconds(streams.HeartbeatSeconds * 2),
+        });
+        app.MapStreams();
         app.MapPrometheusScrapingEndpoint();
         return app;
     }

@@ -37,6 +37,11 @@ internal sealed class IngestMetrics
     private long _busBackfilled;
     private long _busDropped;
 
+    // Per stream transport, indexed by TransportIndex: 0 sse, 1 websocket.
+    private readonly long[] _streamConnections = new long[2];
+    private readonly long[] _streamEventsSent = new long[2];
+    private readonly long[] _streamCutOff = new long[2];
+
     public IngestMetrics(IMeterFactory meterFactory)
     {
         _meter = meterFactory.Create(MeterName);
@@ -72,6 +77,12 @@ internal sealed class IngestMetrics
             "Committed events handed to this instance's live listeners.");
         _meter.CreateObservableCounter("memo.bus.events.backfilled", () => Volatile.Read(ref _busBackfilled), "{event}",
             "Events read from PostgreSQL because pub/sub missed or reordered them.");
+        _meter.CreateObservableUpDownCounter("memo.stream.connections", () => PerTransport(_streamConnections), "{connection}",
+            "Open live stream connections by transport.");
+        _meter.CreateObservableCounter("memo.stream.events.sent", () => PerTransport(_streamEventsSent), "{event}",
+            "Events written to stream clients (replayed and live) by transport.");
+        _meter.CreateObservableCounter("memo.stream.slow_consumer.disconnects", () => PerTransport(_streamCutOff), "{connection}",
+            "Stream clients cut off (after a resync signal) because their queue overflowed.");
         _meter.CreateObservableCounter("memo.bus.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
             "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
     }
@@ -179,4 +190,20 @@ internal sealed class IngestMetrics
     public void BusEventsBackfilled(int count) => Interlocked.Add(ref _busBackfilled, count);
 
     public void BusFramesDropped() => Interlocked.Increment(ref _busDropped);
+
+    public void StreamOpened(string transport) => Interlocked.Increment(ref _streamConnections[TransportIndex(transport)]);
+
+    public void StreamClosed(string transport) => Interlocked.Decrement(ref _streamConnections[TransportIndex(transport)]);
+
+    public void StreamEventSent(string transport) => Interlocked.Increment(ref _streamEventsSent[TransportIndex(transport)]);
+
+    public void StreamCutOff(string transport) => Interlocked.Increment(ref _streamCutOff[TransportIndex(transport)]);
+
+    private static int TransportIndex(string transport) => transport == "sse" ? 0 : 1;
+
+    private static Measurement<long>[] PerTransport(long[] values) =>
+    [
+        new(Volatile.Read(ref values[0]), new KeyValuePair<string, object?>("memo.transport", "sse")),
+        new(Volatile.Read(ref values[1]), new KeyValuePair<string, object?>("memo.transport", "websocket")),
+    ];
 }

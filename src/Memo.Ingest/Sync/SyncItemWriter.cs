@@ -3,50 +3,53 @@ using Npgsql;
 
 namespace Memo.Ingest.Sync;
 
-/// <summary>Writes one sync item from a row of <see cref="SyncQueries"/> (column 0 is latest_seq).</summary>
+/// <summary>
+/// Writes one sync item from a row whose item columns start at ordinal <c>at</c>: 1 for <see cref="SyncQueries"/>
+/// (column 0 is latest_seq); the live streams' event query puts the three kinds side by side.
+/// </summary>
 internal static class SyncItemWriter
 {
-    public static void WriteMessage(Utf8JsonWriter json, NpgsqlDataReader row)
+    public static void WriteMessage(Utf8JsonWriter json, NpgsqlDataReader row, int at = 1)
     {
         json.WriteStartObject();
-        json.WriteNumber("seq", row.GetInt64(1));
-        json.WriteString("wamid", row.GetString(2));
-        json.WriteString("direction", row.GetString(3));
-        WriteNullableString(json, "from", row, 4);
-        WriteNullableString(json, "to", row, 5);
-        WriteNullableInt64(json, "timestamp", row, 6);
-        WriteNullableString(json, "type", row, 7);
-        WriteNullableString(json, "text", row, 8);
-        WriteNullableString(json, "context_id", row, 9);
-        WriteNullableString(json, "status", row, 10);
-        WriteNullableInt64(json, "status_timestamp", row, 11);
-        WriteNullableRaw(json, "status_errors", row, 12);
-        WriteNullableRaw(json, "payload", row, 13);
+        json.WriteNumber("seq", row.GetInt64(at));
+        json.WriteString("wamid", row.GetString(at + 1));
+        json.WriteString("direction", row.GetString(at + 2));
+        WriteNullableString(json, "from", row, at + 3);
+        WriteNullableString(json, "to", row, at + 4);
+        WriteNullableInt64(json, "timestamp", row, at + 5);
+        WriteNullableString(json, "type", row, at + 6);
+        WriteNullableString(json, "text", row, at + 7);
+        WriteNullableString(json, "context_id", row, at + 8);
+        WriteNullableString(json, "status", row, at + 9);
+        WriteNullableInt64(json, "status_timestamp", row, at + 10);
+        WriteNullableRaw(json, "status_errors", row, at + 11);
+        WriteNullableRaw(json, "payload", row, at + 12);
         json.WriteEndObject();
     }
 
-    public static void WriteConversation(Utf8JsonWriter json, NpgsqlDataReader row)
+    public static void WriteConversation(Utf8JsonWriter json, NpgsqlDataReader row, int at = 1)
     {
         json.WriteStartObject();
-        json.WriteNumber("seq", row.GetInt64(1));
-        json.WriteString("wa_id", row.GetString(2));
-        WriteNullableString(json, "profile_name", row, 3);
-        json.WriteNumber("message_count", row.GetInt64(4));
+        json.WriteNumber("seq", row.GetInt64(at));
+        json.WriteString("wa_id", row.GetString(at + 1));
+        WriteNullableString(json, "profile_name", row, at + 2);
+        json.WriteNumber("message_count", row.GetInt64(at + 3));
         json.WriteStartObject("last_message");
-        WriteNullableString(json, "wamid", row, 5);
-        WriteNullableInt64(json, "timestamp", row, 6);
-        WriteNullableString(json, "type", row, 7);
-        WriteNullableString(json, "preview", row, 8);
+        WriteNullableString(json, "wamid", row, at + 4);
+        WriteNullableInt64(json, "timestamp", row, at + 5);
+        WriteNullableString(json, "type", row, at + 6);
+        WriteNullableString(json, "preview", row, at + 7);
         json.WriteEndObject();
         json.WriteEndObject();
     }
 
-    public static void WriteContact(Utf8JsonWriter json, NpgsqlDataReader row)
+    public static void WriteContact(Utf8JsonWriter json, NpgsqlDataReader row, int at = 1)
     {
         json.WriteStartObject();
-        json.WriteNumber("seq", row.GetInt64(1));
-        json.WriteString("wa_id", row.GetString(2));
-        WriteNullableString(json, "profile_name", row, 3);
+        json.WriteNumber("seq", row.GetInt64(at));
+        json.WriteString("wa_id", row.GetString(at + 1));
+        WriteNullableString(json, "profile_name", row, at + 2);
         json.WriteEndObject();
     }
 

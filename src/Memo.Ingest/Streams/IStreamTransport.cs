@@ -1,0 +1,18 @@
+namespace Memo.Ingest.Streams;
+
+/// <summary>How a <see cref="StreamSession"/> talks to its client: SSE or WebSocket.</summary>
+internal interface IStreamTransport
+{
+    /// <summary>Writes an event; it may stay buffered until <see cref="FlushAsync"/>.</summary>
+    public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken);
+
+    /// <summary>Writes a control message: <c>ready</c> (caught up, now live) or <c>resync</c> (see docs/API.md).</summary>
+    public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken);
+
+    public ValueTask HeartbeatAsync(CancellationToken cancellationToken);
+
+    public ValueTask FlushAsync(CancellationToken cancellationToken);
+
+    /// <summary>Ends the stream (a WebSocket close frame with <paramref name="reason"/>).</summary>
+    public ValueTask CloseAsync(string reason);
+}

@@ -1,0 +1,198 @@
+using System.Net.WebSockets;
+using Memo.Ingest.Auth;
+using Memo.Ingest.Observability;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+
+namespace Memo.Ingest.Streams;
+
+/// <summary>
+/// <c>GET /v1/stream/sse</c> and <c>GET /v1/stream/ws</c> (WebSocket upgrade), both with
+/// <c>?accounts=PN1,PN2</c> and an optional <c>&amp;since=PN1:42,PN2:7</c> (SSE: or the <c>Last-Event-ID</c> header);
+/// an account without a cursor starts at its latest seq (live only). Shapes: docs/API.md.
+/// </summary>
+internal static class StreamEndpoints
+{
+    public const string SsePath = "/v1/stream/sse";
+    public const string WebSocketPath = "/v1/stream/ws";
+
+    private const string LastAccountsQuery = "SELECT phone_number_id, last_seq FROM accounts WHERE phone_number_id = ANY($1)";
+
+    public static IEndpointRouteBuilder MapStreams(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(SsePath, static context => RunAsync(context, webSocket: false));
+        app.MapGet(WebSocketPath, static context => RunAsync(context, webSocket: true));
+        return app;
+    }
+
+    private static async Task RunAsync(HttpContext context, bool webSocket)
+    {
+        if (webSocket && !context.WebSockets.IsWebSocketRequest)
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, "websocket_expected", "This endpoint takes a WebSocket upgrade request.");
+            return;
+        }
+
+        var hub = context.RequestServices.GetRequiredService<StreamHub>();
+        var cursors = new Dictionary<string, long>(StringComparer.Ordinal);
+        string? accountsText = context.Request.Query["accounts"];
+        string[] accounts = accountsText?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        string? since = webSocket ? context.Request.Query["since"] : context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? context.Request.Query["since"];
+        if (accounts.Length == 0 || accounts.Length > hub.Options.MaxAccountsPerConnection || !StreamCursors.TryParse(since, cursors)
+            || cursors.Keys.Any(account => !accounts.Contains(account, StringComparer.Ordinal)))
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, "bad_stream_request",
+                $"Give accounts=PN1,PN2 (1 to {hub.Options.MaxAccountsPerConnection}) and optionally since=PN1:SEQ,PN2:SEQ for those accounts.");
+            return;
+        }
+
+        if (await ReadAuthorization.AuthorizeAsync(context, accounts) is null)
+        {
+            return;
+        }
+
+        if (!hub.TryAdmit())
+        {
+            context.Response.Headers.RetryAfter = "5";
+            await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "too_many_connections", "This instance is at its stream connection limit.");
+            return;
+        }
+
+        var metrics = context.RequestServices.GetRequiredService<IngestMetrics>();
+        string transportName = webSocket ? "websocket" : "sse";
+        metrics.StreamOpened(transportName);
+        try
+        {
+            var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
+            if (!await StartAtLatestAsync(dataSource, accounts, cursors, context.RequestAborted))
+            {
+                await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "The database is unavailable; retry later.");
+                return;
+            }
+
+            CancellationToken stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            var session = new StreamSession(cursors, hub.Options, metrics, transportName);
+            if (webSocket)
+            {
+                await RunWebSocketAsync(context, hub, dataSource, session, stopping);
+            }
+            else
+            {
+                await RunSseAsync(context, hub, dataSource, session, stopping);
+            }
+
+            if (session.Overflowed)
+            {
+                metrics.StreamCutOff(transportName);
+            }
+        }
+        finally
+        {
+            metrics.StreamClosed(transportName);
+            hub.Release();
+        }
+    }
+
+    private static async Task RunSseAsync(HttpContext context, StreamHub hub, NpgsqlDataSource dataSource, StreamSession session, CancellationToken stopping)
+    {
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        try
+        {
+            await session.RunAsync(hub, dataSource, new SseTransport(context.Response), ended.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            // The client left or the server is stopping.
+        }
+    }
+
+    private static async Task RunWebSocketAsync(HttpContext context, StreamHub hub, NpgsqlDataSource dataSource, StreamSession session, CancellationToken stopping)
+    {
+        bool messagePack = context.WebSockets.WebSocketRequestedProtocols.Contains(WebSocketTransport.MessagePackSubprotocol);
+        using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            SubProtocol = messagePack ? WebSocketTransport.MessagePackSubprotocol : null,
+        });
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        Task receiving = DrainIncomingAsync(socket, ended);
+        var transport = new WebSocketTransport(socket, messagePack);
+        try
+        {
+            await session.RunAsync(hub, dataSource, transport, ended.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException)
+        {
+        }
+
+        await transport.CloseAsync(stopping.IsCancellationRequested ? "shutdown" : "closed");
+        await ended.CancelAsync();
+        await receiving;
+    }
+
+    /// <summary>Clients send nothing but close frames (and pongs); reading them is how a close or a dead peer is noticed.</summary>
+    private static async Task DrainIncomingAsync(WebSocket socket, CancellationTokenSource ended)
+    {
+        byte[] buffer = new byte[1024];
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                WebSocketReceiveResult result = await socket.ReceiveAsync(buffer, ended.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException)
+        {
+        }
+
+        await ended.CancelAsync();
+    }
+
+    /// <summary>Accounts the client gave no cursor for start at their latest seq: live from now on.</summary>
+    private static async Task<bool> StartAtLatestAsync(NpgsqlDataSource dataSource, string[] accounts, Dictionary<string, long> cursors, CancellationToken cancellationToken)
+    {
+        string[] missing = [.. accounts.Where(account => !cursors.ContainsKey(account))];
+        if (missing.Length == 0)
+        {
+            return true;
+        }
+
+        try
+        {
+            await using NpgsqlCommand command = dataSource.CreateCommand(LastAccountsQuery);
+            command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = missing });
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                cursors[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+        catch (NpgsqlException)
+        {
+            return false;
+        }
+
+        foreach (string account in missing)
+        {
+            cursors.TryAdd(account, 0);
+        }
+
+        return true;
+    }
+
+    private static Task RefuseAsync(HttpContext context, int statusCode, string code, string message)
+    {
+        context.Response.StatusCode = statusCode;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync($$"""{"error":"{{code}}","message":"{{message}}"}""");
+    }
+}

@@ -1,0 +1,61 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Text.Json;
+
+namespace Memo.Ingest.Streams;
+
+/// <summary>
+/// A raw WebSocket: one event per message, a JSON text frame (<c>{"type":"event",…}</c>) or, for the
+/// <c>memo.msgpack.v1</c> subprotocol, the same data as a MessagePack binary frame. Control messages
+/// (<c>{"type":"ready"|"resync",…}</c>) are always JSON text. Pings are the WebSocket's own keep-alive.
+/// </summary>
+internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : IStreamTransport
+{
+    public const string MessagePackSubprotocol = "memo.msgpack.v1";
+
+    private readonly ArrayBufferWriter<byte> _control = new(256);
+
+    public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken) =>
+        messagePack
+            ? socket.SendAsync(new ReadOnlyMemory<byte>(streamEvent.MessagePack), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken)
+            : socket.SendAsync(new ReadOnlyMemory<byte>(streamEvent.Json), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+
+    public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
+    {
+        _control.ResetWrittenCount();
+        using (var json = new Utf8JsonWriter(_control))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", type);
+            if (reason is not null)
+            {
+                json.WriteString("reason", reason);
+            }
+
+            json.WritePropertyName("cursors");
+            StreamCursors.WriteJson(json, cursors);
+            json.WriteEndObject();
+        }
+
+        return socket.SendAsync(_control.WrittenMemory, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+    }
+
+    public ValueTask HeartbeatAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public async ValueTask CloseAsync(string reason)
+    {
+        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await socket.CloseOutputAsync(reason == "shutdown" ? WebSocketCloseStatus.EndpointUnavailable : WebSocketCloseStatus.PolicyViolation, reason, timeout.Token);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+            }
+        }
+    }
+}
