@@ -8,6 +8,10 @@ public sealed class StreamOptions
     /// <summary>Events waiting to be written to one client. A client this far behind is sent a resync and cut off.</summary>
     public int QueueCapacity { get; set; } = 1024;
 
+    /// <summary>After a client overflowed its queue: how long it has to read what is pending and its resync signal
+    /// before the connection is dropped.</summary>
+    public int ResyncGraceSeconds { get; set; } = 30;
+
     /// <summary>Open stream connections per instance; more are answered 503.</summary>
     public int MaxConnections { get; set; } = 10_000;
 

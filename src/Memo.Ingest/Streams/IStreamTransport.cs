@@ -14,5 +14,8 @@ internal interface IStreamTransport
     public ValueTask FlushAsync(CancellationToken cancellationToken);
 
     /// <summary>Ends the stream (a WebSocket close frame with <paramref name="reason"/>).</summary>
-    public ValueTask CloseAsync(string reason);
+    public ValueTask CloseAsync(string reason, CancellationToken cancellationToken);
+
+    /// <summary>Drops the connection at once, without a goodbye (a client that stopped reading).</summary>
+    public void Abort();
 }

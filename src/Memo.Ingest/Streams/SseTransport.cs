@@ -11,9 +11,9 @@ namespace Memo.Ingest.Streams;
 /// <c>Last-Event-ID</c> resumes them all), <c>event: message.created</c>, <c>data: {json}</c>. Heartbeats are
 /// comments. Control messages are <c>event: ready</c> and <c>event: resync</c>.
 /// </summary>
-internal sealed class SseTransport(HttpResponse response) : IStreamTransport
+internal sealed class SseTransport(HttpContext context) : IStreamTransport
 {
-    private readonly PipeWriter _output = response.BodyWriter;
+    private readonly PipeWriter _output = context.Response.BodyWriter;
 
     public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
     {
@@ -65,7 +65,9 @@ internal sealed class SseTransport(HttpResponse response) : IStreamTransport
         }
     }
 
-    public ValueTask CloseAsync(string reason) => ValueTask.CompletedTask;
+    public ValueTask CloseAsync(string reason, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public void Abort() => context.Abort();
 
     private void Write(ReadOnlySpan<byte> bytes) => _output.Write(bytes);
 

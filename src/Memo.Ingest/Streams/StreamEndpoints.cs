@@ -104,7 +104,7 @@ internal static class StreamEndpoints
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         try
         {
-            await session.RunAsync(hub, dataSource, new SseTransport(context.Response), ended.Token);
+            await session.RunAsync(hub, dataSource, new SseTransport(context), ended.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException)
         {
@@ -130,7 +130,21 @@ internal static class StreamEndpoints
         {
         }
 
-        await transport.CloseAsync(stopping.IsCancellationRequested ? "shutdown" : "closed");
+        using (var closing = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+        {
+            await transport.CloseAsync(stopping.IsCancellationRequested ? "shutdown" : "closed", closing.Token);
+        }
+
+        // Wait for the client's close frame (it may still be reading a backlog, then its resync) before the
+        // connection is dropped, so nothing written is lost to a reset.
+        try
+        {
+            await receiving.WaitAsync(TimeSpan.FromSeconds(Math.Max(1, hub.Options.ResyncGraceSeconds)), CancellationToken.None);
+        }
+        catch (TimeoutException)
+        {
+        }
+
         await ended.CancelAsync();
         await receiving;
     }

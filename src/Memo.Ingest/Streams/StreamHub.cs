@@ -155,12 +155,10 @@ internal sealed partial class StreamHub : IHostedService
             sessions = _followers.TryGetValue(account, out List<StreamSession>? followers) ? [.. followers] : [];
         }
 
-        foreach (StreamEvent streamEvent in _loaded)
+        StreamEvent[] events = [.. _loaded];
+        foreach (StreamSession session in sessions)
         {
-            foreach (StreamSession session in sessions)
-            {
-                session.Offer(streamEvent);
-            }
+            session.Offer(events);
         }
     }
 

@@ -12,17 +12,20 @@ namespace Memo.Ingest.Streams;
 /// replays the log from its cursor, registers for live events, replays again (whatever committed in between), and
 /// from then on takes a live event only if it is the next seq; an event past the next seq makes it replay the gap
 /// from the log first, and an event at or below its cursor is a repeat and is dropped. Live events wait in a
-/// bounded queue; a client that lets it fill is sent a resync signal with its cursors and cut off, so it can
-/// never slow the hub, ingestion or other clients.
+/// queue bounded in events: a client that still has events pending when new ones would take it past
+/// <see cref="StreamOptions.QueueCapacity"/> is sent a resync signal with its cursors and cut off, so it can never
+/// slow the hub, ingestion or other clients. (A burst bigger than the capacity is taken when the queue is empty,
+/// so one large commit never cuts off a client that keeps up.)
 /// </summary>
 internal sealed class StreamSession
 {
     private readonly Dictionary<string, long> _cursors;
-    private readonly Channel<StreamEvent> _inbox;
+    private readonly Channel<StreamEvent[]> _inbox = Channel.CreateUnbounded<StreamEvent[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly StreamOptions _options;
     private readonly CancellationTokenSource _overflow = new();
     private readonly List<StreamEvent> _replay = [];
     private readonly IngestMetrics _metrics;
+    private long _pending;
     private readonly string _transport;
 
     public StreamSession(Dictionary<string, long> cursors, StreamOptions options, IngestMetrics metrics, string transport)
@@ -31,11 +34,6 @@ internal sealed class StreamSession
         _options = options;
         _metrics = metrics;
         _transport = transport;
-        _inbox = Channel.CreateBounded<StreamEvent>(new BoundedChannelOptions(options.QueueCapacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
     }
 
     public IReadOnlyCollection<string> Accounts => _cursors.Keys;
@@ -43,62 +41,82 @@ internal sealed class StreamSession
     /// <summary>True once the client fell so far behind that it was cut off.</summary>
     public bool Overflowed => _overflow.IsCancellationRequested;
 
-    /// <summary>Called by the hub for every live event of a followed account. Never blocks.</summary>
-    public void Offer(StreamEvent streamEvent)
+    /// <summary>Called by the hub with the live events of one followed account, in seq order. Never blocks.</summary>
+    public void Offer(StreamEvent[] events)
     {
-        if (!_inbox.Writer.TryWrite(streamEvent) && !_overflow.IsCancellationRequested)
+        if (_overflow.IsCancellationRequested)
+        {
+            return;
+        }
+
+        long pending = Volatile.Read(ref _pending);
+        if (pending > 0 && pending + events.Length > _options.QueueCapacity)
         {
             _overflow.Cancel();
+            return;
         }
+
+        Interlocked.Add(ref _pending, events.Length);
+        _inbox.Writer.TryWrite(events);
     }
 
     /// <summary>Streams until the client leaves, the server stops, or the client falls behind (then: resync).</summary>
     public async Task RunAsync(StreamHub hub, NpgsqlDataSource dataSource, IStreamTransport transport, CancellationToken cancellationToken)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _overflow.Token);
-        CancellationToken token = stop.Token;
+        // Writes are never cancelled by the overflow itself: a cancelled WebSocket send aborts the socket, and the
+        // client should still get its resync once it reads again. They are cancelled only when the client has not
+        // taken the pending bytes within the grace period after the overflow (or it left, or the server stops).
+        using var afterGrace = new CancellationTokenSource();
+        using CancellationTokenRegistration arm = _overflow.Token.Register(
+            () => afterGrace.CancelAfter(TimeSpan.FromSeconds(Math.Max(1, _options.ResyncGraceSeconds))));
+        using var io = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, afterGrace.Token);
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token);
         try
         {
-            await CatchUpAsync(dataSource, transport, token);
+            await CatchUpAsync(dataSource, transport, io.Token);
             hub.Follow(this);
-            await CatchUpAsync(dataSource, transport, token);
-            await transport.SendControlAsync("ready", null, _cursors, token);
-            await transport.FlushAsync(token);
+            await CatchUpAsync(dataSource, transport, io.Token);
+            await transport.SendControlAsync("ready", null, _cursors, io.Token);
+            await transport.FlushAsync(io.Token);
 
             var heartbeat = TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds));
-            while (true)
+            while (!Overflowed)
             {
-                StreamEvent? next = await NextAsync(heartbeat, token);
+                StreamEvent[]? next = await NextAsync(heartbeat, wake.Token);
+                if (Overflowed)
+                {
+                    break;
+                }
+
                 if (next is null)
                 {
-                    await transport.HeartbeatAsync(token);
+                    await transport.HeartbeatAsync(io.Token);
                     continue;
                 }
 
                 do
                 {
-                    await DeliverAsync(dataSource, transport, next, token);
+                    foreach (StreamEvent live in next)
+                    {
+                        await DeliverAsync(dataSource, transport, live, io.Token);
+                    }
+
+                    Interlocked.Add(ref _pending, -next.Length);
                 }
-                while (_inbox.Reader.TryRead(out next));
+                while (!Overflowed && _inbox.Reader.TryRead(out next));
 
-                await transport.FlushAsync(token);
+                await transport.FlushAsync(io.Token);
             }
+
+            // The documented resync signal: where the client is, so it can resume from PostgreSQL.
+            await transport.SendControlAsync("resync", "slow_consumer", _cursors, io.Token);
+            await transport.FlushAsync(io.Token);
+            await transport.CloseAsync("slow_consumer", io.Token);
         }
-        catch (OperationCanceledException) when (Overflowed && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (afterGrace.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            // The documented resync signal: where the client is, so it can resume from PostgreSQL. The write is
-            // bounded: a client that reads nothing at all may never see it.
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            try
-            {
-                await transport.SendControlAsync("resync", "slow_consumer", _cursors, grace.Token);
-                await transport.FlushAsync(grace.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.WebSockets.WebSocketException)
-            {
-            }
-
-            await transport.CloseAsync("slow_consumer");
+            // It did not read even its pending bytes within the grace period: drop the connection.
+            transport.Abort();
         }
         finally
         {
@@ -106,20 +124,21 @@ internal sealed class StreamSession
         }
     }
 
-    private async ValueTask<StreamEvent?> NextAsync(TimeSpan heartbeat, CancellationToken token)
+    /// <summary>The next queued events; null after a heartbeat interval without any, or when the session overflowed.</summary>
+    private async ValueTask<StreamEvent[]?> NextAsync(TimeSpan heartbeat, CancellationToken wake)
     {
-        if (_inbox.Reader.TryRead(out StreamEvent? ready))
+        if (_inbox.Reader.TryRead(out StreamEvent[]? ready))
         {
             return ready;
         }
 
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(token);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(wake);
         wait.CancelAfter(heartbeat);
         try
         {
             await _inbox.Reader.WaitToReadAsync(wait.Token);
         }
-        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        catch (OperationCanceledException) when (!wake.IsCancellationRequested || Overflowed)
         {
             return null;
         }
@@ -140,7 +159,7 @@ internal sealed class StreamSession
             await ReplayAsync(dataSource, transport, live.Account, live.Seq - 1, token);
         }
 
-        if (live.Seq == _cursors[live.Account] + 1)
+        if (live.Seq == _cursors[live.Account] + 1 && !Overflowed)
         {
             await SendAsync(transport, live, token);
         }
@@ -165,6 +184,11 @@ internal sealed class StreamSession
             await StreamEventReader.ReadAsync(dataSource, account, _cursors[account], upTo, _options.ReplayPageSize, _replay, token);
             foreach (StreamEvent logged in _replay)
             {
+                if (Overflowed)
+                {
+                    return;
+                }
+
                 await SendAsync(transport, logged, token);
             }
 

@@ -44,14 +44,21 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : I
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public async ValueTask CloseAsync(string reason)
+    public void Abort() => socket.Abort();
+
+    public async ValueTask CloseAsync(string reason, CancellationToken cancellationToken)
     {
         if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            WebSocketCloseStatus status = reason switch
+            {
+                "shutdown" => WebSocketCloseStatus.EndpointUnavailable,
+                "slow_consumer" => WebSocketCloseStatus.PolicyViolation,
+                _ => WebSocketCloseStatus.NormalClosure,
+            };
             try
             {
-                await socket.CloseOutputAsync(reason == "shutdown" ? WebSocketCloseStatus.EndpointUnavailable : WebSocketCloseStatus.PolicyViolation, reason, timeout.Token);
+                await socket.CloseOutputAsync(status, reason, cancellationToken);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
             {

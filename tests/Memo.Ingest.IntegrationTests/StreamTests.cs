@@ -1,0 +1,174 @@
+using System.Net;
+using System.Net.WebSockets;
+using Memo.Ingest.TestSupport;
+using Npgsql;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>Live streams over SSE and WebSocket: completeness, order, resume, scope and slow consumers.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class StreamTests(PostgresFixture postgres)
+{
+    [Fact]
+    public async Task SseAndWebSocketClients_OnTwoInstances_ReceiveEveryEventOnceInSeqOrder()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost a = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await using GatewayHost b = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        string[] accounts = ["PNs1", "PNs2", "PNs3"];
+        string token = GatewayHost.MintToken(accounts);
+
+        // Connected before anything exists, from seq 0: everything they receive is live or replayed by the hand-off.
+        await using StreamClient sseOnA = await StreamClient.OpenSseAsync(a.Address, token, "PNs1,PNs2", since: "PNs1:0,PNs2:0");
+        await using StreamClient wsOnB = await StreamClient.OpenWebSocketAsync(b.Address, token, "PNs1,PNs2,PNs3");
+        await sseOnA.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "SSE ready");
+        await wsOnB.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "WebSocket ready");
+
+        await EventBusTests.SendConcurrentlyAsync(a, accounts, messagesPerAccount: 30);
+
+        await AssertEveryLoggedEventOnceAsync(database, sseOnA, ["PNs1", "PNs2"], after: 0);
+        await AssertEveryLoggedEventOnceAsync(database, wsOnB, accounts, after: 0);
+        Assert.Null(sseOnA.Failure);
+        Assert.Null(wsOnB.Failure);
+    }
+
+    [Fact]
+    public async Task AClientThatDisconnectsDuringIngest_ResumesFromItsCursor_WithNoGapAndNoDuplicate()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_resume");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        string[] accounts = ["PNr1", "PNr2"];
+        string token = GatewayHost.MintToken(accounts);
+        using var stop = new CancellationTokenSource();
+        Task ingest = Task.Run(async () =>
+        {
+            for (int round = 0; !stop.IsCancellationRequested; round++)
+            {
+                await EventBusTests.SendConcurrentlyAsync(gateway, accounts, messagesPerAccount: 4, tag: $"r{round}");
+            }
+        });
+
+        var received = new List<StreamMessage>();
+        string? lastSseId;
+        await using (StreamClient first = await StreamClient.OpenSseAsync(gateway.Address, token, "PNr1,PNr2", since: "PNr1:0,PNr2:0"))
+        {
+            await first.WaitForAsync(static m => m.Count(static x => x.Type == "event") >= 60, "60 events before the disconnect");
+            await first.DisposeAsync();
+            received.AddRange(first.Events);
+            lastSseId = received[^1].SseId;
+        }
+
+        await Task.Delay(500); // ingestion goes on while the client is away
+        await using StreamClient resumed = await StreamClient.OpenSseAsync(gateway.Address, token, "PNr1,PNr2", lastEventId: lastSseId);
+        await resumed.WaitForAsync(static m => m.Count(static x => x.Type == "event") >= 40, "40 events after resuming");
+        await stop.CancelAsync();
+        await ingest;
+
+        await AssertEveryLoggedEventOnceAsync(database, resumed, accounts, after: 0, earlier: received);
+
+        // The client's view, each row at its latest event, is the sync API's.
+        foreach (string account in accounts)
+        {
+            var latest = received.Concat(resumed.Events).Where(e => e.Account == account && e.Kind is "message.created" or "message.status")
+                .GroupBy(static e => e.Root.GetProperty("data").GetProperty("wamid").GetString()!)
+                .ToDictionary(static g => g.Key, static g => g.Last().Root.GetProperty("data").GetProperty("status").ToString());
+            List<System.Text.Json.JsonElement> synced = await SyncClient.GetAllAsync(gateway.Client, account, "messages");
+            Assert.Equal(synced.Count, latest.Count);
+            Assert.All(synced, item => Assert.Equal(item.GetProperty("status").ToString(), latest[item.GetProperty("wamid").GetString()!]));
+        }
+    }
+
+    [Fact]
+    public async Task ATokenForOneAccount_NeverYieldsAnotherAccountsEvents()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_scope");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        string aliceToken = GatewayHost.MintToken("PNalice");
+
+        foreach (string path in (string[])["/v1/stream/sse?accounts=PNbob", "/v1/stream/sse?accounts=PNalice,PNbob"])
+        {
+            using var client = new HttpClient { BaseAddress = gateway.Address };
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", aliceToken);
+            Assert.Equal(HttpStatusCode.Forbidden, (await client.SendAsync(request)).StatusCode);
+        }
+
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => StreamClient.OpenWebSocketAsync(gateway.Address, aliceToken, "PNbob"));
+        Assert.Contains("403", refused.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<WebSocketException>(() => StreamClient.OpenWebSocketAsync(gateway.Address, "not-a-token", "PNalice"));
+
+        await using StreamClient alice = await StreamClient.OpenWebSocketAsync(gateway.Address, aliceToken, "PNalice", since: "PNalice:0");
+        await EventBusTests.SendConcurrentlyAsync(gateway, ["PNalice", "PNbob"], messagesPerAccount: 10);
+        await AssertEveryLoggedEventOnceAsync(database, alice, ["PNalice"], after: 0);
+        Assert.All(alice.Events, static e => Assert.Equal("PNalice", e.Account));
+    }
+
+    [Fact]
+    public async Task AClientThatStopsReading_IsCutOffWithAResync_WhileOthersAndIngestionContinue()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_slow");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:QueueCapacity=1000");
+        string token = GatewayHost.MintToken("PNslow");
+        await using StreamClient stalled = await StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNslow", since: "PNslow:0", read: false, receiveBufferBytes: 4096);
+        await using StreamClient healthy = await StreamClient.OpenSseAsync(gateway.Address, token, "PNslow", since: "PNslow:0");
+
+        // About 12 MB of events: far more than the socket buffers between the server and the stalled client hold.
+        string text = new('x', 2000);
+        await Parallel.ForEachAsync(Enumerable.Range(0, 120), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (batch, _) =>
+        {
+            string body = WebhookPayloads.Envelope("PNslow", messages: Enumerable.Range(0, 50)
+                .Select(i => WebhookPayloads.TextMessage($"wamid.slow.{batch}.{i}", $"49{i % 7}", 1700000000 + i, text)));
+            using HttpResponseMessage response = await gateway.PostWebhookAsync(body);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        });
+
+        await AssertEveryLoggedEventOnceAsync(database, healthy, ["PNslow"], after: 0, seconds: 60);
+        stalled.StartReading();
+        await stalled.WaitForAsync(static m => m.Any(static x => x.Type == "resync"), "the stalled client reads its resync signal", seconds: 60);
+        StreamMessage resync = stalled.Messages.Single(static m => m.Type == "resync");
+        Assert.Equal("slow_consumer", resync.Root.GetProperty("reason").GetString());
+        long cursor = resync.Root.GetProperty("cursors").GetProperty("PNslow").GetInt64();
+        long lastEvent = stalled.Events.Select(static e => e.Seq).DefaultIfEmpty(0).Max();
+        Assert.Equal(lastEvent, cursor);
+        await Eventually.TrueAsync(() => stalled.Ended, "the server closes the stalled connection");
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, stalled.CloseStatus);
+    }
+
+    /// <summary>
+    /// The client's events (with <paramref name="earlier"/> ones from a previous connection) are exactly the log's
+    /// events of those accounts after <paramref name="after"/>: each seq once, in order.
+    /// </summary>
+    internal static async Task AssertEveryLoggedEventOnceAsync(string database, StreamClient client, string[] accounts, long after,
+        IReadOnlyList<StreamMessage>? earlier = null, int seconds = 30)
+    {
+        foreach (string account in accounts)
+        {
+            List<(long Seq, string Kind)> log = await ReadLogAsync(database, account, after);
+            await Eventually.TrueAsync(() => client.Events.Count(e => e.Account == account) + (earlier?.Count(e => e.Account == account) ?? 0) >= log.Count,
+                $"{account}: {log.Count} events received", seconds);
+            List<(long, string)> received = [.. (earlier ?? []).Concat(client.Events).Where(e => e.Account == account).Select(static e => (e.Seq, e.Kind!))];
+            Assert.Equal(log, received);
+        }
+    }
+
+    private static async Task<List<(long, string)>> ReadLogAsync(string database, string account, long after)
+    {
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT seq, CASE kind WHEN 1 THEN 'message.created' WHEN 2 THEN 'message.status' WHEN 3 THEN 'contact.updated' ELSE 'conversation.updated' END " +
+            "FROM account_events WHERE account = $1 AND seq > $2 ORDER BY seq", connection);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
+        var log = new List<(long, string)>();
+        while (await reader.ReadAsync())
+        {
+            log.Add((reader.GetInt64(0), reader.GetString(1)));
+        }
+
+        return log;
+    }
+}
