@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Quick start, command 2: build with warnings as errors and run every test suite.
-# The integration tests start their own PostgreSQL (scripts/postgres-local.sh) unless MEMO_TEST_POSTGRES is set.
+# The integration tests start their own PostgreSQL (scripts/postgres-local.sh) unless MEMO_TEST_POSTGRES is set,
+# and their own redis-server and prometheus. The Native-AOT binary is published first (failing on any trim or AOT
+# warning), because a smoke suite runs against it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-deps.sh --tests
 dotnet build Memo.Ingest.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
+deploy/publish-aot.sh
+MEMO_NATIVE_BINARY="$root/$(ls artifacts/aot/*/Memo.Ingest | head -n 1)"
+export MEMO_NATIVE_BINARY
 
 log=$(mktemp)
 status=0

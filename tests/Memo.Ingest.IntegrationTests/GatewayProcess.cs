@@ -26,15 +26,21 @@ internal sealed class GatewayProcess : IAsyncDisposable
     public string Output => string.Join('\n', _output);
 
     /// <param name="logLevel">The default log level; Warning keeps test output quiet, null keeps the shipped default.</param>
-    public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null, string? logLevel = "Warning")
+    /// <param name="nativeBinary">The Native-AOT executable to run instead of <c>dotnet Memo.Ingest.dll</c>.</param>
+    public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null, string? logLevel = "Warning",
+        string? nativeBinary = null)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "Memo.Ingest.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(dll);
+        var start = new ProcessStartInfo(nativeBinary ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (nativeBinary is null)
+        {
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Memo.Ingest.dll"));
+        }
+
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         start.Environment["ConnectionStrings__Postgres"] = connectionString;
         start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
         start.Environment["Memo__Auth__SigningKeys__0"] = GatewayHost.SigningKey;
+        start.Environment["Memo__WhatsApp__VerifyToken"] = GatewayHost.VerifyToken;
         if (logLevel is not null)
         {
             start.Environment["Logging__LogLevel__Default"] = logLevel;
@@ -93,6 +99,18 @@ internal sealed class GatewayProcess : IAsyncDisposable
         {
             _output.Enqueue(line);
         }
+    }
+
+    /// <summary>SIGTERM, as an orchestrator stops a pod; returns the exit code once the process has ended.</summary>
+    public async Task<int> TerminateAsync()
+    {
+        using (Process kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return _process.ExitCode;
     }
 
     /// <summary>SIGKILL: no shutdown hooks, no drain, no flush.</summary>
