@@ -111,6 +111,8 @@ public sealed class StreamTests(PostgresFixture postgres)
         string database = await postgres.Server.CreateDatabaseAsync("streams_slow");
         await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:QueueCapacity=1000");
         string token = GatewayHost.MintToken("PNslow");
+        using var cutOff = new CounterRecorder(gateway.App.Services, "memo.stream.slow_consumer.disconnects", "memo.transport");
+        using var sent = new CounterRecorder(gateway.App.Services, "memo.stream.events.sent", "memo.transport");
         await using StreamClient stalled = await StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNslow", since: "PNslow:0", read: false, receiveBufferBytes: 4096);
         await using StreamClient healthy = await StreamClient.OpenSseAsync(gateway.Address, token, "PNslow", since: "PNslow:0");
 
@@ -134,6 +136,9 @@ public sealed class StreamTests(PostgresFixture postgres)
         Assert.Equal(lastEvent, cursor);
         await Eventually.TrueAsync(() => stalled.Ended, "the server closes the stalled connection");
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, stalled.CloseStatus);
+        await Eventually.TrueAsync(() => cutOff["websocket"] == 1, "the cut-off is counted");
+        Assert.Equal(0, cutOff["sse"]);
+        Assert.True(sent["sse"] >= healthy.Events.Count(), "events sent to the SSE client are counted");
     }
 
     /// <summary>
