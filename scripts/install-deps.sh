@@ -12,8 +12,11 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # With --tests, also promtool and prometheus: the metrics tests check /metrics, the alert rules and a real scrape.
+# and Chromium for the inbox page's browser test (driven by npm playwright-core; Node.js and npm are on the machine).
 if [ "${1:-}" = "--tests" ]; then
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-deps.sh --tests
-# Independent JavaScript decoders and tools the tests run (tests/js: @msgpack/msgpack).
+# Independent JavaScript decoders and tools the tests run (tests/js: @msgpack/msgpack, playwright-core).
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 dotnet build Memo.Ingest.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
 deploy/publish-aot.sh

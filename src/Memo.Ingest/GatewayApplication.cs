@@ -2,6 +2,7 @@ using Memo.Ingest.Auth;
 using Memo.Ingest.Configuration;
 using Memo.Ingest.Events;
 using Memo.Ingest.Health;
+using Memo.Ingest.Inbox;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
@@ -99,6 +100,7 @@ public static class GatewayApplication
             KeepAliveTimeout = TimeSpan.FromSeconds(streams.HeartbeatSeconds * 2),
         });
         app.MapStreams();
+        app.MapInbox();
         app.MapPrometheusScrapingEndpoint();
         return app;
     }

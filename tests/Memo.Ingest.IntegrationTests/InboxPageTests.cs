@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Net;
+using Memo.Ingest.TestSupport;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>
+/// The live inbox page end to end in headless Chromium (Debian's chromium driven by npm playwright-core; both
+/// installed by scripts/test.sh): a signed webhook's text appears on the page, then its status.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class InboxPageTests(PostgresFixture postgres)
+{
+    [Fact]
+    public async Task ASignedWebhook_ShowsUpOnTheInboxPage_WithItsStatus()
+    {
+        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"));
+        const string account = "PNinbox";
+        const string text = "Hello from WhatsApp \u2014 \U0001F44B <b>not bold</b>";
+        string url = $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}";
+
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
+        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1"])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process browser = Process.Start(start)!;
+        Task<string> errors = browser.StandardError.ReadToEndAsync();
+        try
+        {
+            Assert.Equal("READY", await ReadLineAsync(browser, errors));
+            string message = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.inbox.1", "4915553", 1700000000, "Hello from WhatsApp \\u2014 \\ud83d\\udc4b <b>not bold</b>")],
+                contacts: [WebhookPayloads.Contact("4915553", "Ana")]);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(message)).StatusCode);
+            Assert.Equal("FOUND", await ReadLineAsync(browser, errors));
+
+            string status = WebhookPayloads.Envelope(account, statuses: [WebhookPayloads.Status("wamid.inbox.1", "read", 1700000050, "4915553")]);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(status)).StatusCode);
+            Assert.Equal("READ", await ReadLineAsync(browser, errors));
+            await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(browser.ExitCode == 0, await errors);
+        }
+        finally
+        {
+            if (!browser.HasExited)
+            {
+                browser.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    private static async Task<string?> ReadLineAsync(Process browser, Task<string> errors)
+    {
+        try
+        {
+            return await browser.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            browser.Kill(entireProcessTree: true);
+            throw new TimeoutException("The browser script said nothing for 60 s: " + await errors);
+        }
+    }
+}
