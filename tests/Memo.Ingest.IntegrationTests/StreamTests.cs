@@ -141,6 +141,29 @@ public sealed class StreamTests(PostgresFixture postgres)
         Assert.True(sent["sse"] >= healthy.Events.Count(), "events sent to the SSE client are counted");
     }
 
+    [Fact]
+    public async Task PastTheConnectionLimit_503_AndOnShutdown_WebSocketsAreClosedAsGoingAway()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_limits");
+        GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:MaxConnections=1");
+        string token = GatewayHost.MintToken("PNlimit");
+        await using StreamClient first = await StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNlimit");
+        await first.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "the first stream is live");
+
+        using (var client = new HttpClient { BaseAddress = gateway.Address })
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNlimit"))
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using HttpResponseMessage refused = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+        }
+
+        await gateway.DisposeAsync();
+        await Eventually.TrueAsync(() => first.Ended, "the stream ends when the gateway stops");
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, first.CloseStatus);
+    }
+
     /// <summary>
     /// The client's events (with <paramref name="earlier"/> ones from a previous connection) are exactly the log's
     /// events of those accounts after <paramref name="after"/>: each seq once, in order.

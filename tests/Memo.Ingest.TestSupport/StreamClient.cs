@@ -170,6 +170,8 @@ public sealed class StreamClient : IAsyncDisposable
                 WebSocketReceiveResult result = await _socket!.ReceiveAsync(buffer, _stop.Token);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
+                    // A well-behaved client answers the server's close frame.
+                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
                     return;
                 }
 

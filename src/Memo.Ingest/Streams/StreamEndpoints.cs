@@ -120,6 +120,8 @@ internal static class StreamEndpoints
             SubProtocol = messagePack ? WebSocketTransport.MessagePackSubprotocol : null,
         });
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        // The receive loop is never cancelled (a cancelled WebSocket receive aborts the socket, and a close frame
+        // could no longer be sent); it ends with the client's close frame, or when the socket is aborted below.
         Task receiving = DrainIncomingAsync(socket, ended);
         var transport = new WebSocketTransport(socket, messagePack);
         try
@@ -136,16 +138,22 @@ internal static class StreamEndpoints
         }
 
         // Wait for the client's close frame (it may still be reading a backlog, then its resync) before the
-        // connection is dropped, so nothing written is lost to a reset.
+        // connection is dropped, so nothing written is lost to a reset. On shutdown, only briefly.
+        TimeSpan closeWait = stopping.IsCancellationRequested ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(Math.Max(1, hub.Options.ResyncGraceSeconds));
         try
         {
-            await receiving.WaitAsync(TimeSpan.FromSeconds(Math.Max(1, hub.Options.ResyncGraceSeconds)), CancellationToken.None);
+            await receiving.WaitAsync(closeWait, CancellationToken.None);
         }
         catch (TimeoutException)
         {
         }
 
         await ended.CancelAsync();
+        if (!receiving.IsCompleted)
+        {
+            socket.Abort();
+        }
+
         await receiving;
     }
 
@@ -157,7 +165,7 @@ internal static class StreamEndpoints
         {
             while (socket.State == WebSocketState.Open)
             {
-                WebSocketReceiveResult result = await socket.ReceiveAsync(buffer, ended.Token);
+                WebSocketReceiveResult result = await socket.ReceiveAsync(buffer, CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     break;
