@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 
 namespace Memo.Ingest.Streams;
@@ -32,20 +31,7 @@ internal sealed class SseTransport(HttpContext context) : IStreamTransport
         Write("event: "u8);
         WriteText(type);
         Write("\ndata: "u8);
-        using (var json = new Utf8JsonWriter(_output))
-        {
-            json.WriteStartObject();
-            json.WriteString("type", type);
-            if (reason is not null)
-            {
-                json.WriteString("reason", reason);
-            }
-
-            json.WritePropertyName("cursors");
-            StreamCursors.WriteJson(json, cursors);
-            json.WriteEndObject();
-        }
-
+        StreamControlMessage.Write(_output, type, reason, cursors);
         Write("\n\n"u8);
         return ValueTask.CompletedTask;
     }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net.WebSockets;
-using System.Text.Json;
 
 namespace Memo.Ingest.Streams;
 
@@ -23,19 +22,7 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : I
     public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
     {
         _control.ResetWrittenCount();
-        using (var json = new Utf8JsonWriter(_control))
-        {
-            json.WriteStartObject();
-            json.WriteString("type", type);
-            if (reason is not null)
-            {
-                json.WriteString("reason", reason);
-            }
-
-            json.WritePropertyName("cursors");
-            StreamCursors.WriteJson(json, cursors);
-            json.WriteEndObject();
-        }
+        StreamControlMessage.Write(_control, type, reason, cursors);
 
         return socket.SendAsync(_control.WrittenMemory, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
     }
