@@ -41,9 +41,7 @@ internal static class PrometheusTextWriter
                 continue;
             }
 
-            Append(output, name);
-            WriteLabels(output, in point, le: default);
-            Append(output, " "u8);
+            WriteSeriesStart(output, name, default, in point, le: default);
             switch (type)
             {
                 case MetricType.LongSum or MetricType.LongSumNonMonotonic:
@@ -71,28 +69,28 @@ internal static class PrometheusTextWriter
         foreach (HistogramBucket bucket in point.GetHistogramBuckets())
         {
             cumulative += bucket.BucketCount;
-            Append(output, name);
-            Append(output, "_bucket"u8);
             int length = double.IsPositiveInfinity(bucket.ExplicitBound) ? Copy("+Inf"u8, bound) : FormatDouble(bucket.ExplicitBound, bound);
-            WriteLabels(output, in point, bound[..length]);
-            Append(output, " "u8);
+            WriteSeriesStart(output, name, "_bucket"u8, in point, bound[..length]);
             AppendNumber(output, cumulative);
             Append(output, "\n"u8);
         }
 
-        Append(output, name);
-        Append(output, "_sum"u8);
-        WriteLabels(output, in point, le: default);
-        Append(output, " "u8);
+        WriteSeriesStart(output, name, "_sum"u8, in point, le: default);
         AppendNumber(output, point.GetHistogramSum());
         Append(output, "\n"u8);
 
-        Append(output, name);
-        Append(output, "_count"u8);
-        WriteLabels(output, in point, le: default);
-        Append(output, " "u8);
+        WriteSeriesStart(output, name, "_count"u8, in point, le: default);
         AppendNumber(output, point.GetHistogramCount());
         Append(output, "\n"u8);
+    }
+
+    /// <summary>Writes <c>name{suffix}{labels} </c>; the caller writes the value and the newline.</summary>
+    private static void WriteSeriesStart(IBufferWriter<byte> output, byte[] name, ReadOnlySpan<byte> suffix, in MetricPoint point, ReadOnlySpan<byte> le)
+    {
+        Append(output, name);
+        Append(output, suffix);
+        WriteLabels(output, in point, le);
+        Append(output, " "u8);
     }
 
     private static void WriteLabels(IBufferWriter<byte> output, in MetricPoint point, ReadOnlySpan<byte> le)

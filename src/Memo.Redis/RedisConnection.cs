@@ -11,17 +11,25 @@ namespace Memo.Redis;
 public sealed class RedisConnection : IAsyncDisposable
 {
     private readonly RedisConnectionOptions _options;
-    private readonly CancellationTokenSource _shutdown = new();
-    private readonly Task _maintaining;
-    private int _disposed;
+    private readonly ReconnectingSession _sessions;
     private volatile TaskCompletionSource _connected = NewSignal();
-    private volatile RedisSession? _session;
-    private volatile Exception? _lastError;
 
     private RedisConnection(RedisConnectionOptions options)
     {
         _options = options;
-        _maintaining = Task.Run(MaintainAsync);
+        _sessions = new ReconnectingSession(options,
+            cancellationToken => RedisSession.OpenAsync(options, onPush: null, cancellationToken),
+            change =>
+            {
+                if (change.IsConnected)
+                {
+                    _connected.TrySetResult();
+                }
+
+                StateChanged?.Invoke(change);
+            },
+            // Before the session is cleared: whoever sees no session also sees the fresh signal to wait on.
+            goingDown: () => _connected = NewSignal());
     }
 
     /// <summary>Raised on the connection's own task whenever it connects, disconnects or fails to connect.</summary>
@@ -31,7 +39,7 @@ public sealed class RedisConnection : IAsyncDisposable
 
     public RedisConnectionOptions Options => _options;
 
-    private RedisSession? LiveSession => _session is { IsAlive: true } session ? session : null;
+    private RedisSession? LiveSession => _sessions.Session is { IsAlive: true } session ? session : null;
 
     /// <summary>Starts connecting in the background and returns at once.</summary>
     public static RedisConnection Create(RedisConnectionOptions options)
@@ -65,7 +73,7 @@ public sealed class RedisConnection : IAsyncDisposable
             long left = deadline - Environment.TickCount64;
             if (left <= 0)
             {
-                throw new RedisConnectionException($"Not connected to Redis at {_options} after {timeout.TotalMilliseconds} ms.", _lastError);
+                throw new RedisConnectionException($"Not connected to Redis at {_options} after {timeout.TotalMilliseconds} ms.", _sessions.LastError);
             }
 
             Task signal = _connected.Task;
@@ -99,7 +107,7 @@ public sealed class RedisConnection : IAsyncDisposable
         RedisSession? session = LiveSession;
         if (session is null)
         {
-            return Task.FromException<RedisReply[]>(new RedisConnectionException($"Not connected to Redis at {_options}.", _lastError));
+            return Task.FromException<RedisReply[]>(new RedisConnectionException($"Not connected to Redis at {_options}.", _sessions.LastError));
         }
 
         return WithTimeoutAsync(session, session.Send(commands.Written.Span, commands.Commands));
@@ -114,23 +122,7 @@ public sealed class RedisConnection : IAsyncDisposable
         return reply.IsError ? throw new RedisServerException(reply.AsString()!) : reply;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-
-        await _shutdown.CancelAsync().ConfigureAwait(false);
-        RedisSession? session = _session;
-        if (session is not null)
-        {
-            await session.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await _maintaining.ConfigureAwait(false);
-        _shutdown.Dispose();
-    }
+    public ValueTask DisposeAsync() => _sessions.DisposeAsync();
 
     private async Task<RedisReply[]> WithTimeoutAsync(RedisSession session, Task<RedisReply[]> replies)
     {
@@ -145,98 +137,6 @@ public sealed class RedisConnection : IAsyncDisposable
             var timeout = new RedisTimeoutException($"Redis at {_options} did not reply within {_options.CommandTimeout.TotalMilliseconds} ms.");
             session.Fail(timeout);
             throw timeout;
-        }
-    }
-
-    private async Task MaintainAsync()
-    {
-        var backoff = new ReconnectBackoff(_options.MinReconnectDelay, _options.MaxReconnectDelay);
-        CancellationToken shutdown = _shutdown.Token;
-        while (!shutdown.IsCancellationRequested)
-        {
-            RedisSession session;
-            try
-            {
-                session = await RedisSession.OpenAsync(_options, onPush: null, shutdown).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                _lastError = e;
-                Raise(new RedisConnectionChange(false, e));
-                if (!await DelayAsync(backoff.Next(), shutdown).ConfigureAwait(false))
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            long connectedAt = Environment.TickCount64;
-            _session = session;
-            _connected.TrySetResult();
-            Raise(new RedisConnectionChange(true, null));
-
-            Exception reason = await session.Closed.ConfigureAwait(false);
-            // In this order: whoever sees no session also sees the fresh signal to wait on.
-            _connected = NewSignal();
-            _session = null;
-            await session.DisposeAsync().ConfigureAwait(false);
-            if (shutdown.IsCancellationRequested)
-            {
-                return;
-            }
-
-            _lastError = reason;
-            Raise(new RedisConnectionChange(false, reason));
-            if (!await PauseAfterAsync(connectedAt, backoff, shutdown).ConfigureAwait(false))
-            {
-                return;
-            }
-        }
-    }
-
-    private void Raise(RedisConnectionChange change)
-    {
-        try
-        {
-            StateChanged?.Invoke(change);
-        }
-        catch (Exception)
-        {
-            // A faulty observer must not stop the reconnect loop.
-        }
-    }
-
-    /// <summary>
-    /// After a connection that worked for a while, the first retry is immediate (a restarted server is usually back at
-    /// once) and the backoff starts over; a connection that died young (a server that accepts and then drops
-    /// clients) counts as a failed attempt, so the client never spins.
-    /// </summary>
-    internal static async Task<bool> PauseAfterAsync(long connectedAt, ReconnectBackoff backoff, CancellationToken shutdown)
-    {
-        if (Environment.TickCount64 - connectedAt >= 1000)
-        {
-            backoff.Reset();
-            return true;
-        }
-
-        return await DelayAsync(backoff.Next(), shutdown).ConfigureAwait(false);
-    }
-
-    internal static async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
         }
     }
 

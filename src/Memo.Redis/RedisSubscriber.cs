@@ -16,23 +16,20 @@ public sealed class RedisSubscriber : IAsyncDisposable
     private readonly RedisConnectionOptions _options;
     private readonly string[] _channels;
     private readonly RedisMessageHandler _handler;
-    private readonly CancellationTokenSource _shutdown = new();
-    private readonly Task _maintaining;
-    private int _disposed;
-    private volatile RedisSession? _session;
+    private readonly ReconnectingSession _sessions;
 
     private RedisSubscriber(RedisConnectionOptions options, string[] channels, RedisMessageHandler handler)
     {
         _options = options;
         _channels = channels;
         _handler = handler;
-        _maintaining = Task.Run(MaintainAsync);
+        _sessions = new ReconnectingSession(options, OpenAndSubscribeAsync, change => StateChanged?.Invoke(change));
     }
 
     /// <summary>Raised once subscribed (again) and whenever the subscription is lost.</summary>
     public event Action<RedisConnectionChange>? StateChanged;
 
-    public bool IsSubscribed => _session is not null;
+    public bool IsSubscribed => _sessions.Session is not null;
 
     /// <summary>
     /// Starts subscribing in the background. <paramref name="handler"/> runs on the connection's read loop, one
@@ -50,85 +47,37 @@ public sealed class RedisSubscriber : IAsyncDisposable
         return new RedisSubscriber(options, [.. channels], handler);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
+    public ValueTask DisposeAsync() => _sessions.DisposeAsync();
 
-        await _shutdown.CancelAsync().ConfigureAwait(false);
-        RedisSession? session = _session;
-        if (session is not null)
+    private async Task<RedisSession> OpenAndSubscribeAsync(CancellationToken cancellationToken)
+    {
+        RedisSession session = await RedisSession.OpenAsync(_options, OnPush, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var subscribe = new RespCommandBuffer();
+            subscribe.Command(1 + _channels.Length).Argument("SUBSCRIBE"u8);
+            foreach (string channel in _channels)
+            {
+                subscribe.Argument(channel);
+            }
+
+            // One confirmation per channel.
+            RedisReply[] confirmations = await session.Send(subscribe.Written.Span, _channels.Length)
+                .WaitAsync(_options.CommandTimeout, cancellationToken).ConfigureAwait(false);
+            foreach (RedisReply confirmation in confirmations)
+            {
+                if (confirmation.IsError)
+                {
+                    throw new RedisServerException(confirmation.AsString()!);
+                }
+            }
+
+            return session;
+        }
+        catch
         {
             await session.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await _maintaining.ConfigureAwait(false);
-        _shutdown.Dispose();
-    }
-
-    private async Task MaintainAsync()
-    {
-        var backoff = new ReconnectBackoff(_options.MinReconnectDelay, _options.MaxReconnectDelay);
-        CancellationToken shutdown = _shutdown.Token;
-        while (!shutdown.IsCancellationRequested)
-        {
-            RedisSession? session = null;
-            try
-            {
-                session = await RedisSession.OpenAsync(_options, OnPush, shutdown).ConfigureAwait(false);
-                using var subscribe = new RespCommandBuffer();
-                subscribe.Command(1 + _channels.Length).Argument("SUBSCRIBE"u8);
-                foreach (string channel in _channels)
-                {
-                    subscribe.Argument(channel);
-                }
-
-                // One confirmation per channel.
-                RedisReply[] confirmations = await session.Send(subscribe.Written.Span, _channels.Length)
-                    .WaitAsync(_options.CommandTimeout, shutdown).ConfigureAwait(false);
-                foreach (RedisReply confirmation in confirmations)
-                {
-                    if (confirmation.IsError)
-                    {
-                        throw new RedisServerException(confirmation.AsString()!);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
-            {
-                await DisposeQuietlyAsync(session).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception e)
-            {
-                await DisposeQuietlyAsync(session).ConfigureAwait(false);
-                Raise(new RedisConnectionChange(false, e));
-                if (!await RedisConnection.DelayAsync(backoff.Next(), shutdown).ConfigureAwait(false))
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            long connectedAt = Environment.TickCount64;
-            _session = session;
-            Raise(new RedisConnectionChange(true, null));
-            Exception reason = await session.Closed.ConfigureAwait(false);
-            _session = null;
-            await session.DisposeAsync().ConfigureAwait(false);
-            if (shutdown.IsCancellationRequested)
-            {
-                return;
-            }
-
-            Raise(new RedisConnectionChange(false, reason));
-            if (!await RedisConnection.PauseAfterAsync(connectedAt, backoff, shutdown).ConfigureAwait(false))
-            {
-                return;
-            }
+            throw;
         }
     }
 
@@ -138,26 +87,6 @@ public sealed class RedisSubscriber : IAsyncDisposable
         // ["message", channel, payload] or ["pmessage", pattern, channel, payload]
         bool pattern = items.Length == 4;
         _handler(items[pattern ? 2 : 1].Bytes.Span, items[pattern ? 3 : 2].Bytes);
-    }
-
-    private void Raise(RedisConnectionChange change)
-    {
-        try
-        {
-            StateChanged?.Invoke(change);
-        }
-        catch (Exception)
-        {
-            // A faulty observer must not stop the reconnect loop.
-        }
-    }
-
-    private static async ValueTask DisposeQuietlyAsync(RedisSession? session)
-    {
-        if (session is not null)
-        {
-            await session.DisposeAsync().ConfigureAwait(false);
-        }
     }
 
     /// <summary>For diagnostics: the channel names this subscriber listens to.</summary>

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net;
 using Memo.Ingest.Storage;
 using Memo.Ingest.TestSupport;
 using Npgsql;
@@ -30,42 +28,15 @@ public sealed class LifecycleTests(PostgresFixture postgres)
         string connectionString = await postgres.Server.CreateDatabaseAsync("shutdown");
         GatewayHost gateway = await GatewayHost.StartAsync(connectionString);
         string account = "PNstop" + Guid.NewGuid().ToString("N")[..6];
-        var acknowledged = new ConcurrentBag<string>();
-        var enoughAcknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var stopSending = new CancellationTokenSource();
 
-        // Senders post until the listener is gone; shutdown starts once 50 are acknowledged and more are in flight.
-        var senders = Enumerable.Range(0, 16).Select(sender => Task.Run(async () =>
-        {
-            for (int i = 0; !stopSending.IsCancellationRequested; i++)
-            {
-                string wamid = $"wamid.stop.{sender}.{i}";
-                try
-                {
-                    using HttpResponseMessage response = await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", i, "s")]));
-                    if (response.StatusCode == HttpStatusCode.OK)
-                    {
-                        acknowledged.Add(wamid);
-                        if (acknowledged.Count >= 50)
-                        {
-                            enoughAcknowledged.TrySetResult();
-                        }
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    return; // refused after the listener closed: never acknowledged, so Meta would redeliver it
-                }
-            }
-        })).ToArray();
-
-        await enoughAcknowledged.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        // Shutdown starts once 50 are acknowledged and more are in flight; senders go on until the listener is gone.
+        AcknowledgingSenders senders = AcknowledgingSenders.Start(gateway.Client, account, "wamid.stop", senders: 16);
+        await senders.WaitForAcknowledgedAsync(50, seconds: 60);
         await gateway.App.StopAsync();
-        stopSending.Cancel();
-        await Task.WhenAll(senders);
+        await senders.StopAsync();
         await gateway.DisposeAsync();
 
-        long stored = await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)", account, acknowledged.ToArray());
-        Assert.Equal(acknowledged.Count, stored);
+        long stored = await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)", account, senders.Acknowledged.ToArray());
+        Assert.Equal(senders.Acknowledged.Count, stored);
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using Memo.Ingest.TestSupport;
@@ -52,35 +51,13 @@ public sealed class NativeBinarySmokeTests(PostgresFixture postgres)
         Assert.Contains("memo_webhook_requests_total{http_response_status_code=\"200\",memo_outcome=\"accepted\"} 3\n", metrics, StringComparison.Ordinal);
 
         // SIGTERM under load: every acknowledged webhook is stored, and the process exits cleanly.
-        var acknowledged = new ConcurrentBag<string>();
-        using var stop = new CancellationTokenSource();
-        Task[] senders = Enumerable.Range(0, 4).Select(sender => Task.Run(async () =>
-        {
-            for (int i = 0; !stop.IsCancellationRequested; i++)
-            {
-                string wamid = $"wamid.native.load.{sender}.{i}";
-                byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", 1700001000 + i, "load")]));
-                try
-                {
-                    using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
-                    if (response.StatusCode == HttpStatusCode.OK)
-                    {
-                        acknowledged.Add(wamid);
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    return; // the listener is closed
-                }
-            }
-        })).ToArray();
-        await Eventually.TrueAsync(() => acknowledged.Count >= 100, "100 acknowledged under load");
+        AcknowledgingSenders senders = AcknowledgingSenders.Start(gateway.Client, account, "wamid.native.load", senders: 4);
+        await senders.WaitForAcknowledgedAsync(100);
 
         Assert.Equal(0, await gateway.TerminateAsync());
-        await stop.CancelAsync();
-        await Task.WhenAll(senders);
-        long stored = await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = ANY($1)", [acknowledged.ToArray()]);
-        Assert.Equal(acknowledged.Count, stored);
+        await senders.StopAsync();
+        long stored = await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = ANY($1)", [senders.Acknowledged.ToArray()]);
+        Assert.Equal(senders.Acknowledged.Count, stored);
     }
 
     private static string FindNativeBinary()
