@@ -55,8 +55,9 @@ public static class GatewayApplication
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = WebhookReceiver.DrainLimit(ingest.MaxBodyBytes);
         });
-        // Shutdown waits for queued webhooks to commit (IngestPipeline.StopAsync) within this bound.
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        // Shutdown waits for queued webhooks to commit (IngestPipeline.StopAsync) within this bound; orchestrators
+        // must allow longer (deploy/kubernetes: terminationGracePeriodSeconds).
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(ingest.ShutdownTimeoutSeconds));
 
         builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
         builder.Services.AddSingleton<DatabaseState>();

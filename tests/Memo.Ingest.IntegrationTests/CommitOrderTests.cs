@@ -70,7 +70,7 @@ public sealed class CommitOrderTests(PostgresFixture postgres)
     }
 
     /// <summary>Polls one account's messages with a cursor until the senders are done and a final page is empty.</summary>
-    private static async Task<(string Account, List<(long Seq, string Wamid)> Seen)> FollowAsync(HttpClient client, string account, CancellationToken sendersDone)
+    internal static async Task<(string Account, List<(long Seq, string Wamid)> Seen)> FollowAsync(HttpClient client, string account, CancellationToken sendersDone)
     {
         var seen = new List<(long, string)>();
         long cursor = 0;

@@ -20,6 +20,23 @@ internal static class Database
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>One account's event log seqs, in order.</summary>
+    public static async Task<long[]> SeqsAsync(string connectionString, string account)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT seq FROM account_events WHERE account = $1 ORDER BY seq", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = account });
+        var seqs = new List<long>();
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            seqs.Add(reader.GetInt64(0));
+        }
+
+        return [.. seqs];
+    }
+
     /// <summary>Rows in every table the gateway writes, to prove a rejected request changed nothing.</summary>
     public static Task<long> TotalRowsAsync(string connectionString) => CountAsync(connectionString,
         "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM message_statuses) + (SELECT count(*) FROM contacts) " +

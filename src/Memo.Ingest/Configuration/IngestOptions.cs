@@ -32,4 +32,8 @@ public sealed class IngestOptions
     /// <summary>On a transient PostgreSQL failure, a writer waits this long before trying to connect again;
     /// meanwhile batches are answered 503 at once instead of piling up behind a dead connection.</summary>
     public int ReconnectBackoffMilliseconds { get; set; } = 500;
+
+    /// <summary>On SIGTERM, how long the host waits for queued webhooks to commit and streams to close. A container
+    /// orchestrator's grace period must be longer than this (plus any pre-stop delay).</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 30;
 }
