@@ -64,11 +64,9 @@ public sealed class ScaleOutTests(PostgresFixture postgres, Xunit.Abstractions.I
         const int Messages = 600;
         string database = await postgres.Server.CreateDatabaseAsync("scaleout3");
         await using RedisServer redis = await RedisServer.StartAsync();
-        GatewayProcess[] gateways = new GatewayProcess[3];
-        for (int i = 0; i < gateways.Length; i++)
-        {
-            gateways[i] = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString);
-        }
+        // Started together on an empty database: one applies the migrations, the others wait for its advisory lock.
+        GatewayProcess[] gateways = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
+            GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString)));
 
         try
         {
