@@ -229,4 +229,28 @@ public sealed class WebhookPayloadReaderTests
         Assert.Single(webhook.Records.ToArray());
         Assert.Equal("message_template_status_update", RecordProjection.Text(webhook, webhook[0].Type));
     }
+
+    /// <summary>Every body the fuzzer ever broke the gateway with (tests/corpus/fuzz) parses to a verdict, whole and
+    /// and in 97-byte segments, and never throws.</summary>
+    [Fact]
+    public void FuzzRegressions_ParseToAVerdictWithoutThrowing()
+    {
+        string directory = Path.Combine(RepositoryScript.Root, "tests", "corpus", "fuzz");
+        var thrown = new List<string>();
+        foreach (string file in Directory.EnumerateFiles(directory, "*.bin"))
+        {
+            byte[] body = File.ReadAllBytes(file);
+            try
+            {
+                WebhookPayloadReader.Parse(body, new ParsedWebhook());
+                WebhookPayloadReader.Parse(Segments.Create(body.Chunk(97).ToArray()), new ParsedWebhook());
+            }
+            catch (Exception e)
+            {
+                thrown.Add($"{Path.GetFileName(file)}: {e.GetType().Name}: {e.Message}");
+            }
+        }
+
+        Assert.True(thrown.Count == 0, string.Join('\n', thrown.Take(20)));
+    }
 }

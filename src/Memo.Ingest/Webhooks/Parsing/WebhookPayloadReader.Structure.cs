@@ -21,7 +21,7 @@ internal ref partial struct WebhookPayloadReader
             {
                 MarkSeen(ref seen, 1);
                 Read();
-                if (_reader.TokenType != JsonTokenType.String || !_reader.ValueTextEquals("whatsapp_business_account"u8))
+                if (_reader.TokenType != JsonTokenType.String || !Is("whatsapp_business_account"u8))
                 {
                     PayloadRejectedException.Throw(WebhookRejectionReason.UnexpectedObject);
                 }
@@ -103,7 +103,7 @@ internal ref partial struct WebhookPayloadReader
                 MarkSeen(ref seen, 1);
                 Read();
                 Expect(JsonTokenType.String);
-                isMessages = _reader.ValueTextEquals("messages"u8);
+                isMessages = Is("messages"u8);
                 field = CopyCurrentString();
             }
             else if (Is("value"u8))

@@ -265,6 +265,22 @@ internal ref partial struct WebhookPayloadReader
             : _target.Arena.Append(_span.Slice((int)start, (int)length));
     }
 
+    /// <summary>Compares the current property name or string with <paramref name="text"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly bool Is(ReadOnlySpan<byte> propertyName) => _reader.ValueTextEquals(propertyName);
+    private readonly bool Is(ReadOnlySpan<byte> text) => _reader.ValueIsEscaped ? EscapedEquals(text) : _reader.ValueTextEquals(text);
+
+    /// <summary>ValueTextEquals unescapes first and throws for an escape that is not valid UTF-16 (a lone surrogate,
+    /// found by the fuzzer in property names); that is the same defect as in a value.</summary>
+    private readonly bool EscapedEquals(ReadOnlySpan<byte> text)
+    {
+        try
+        {
+            return _reader.ValueTextEquals(text);
+        }
+        catch (InvalidOperationException)
+        {
+            PayloadRejectedException.Throw(WebhookRejectionReason.InvalidStringEscape);
+            return false;
+        }
+    }
 }
