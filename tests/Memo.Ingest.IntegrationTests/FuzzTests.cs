@@ -53,7 +53,8 @@ public sealed class FuzzTests(PostgresFixture postgres, ITestOutputHelper output
 
         output.WriteLine($"{outcomes.Values.Sum()} inputs: " + string.Join(", ", outcomes.OrderBy(static o => o.Key).Select(static o => $"{o.Key}×{o.Value}")));
         Assert.True(failures.IsEmpty, "inputs answered 5xx or not at all (written to tests/corpus/fuzz/):\n" + string.Join('\n', failures));
-        Assert.True(outcomes.Keys.Count(static k => k is >= 400 and < 500) >= 2, "the fuzzer reaches more than one kind of rejection");
+        // Some mutants are still valid and reach the writers; most stop in the parser.
+        Assert.True(outcomes.ContainsKey(200) && outcomes.ContainsKey(400), "the fuzzer reaches both the writers and the parser's rejections");
         await AssertStillServingAsync();
     }
 
