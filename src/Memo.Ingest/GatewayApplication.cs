@@ -23,7 +23,7 @@ namespace Memo.Ingest;
 /// The composition root, shared by <c>Program</c> and the integration tests (which start the same host on a
 /// loopback port). One <c>MapXxx()</c> per feature.
 /// </summary>
-public static class GatewayApplication
+public static partial class GatewayApplication
 {
     public const string DefaultUrl = "http://127.0.0.1:8080";
 
@@ -81,9 +81,10 @@ public static class GatewayApplication
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<EventBus>());
         builder.Services.AddSingleton<IngestPipeline>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
-        builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets));
+        builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets, whatsApp.InsecureAcceptUnsignedWebhooks));
         // Read tokens cannot be switched off either: without a signing key the gateway does not start.
         builder.Services.AddSingleton(new AccessTokens(auth));
+        builder.Services.AddSingleton(new ReadRateLimiter(auth));
         builder.Services.AddSingleton<ObjectPool<ParsedWebhook>>(
             new DefaultObjectPool<ParsedWebhook>(new DefaultPooledObjectPolicy<ParsedWebhook>(), maximumRetained: 256));
         builder.Services.AddSingleton<WebhookReceiver>();
@@ -103,17 +104,31 @@ public static class GatewayApplication
         app.MapStreams();
         app.MapInbox();
         app.MapPrometheusScrapingEndpoint();
+        if (!app.Services.GetRequiredService<WebhookSignatureVerifier>().HasSecrets)
+        {
+            Log.UnsignedWebhooksAccepted(app.Logger);
+        }
+
         return app;
     }
 
-    /// <summary>Signature checking cannot be switched off: without an app secret the gateway does not start.</summary>
+    /// <summary>Signature checking cannot be switched off by accident: without an app secret the gateway does not start,
+    /// unless the explicit development flag is set (and then it says so loudly at start-up and in /readyz).</summary>
     private static void RefuseInsecureConfiguration(WhatsAppOptions whatsApp)
     {
-        if (!whatsApp.AppSecrets.Any(static s => !string.IsNullOrEmpty(s)))
+        if (!whatsApp.AppSecrets.Any(static s => !string.IsNullOrEmpty(s)) && !whatsApp.InsecureAcceptUnsignedWebhooks)
         {
             throw new OptionsValidationException(WhatsAppOptions.Section, typeof(WhatsAppOptions),
                 ["Memo:WhatsApp:AppSecrets is empty. Set Memo__WhatsApp__AppSecrets__0 to your Meta app secret; " +
-                 "the gateway never accepts unsigned webhooks."]);
+                 "the gateway does not accept unsigned webhooks (for local development only: Memo__WhatsApp__InsecureAcceptUnsignedWebhooks=true)."]);
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 10, EventName = "UnsignedWebhooksAccepted", Level = LogLevel.Critical,
+            Message = "INSECURE: no Meta app secret is configured and Memo:WhatsApp:InsecureAcceptUnsignedWebhooks is on. " +
+                      "This gateway accepts UNSIGNED webhooks from anyone who can reach it. Development use only.")]
+        public static partial void UnsignedWebhooksAccepted(ILogger logger);
     }
 }

@@ -27,8 +27,9 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     /// <param name="logLevel">The default log level; Warning keeps test output quiet, null keeps the shipped default.</param>
     /// <param name="nativeBinary">The Native-AOT executable to run instead of <c>dotnet Memo.Ingest.dll</c>.</param>
+    /// <param name="environment">Variables set after the defaults; a null value removes one.</param>
     public static async Task<GatewayProcess> StartAsync(string connectionString, int port, string? redis = null, string? logLevel = "Warning",
-        string? nativeBinary = null)
+        string? nativeBinary = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo(nativeBinary ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         if (nativeBinary is null)
@@ -41,6 +42,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
         start.Environment["Memo__WhatsApp__AppSecrets__0"] = GatewayHost.Secret;
         start.Environment["Memo__Auth__SigningKeys__0"] = GatewayHost.SigningKey;
         start.Environment["Memo__WhatsApp__VerifyToken"] = GatewayHost.VerifyToken;
+        // As in GatewayHost: the tests' cursor readers poll far above the default read rate per token.
+        start.Environment["Memo__Auth__ReadRequestsPerSecond"] = "0";
         if (logLevel is not null)
         {
             start.Environment["Logging__LogLevel__Default"] = logLevel;
@@ -49,6 +52,18 @@ internal sealed class GatewayProcess : IAsyncDisposable
         if (redis is not null)
         {
             start.Environment["ConnectionStrings__Redis"] = redis;
+        }
+
+        foreach ((string name, string? value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
         }
 
         Process process = Process.Start(start)!;

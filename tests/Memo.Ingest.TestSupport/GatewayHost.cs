@@ -47,6 +47,8 @@ public sealed class GatewayHost : IAsyncDisposable
             $"--Memo:WhatsApp:VerifyToken={VerifyToken}",
             $"--Memo:Auth:SigningKeys:0={SigningKey}",
             "--Logging:LogLevel:Default=Warning",
+            // Cursor readers in the tests poll in tight loops far above any sane client's rate; SecurityTests turns it on.
+            "--Memo:Auth:ReadRequestsPerSecond=0",
             .. extraArguments,
         ];
         WebApplication app = GatewayApplication.Build(args);

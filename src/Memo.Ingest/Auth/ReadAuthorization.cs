@@ -6,7 +6,8 @@ namespace Memo.Ingest.Auth;
 /// <summary>
 /// The read APIs' gate: a token from <c>Authorization: Bearer …</c> (or, for browsers, which cannot set headers on
 /// EventSource and WebSocket, the <c>access_token</c> query parameter) that grants every account asked for.
-/// Failures are answered here: 401 for a missing or invalid token, 403 for an account the token does not grant.
+/// Failures are answered here: 401 for a missing or invalid token, 403 for an account the token does not grant,
+/// 429 when the token has used up its request rate (<see cref="ReadRateLimiter"/>).
 /// </summary>
 internal static class ReadAuthorization
 {
@@ -20,6 +21,15 @@ internal static class ReadAuthorization
             context.Response.Headers.WWWAuthenticate = token is null ? "Bearer realm=\"memo-ingest\"" : "Bearer realm=\"memo-ingest\", error=\"invalid_token\"";
             await WriteErrorAsync(context, token is null ? "missing_token" : "invalid_token",
                 token is null ? "A bearer token is required (Authorization header or access_token parameter)." : "The token is invalid or expired.");
+            return null;
+        }
+
+        if (!context.RequestServices.GetRequiredService<ReadRateLimiter>().TryAcquire(token!))
+        {
+            context.RequestServices.GetRequiredService<Observability.IngestMetrics>().ReadRateLimited();
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            context.Response.Headers.RetryAfter = "1";
+            await WriteErrorAsync(context, "rate_limited", "This token has made too many read requests; retry after a second.");
             return null;
         }
 

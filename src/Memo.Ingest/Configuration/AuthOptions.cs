@@ -15,4 +15,11 @@ public sealed class AuthOptions
     public string Issuer { get; set; } = "memo-ingest";
 
     public string Audience { get; set; } = "memo-ingest";
+
+    /// <summary>Read requests (sync pages and stream connections) each token may make per second on one instance,
+    /// sustained; 0 turns the limit off. Past it the answer is 429 with Retry-After.</summary>
+    public int ReadRequestsPerSecond { get; set; } = 50;
+
+    /// <summary>How many read requests a token may make at once above the sustained rate (a client's catch-up).</summary>
+    public int ReadBurst { get; set; } = 100;
 }

@@ -11,4 +11,9 @@ public sealed class WhatsAppOptions
 
     /// <summary>The token typed into Meta's "Verify token" field; the GET handshake must echo it.</summary>
     public string? VerifyToken { get; set; }
+
+    /// <summary>Development only: lets the gateway start without any app secret and accept unsigned webhooks.
+    /// Without it, a missing secret stops start-up; with it, start-up logs a critical warning and <c>/readyz</c>
+    /// reports <c>"signature":"disabled"</c>. It has no effect once any secret is configured.</summary>
+    public bool InsecureAcceptUnsignedWebhooks { get; set; }
 }

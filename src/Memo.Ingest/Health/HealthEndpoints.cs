@@ -1,6 +1,7 @@
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Webhooks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -34,6 +35,7 @@ internal static class HealthEndpoints
         var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
         var redis = context.RequestServices.GetRequiredService<GatewayRedis>();
         string redisState = redis.Commands is null ? "disabled" : redis.IsConnected ? "connected" : "disconnected";
+        string signature = context.RequestServices.GetRequiredService<WebhookSignatureVerifier>().HasSecrets ? "enforced" : "disabled";
 
         bool databaseReachable = await PingAsync(dataSource, context.RequestAborted);
         bool schemaReady = database.SchemaReady;
@@ -43,7 +45,7 @@ internal static class HealthEndpoints
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(
-            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}},"redis":"{{{redisState}}}"}}""");
+            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}},"redis":"{{{redisState}}}","signature":"{{{signature}}}"}}""");
     }
 
     private static string Json(bool value) => value ? "true" : "false";

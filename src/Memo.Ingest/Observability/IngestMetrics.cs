@@ -28,6 +28,7 @@ internal sealed class IngestMetrics
 
     private long _writeErrors;
     private long _writerReconnects;
+    private long _readRateLimited;
     private long _screenedByRedis;
     private long _screenedByPostgres;
     private long _redisScreenErrors;
@@ -58,6 +59,8 @@ internal sealed class IngestMetrics
 
         _meter.CreateObservableCounter("memo.ingest.write.errors", () => Volatile.Read(ref _writeErrors), "{error}",
             "Batches that PostgreSQL could not commit (answered 503).");
+        _meter.CreateObservableCounter("memo.read.rate_limited", () => Volatile.Read(ref _readRateLimited), "{request}",
+            "Sync and stream requests answered 429 because their token used up its rate (Memo:Auth:ReadRequestsPerSecond).");
         _meter.CreateObservableCounter("memo.ingest.writer.reconnects", () => Volatile.Read(ref _writerReconnects), "{connection}",
             "Times a writer opened a new PostgreSQL connection after a failure.");
         _meter.CreateObservableCounter("memo.ingest.duplicates", () => (Measurement<long>[])
@@ -139,6 +142,8 @@ internal sealed class IngestMetrics
     public void WriteFailed() => Interlocked.Increment(ref _writeErrors);
 
     public void WriterReconnected() => Interlocked.Increment(ref _writerReconnects);
+
+    public void ReadRateLimited() => Interlocked.Increment(ref _readRateLimited);
 
     public void RedisReconnected() => Interlocked.Increment(ref _redisReconnects);
 
