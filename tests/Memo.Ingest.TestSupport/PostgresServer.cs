@@ -13,11 +13,13 @@ namespace Memo.Ingest.TestSupport;
 public sealed class PostgresServer : IAsyncDisposable
 {
     private readonly string? _dataDirectory;
+    private readonly int _port;
 
-    private PostgresServer(string adminConnectionString, string? dataDirectory)
+    private PostgresServer(string adminConnectionString, string? dataDirectory, int port = 0)
     {
         AdminConnectionString = adminConnectionString;
         _dataDirectory = dataDirectory;
+        _port = port;
     }
 
     public string AdminConnectionString { get; }
@@ -33,8 +35,17 @@ public sealed class PostgresServer : IAsyncDisposable
         string dataDirectory = Path.Combine(Path.GetTempPath(), "memo-test-pg-" + Guid.NewGuid().ToString("N")[..8]);
         int port = FreePort();
         string output = await RepositoryScript.RunAsync("scripts/postgres-local.sh", "start", dataDirectory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return new PostgresServer(output.Trim().Split('\n')[^1], dataDirectory);
+        return new PostgresServer(output.Trim().Split('\n')[^1], dataDirectory, port);
     }
+
+    /// <summary>Stops the server (fast shutdown: sessions are cut, as in a failover), keeping its data.</summary>
+    public Task StopAsync() =>
+        RepositoryScript.RunAsync("scripts/postgres-local.sh", "stop", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be stopped."));
+
+    /// <summary>Starts the stopped server again on the same port with the same data.</summary>
+    public Task StartAgainAsync() =>
+        RepositoryScript.RunAsync("scripts/postgres-local.sh", "start", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be started."),
+            _port.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>Creates a fresh, empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix)

@@ -1,10 +1,9 @@
 using System.Diagnostics;
-using Memo.Ingest.TestSupport;
 
-namespace Memo.Ingest.IntegrationTests;
+namespace Memo.Ingest.TestSupport;
 
 /// <summary>The gateway as a separate OS process (the built Memo.Ingest.dll), so a test can SIGKILL it.</summary>
-internal sealed class GatewayProcess : IAsyncDisposable
+public sealed class GatewayProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
