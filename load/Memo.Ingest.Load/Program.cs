@@ -1,16 +1,20 @@
 using System.Globalization;
 using Memo.Ingest.Load;
 using Memo.Ingest.Load.Faults;
+using Memo.Ingest.Load.Overload;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
+//   overload [--long] [--native PATH] [--report FILE]                          load beyond capacity (docs/RELIABILITY.md)
 const string Usage = "usage: Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
-                     "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]";
+                     "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
+                     "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE]";
 return args switch
 {
     ["storm", .. var options] => await RunStormAsync(options),
     ["faults", .. var options] => await RunFaultsAsync(options),
+    ["overload", .. var options] => await RunOverloadAsync(options),
     _ => Fail(),
 };
 
@@ -39,27 +43,45 @@ static async Task<int> RunStormAsync(string[] options)
     return await new StormScenario(settings).RunAsync();
 }
 
-static async Task<int> RunFaultsAsync(string[] options)
+static Task<int> RunFaultsAsync(string[] options)
 {
-    var settings = new FaultSettings();
-    string? reportFile = null;
+    (bool isLong, string? native, string? reportFile) = ParseSuiteOptions(options);
+    FaultSettings settings = (isLong ? FaultSettings.Long : new FaultSettings()) with { NativeBinary = native };
+    return ReportAsync(reportFile, report => new FaultSuite(settings).RunAsync(report));
+}
+
+static Task<int> RunOverloadAsync(string[] options)
+{
+    (bool isLong, string? native, string? reportFile) = ParseSuiteOptions(options);
+    OverloadSettings settings = (isLong ? OverloadSettings.Long : new OverloadSettings()) with { NativeBinary = native };
+    return ReportAsync(reportFile, report => new OverloadScenario(settings).RunAsync(report));
+}
+
+static (bool Long, string? Native, string? ReportFile) ParseSuiteOptions(string[] options)
+{
+    (bool isLong, string? native, string? reportFile) = (false, null, null);
     for (int i = 0; i < options.Length; i++)
     {
         switch (options[i])
         {
-            case "--long": settings = FaultSettings.Long with { NativeBinary = settings.NativeBinary }; break;
-            case "--native" when i + 1 < options.Length: settings = settings with { NativeBinary = Path.GetFullPath(options[++i]) }; break;
+            case "--long": isLong = true; break;
+            case "--native" when i + 1 < options.Length: native = Path.GetFullPath(options[++i]); break;
             case "--report" when i + 1 < options.Length: reportFile = options[++i]; break;
             default: throw new ArgumentException($"Unknown option {options[i]}.");
         }
     }
 
-    var report = new StringWriter();
-    var both = new TeeWriter(Console.Out, report);
-    int exitCode = await new FaultSuite(settings).RunAsync(both);
+    return (isLong, native, reportFile);
+}
+
+/// <summary>Runs a scenario writing its report to the console, and to a file when asked.</summary>
+static async Task<int> ReportAsync(string? reportFile, Func<TextWriter, Task<int>> scenario)
+{
+    var copy = new StringWriter();
+    int exitCode = await scenario(new TeeWriter(Console.Out, copy));
     if (reportFile is not null)
     {
-        await File.WriteAllTextAsync(reportFile, report.ToString());
+        await File.WriteAllTextAsync(reportFile, copy.ToString());
     }
 
     return exitCode;

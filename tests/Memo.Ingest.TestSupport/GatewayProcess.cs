@@ -17,6 +17,26 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public Uri Address { get; }
 
+    public int ProcessId => _process.Id;
+
+    /// <summary>Peak resident set size so far (VmHWM in /proc/PID/status), in bytes; 0 where /proc is absent.</summary>
+    public long PeakResidentBytes => ReadStatusKilobytes("VmHWM:") * 1024;
+
+    /// <summary>Current resident set size (VmRSS), in bytes.</summary>
+    public long ResidentBytes => ReadStatusKilobytes("VmRSS:") * 1024;
+
+    private long ReadStatusKilobytes(string field)
+    {
+        string path = $"/proc/{_process.Id}/status";
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+
+        string? line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public HttpClient Client { get; }
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();

@@ -1,0 +1,58 @@
+using System.Globalization;
+
+namespace Memo.Ingest.Load.OpenModel;
+
+/// <summary>
+/// The gateway's own view of acknowledgement latency: the cumulative buckets of <c>memo_webhook_ack_duration_seconds</c>
+/// scraped from /metrics. The difference of two scrapes gives the server-side latency of the requests acknowledged
+/// in between, without the time they spent queued in the load generator.
+/// </summary>
+internal sealed class AckHistogram
+{
+    private const string Bucket = "memo_webhook_ack_duration_seconds_bucket{";
+
+    private readonly SortedDictionary<double, long> _cumulative;
+
+    private AckHistogram(SortedDictionary<double, long> cumulative) => _cumulative = cumulative;
+
+    public static async Task<AckHistogram> ScrapeAsync(HttpClient gateway)
+    {
+        var cumulative = new SortedDictionary<double, long>();
+        foreach (string line in (await gateway.GetStringAsync("/metrics")).Split('\n'))
+        {
+            if (!line.StartsWith(Bucket, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            int le = line.IndexOf("le=\"", StringComparison.Ordinal) + 4;
+            string bound = line[le..line.IndexOf('"', le)];
+            double upper = bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture);
+            long count = (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            cumulative[upper] = cumulative.GetValueOrDefault(upper) + count;
+        }
+
+        return new AckHistogram(cumulative);
+    }
+
+    /// <summary>The bucket bound below which <paramref name="quantile"/> of the acknowledgements between
+    /// <paramref name="earlier"/> and this scrape fell, in milliseconds (a histogram cannot say more).</summary>
+    public string QuantileSince(AckHistogram earlier, double quantile)
+    {
+        long total = _cumulative.GetValueOrDefault(double.PositiveInfinity) - earlier._cumulative.GetValueOrDefault(double.PositiveInfinity);
+        if (total <= 0)
+        {
+            return "–";
+        }
+
+        foreach ((double upper, long count) in _cumulative)
+        {
+            if (count - earlier._cumulative.GetValueOrDefault(upper) >= quantile * total)
+            {
+                return double.IsPositiveInfinity(upper) ? "> 5000 ms" : string.Create(CultureInfo.InvariantCulture, $"≤ {upper * 1000:0.#} ms");
+            }
+        }
+
+        return "–";
+    }
+}
