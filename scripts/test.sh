@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, command 2: build with warnings as errors, run every test suite, then the short fault suite
-# (docs/RELIABILITY.md) against the native binary.
+# and overload run (docs/RELIABILITY.md) against the native binary.
 # The integration tests start their own PostgreSQL (scripts/postgres-local.sh) unless MEMO_TEST_POSTGRES is set,
 # and their own redis-server and prometheus. The Native-AOT binary is published first (failing on any trim or AOT
 # warning), because a smoke suite runs against it.
@@ -33,3 +33,7 @@ fi
 # Kills, PostgreSQL and Redis outages under Meta-like traffic; fails on any lost, duplicated or unacknowledged message.
 echo "Fault suite (short form):"
 dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- faults --native "$MEMO_NATIVE_BINARY"
+
+# Load beyond capacity: 503 with Retry-After, bounded memory, recovery, every acknowledged message stored.
+echo "Overload run (short form):"
+dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- overload --native "$MEMO_NATIVE_BINARY"

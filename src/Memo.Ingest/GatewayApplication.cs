@@ -12,6 +12,7 @@ using Memo.Ingest.Sync;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
 using Memo.Metrics.Prometheus;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.ObjectPool;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -41,6 +42,7 @@ public static partial class GatewayApplication
         RedisOptions redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
         AuthOptions auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         StreamOptions streams = builder.Configuration.GetSection(StreamOptions.Section).Get<StreamOptions>() ?? new StreamOptions();
+        ServerOptions server = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
@@ -54,6 +56,11 @@ public static partial class GatewayApplication
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = WebhookReceiver.DrainLimit(ingest.MaxBodyBytes);
+            kestrel.Limits.MaxConcurrentConnections = server.MaxConnections;
+            kestrel.Limits.MaxConcurrentUpgradedConnections = server.MaxConnections;
+            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(server.RequestHeadersTimeoutSeconds);
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(server.KeepAliveTimeoutSeconds);
+            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(server.MinRequestBodyBytesPerSecond, TimeSpan.FromSeconds(server.MinRequestBodyGraceSeconds));
         });
         // Shutdown waits for queued webhooks to commit (IngestPipeline.StopAsync) within this bound; orchestrators
         // must allow longer (deploy/kubernetes: terminationGracePeriodSeconds).

@@ -21,7 +21,7 @@ public sealed partial class DeploymentFilesTests(PostgresFixture postgres)
     private static readonly string Deploy = Path.Combine(RepositoryScript.Root, "deploy");
 
     private static readonly Type[] OptionTypes =
-        [typeof(IngestOptions), typeof(WhatsAppOptions), typeof(RedisOptions), typeof(AuthOptions), typeof(StreamOptions)];
+        [typeof(IngestOptions), typeof(WhatsAppOptions), typeof(RedisOptions), typeof(AuthOptions), typeof(StreamOptions), typeof(ServerOptions)];
 
     [Fact]
     public async Task EveryYamlFile_Parses()
