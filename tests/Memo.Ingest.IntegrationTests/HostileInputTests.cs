@@ -6,7 +6,7 @@ using Xunit;
 namespace Memo.Ingest.IntegrationTests;
 
 /// <summary>
-/// The hostile-input corpus (<see cref="HostileInput.Corpus"/>, more than 50 bodies and header sets) against the
+/// The hostile-input corpus (<see cref="HostileInput.Corpus"/>, 54 bodies and header sets) against the
 /// real host: each gets its documented 4xx and error code, nothing is stored, and the process keeps serving.
 /// </summary>
 [Collection(PostgresCollection.Name)]
