@@ -6,10 +6,10 @@ using Memo.Ingest.Load.Overload;
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
-//   overload [--long] [--native PATH] [--report FILE]                          load beyond capacity (docs/RELIABILITY.md)
+//   overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE …]      load beyond capacity (docs/RELIABILITY.md)
 const string Usage = "usage: Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
-                     "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE]";
+                     "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
 return args switch
 {
     ["storm", .. var options] => await RunStormAsync(options),
@@ -52,8 +52,24 @@ static Task<int> RunFaultsAsync(string[] options)
 
 static Task<int> RunOverloadAsync(string[] options)
 {
-    (bool isLong, string? native, string? reportFile) = ParseSuiteOptions(options);
-    OverloadSettings settings = (isLong ? OverloadSettings.Long : new OverloadSettings()) with { NativeBinary = native };
+    // --set KEY=VALUE (repeatable) passes a gateway setting, e.g. --set Memo__Ingest__EnqueueTimeoutMilliseconds=2000.
+    var gatewaySettings = new Dictionary<string, string?>();
+    var rest = new List<string>();
+    for (int i = 0; i < options.Length; i++)
+    {
+        if (options[i] == "--set" && i + 1 < options.Length && options[i + 1].Split('=', 2) is [var key, var value])
+        {
+            gatewaySettings[key] = value;
+            i++;
+        }
+        else
+        {
+            rest.Add(options[i]);
+        }
+    }
+
+    (bool isLong, string? native, string? reportFile) = ParseSuiteOptions([.. rest]);
+    OverloadSettings settings = (isLong ? OverloadSettings.Long : new OverloadSettings()) with { NativeBinary = native, GatewaySettings = gatewaySettings };
     return ReportAsync(reportFile, report => new OverloadScenario(settings).RunAsync(report));
 }
 

@@ -19,7 +19,8 @@ internal sealed class OverloadScenario(OverloadSettings settings)
     {
         await using PostgresServer postgres = await PostgresServer.StartAsync();
         string database = await postgres.CreateDatabaseAsync("overload");
-        await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), nativeBinary: settings.NativeBinary);
+        await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), nativeBinary: settings.NativeBinary,
+            environment: settings.GatewaySettings);
         long idleRss = gateway.ResidentBytes;
 
         LoadStep[] steps =
@@ -29,22 +30,29 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             new("normal again", settings.NormalRate, TimeSpan.FromSeconds(settings.RecoverySeconds)),
         ];
         using var sender = new OpenModelSender(gateway.Address, settings.Connections, Request, static _ => 1);
-        long rssAfterOverload = 0;
-        using var sampler = new Timer(_ => rssAfterOverload = Math.Max(rssAfterOverload, gateway.ResidentBytes), null, 0, 250);
+        // RSS per step (the highest sample while it ran): bounded memory shows as a plateau, not a climb.
+        var rssByStep = new long[steps.Length];
+        int currentStep = 0;
+        using var sampler = new Timer(_ => rssByStep[Volatile.Read(ref currentStep)] = Math.Max(rssByStep[Volatile.Read(ref currentStep)], gateway.ResidentBytes), null, 0, 250);
         var scrapes = new AckHistogram[steps.Length + 1];
-        RequestSample[] samples = await sender.RunAsync(steps, async (step, _) => scrapes[step] = await AckHistogram.ScrapeAsync(gateway.Client));
+        RequestSample[] samples = await sender.RunAsync(steps, async (step, _) =>
+        {
+            Volatile.Write(ref currentStep, step);
+            scrapes[step] = await AckHistogram.ScrapeAsync(gateway.Client);
+        });
         long peakRss = gateway.PeakResidentBytes;
         scrapes[^1] = await AckHistogram.ScrapeAsync(gateway.Client);
 
         var violations = new List<string>();
         report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Overload: one gateway ({(settings.NativeBinary is null ? "JIT" : "native")}), open model over {settings.Connections} keep-alive connections, one message per POST."));
+            $"Overload: one gateway ({(settings.NativeBinary is null ? "JIT" : "native")}{string.Concat(settings.GatewaySettings.Select(static s => $", {s.Key}={s.Value}"))}), " +
+            $"open model over {settings.Connections} keep-alive connections, one message per POST."));
         report.WriteLine();
         report.WriteLine("Latencies as the sender saw them run from each request's intended send time, so they include waiting for one of");
         report.WriteLine("the sender's connections; the gateway's own acknowledgement p99 comes from its histogram (scraped at step boundaries).");
         report.WriteLine();
-        report.WriteLine("| step | offered/s | requests | 200 | 503 (with Retry-After) | other | accepted/s | accepted latency (sender) | gateway ack p50 / p99 | 503 latency (sender) |");
-        report.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        report.WriteLine("| step | offered/s | requests | 200 | 503 (with Retry-After) | other | accepted/s | accepted latency (sender) | gateway ack p50 / p99 | 503 latency (sender) | gateway RSS (max) |");
+        report.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         for (int step = 0; step < steps.Length; step++)
         {
             RequestSample[] ofStep = [.. samples.Where(s => s.Step == step)];
@@ -56,7 +64,7 @@ internal sealed class OverloadScenario(OverloadSettings settings)
                 $"| {steps[step].Name} | {steps[step].Rate:F0} | {ofStep.Length} | {ok} | {unavailable} ({withRetryAfter}) | {other} | {ok / steps[step].Duration.TotalSeconds:F0} | " +
                 $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds))} | " +
                 $"{scrapes[step + 1].QuantileSince(scrapes[step], 0.5)} / {scrapes[step + 1].QuantileSince(scrapes[step], 0.99)} | " +
-                $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 503).Select(static s => s.LatencyMicroseconds))} |"));
+                $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 503).Select(static s => s.LatencyMicroseconds))} | {rssByStep[step] / 1048576.0:F0} MiB |"));
             if (other > 0)
             {
                 violations.Add($"{steps[step].Name}: {other} answers were neither 200 nor 503 ({string.Join(", ", ofStep.Where(static s => s.Status is not (200 or 503)).GroupBy(static s => s.Status).Select(static g => $"{g.Key}×{g.Count()}"))})");

@@ -11,5 +11,8 @@ internal sealed record OverloadSettings(
     long MaxPeakRssBytes = 1L << 30,
     string? NativeBinary = null)
 {
+    /// <summary>Gateway settings for the run, as environment variables (<c>--set Memo__Ingest__Writers=4</c>).</summary>
+    public IReadOnlyDictionary<string, string?> GatewaySettings { get; init; } = new Dictionary<string, string?>();
+
     public static OverloadSettings Long => new(NormalSeconds: 10, OverloadSeconds: 60, RecoverySeconds: 30);
 }

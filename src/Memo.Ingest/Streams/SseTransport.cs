@@ -17,7 +17,7 @@ internal sealed class SseTransport(HttpContext context) : IStreamTransport
     public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
     {
         Write("id: "u8);
-        WriteText(StreamCursors.Format(cursors));
+        StreamCursors.Write(_output, cursors);
         Write("\nevent: "u8);
         WriteText(StreamEvent.KindName(streamEvent.Kind));
         Write("\ndata: "u8);

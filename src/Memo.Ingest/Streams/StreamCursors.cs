@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 
@@ -39,6 +41,46 @@ internal static class StreamCursors
         }
 
         return text.ToString();
+    }
+
+    /// <summary>The same text as <see cref="Format"/>, written as UTF-8 straight into <paramref name="output"/>: the SSE
+    /// <c>id:</c> line goes out with every event to every connection, so it must not make a string each time.</summary>
+    public static void Write(IBufferWriter<byte> output, IReadOnlyDictionary<string, long> cursors)
+    {
+        // The sessions' cursors are a Dictionary; enumerating it as one avoids boxing the interface's enumerator.
+        if (cursors is Dictionary<string, long> dictionary)
+        {
+            bool first = true;
+            foreach ((string account, long seq) in dictionary)
+            {
+                WriteOne(output, account, seq, ref first);
+            }
+
+            return;
+        }
+
+        bool isFirst = true;
+        foreach ((string account, long seq) in cursors)
+        {
+            WriteOne(output, account, seq, ref isFirst);
+        }
+    }
+
+    private static void WriteOne(IBufferWriter<byte> output, string account, long seq, ref bool first)
+    {
+        // Separator + account + ':' + up to 20 digits of seq.
+        Span<byte> span = output.GetSpan(1 + Encoding.UTF8.GetMaxByteCount(account.Length) + 1 + 20);
+        int written = 0;
+        if (!first)
+        {
+            span[written++] = (byte)',';
+        }
+
+        first = false;
+        written += Encoding.UTF8.GetBytes(account, span[written..]);
+        span[written++] = (byte)':';
+        Utf8Formatter.TryFormat(seq, span[written..], out int digits);
+        output.Advance(written + digits);
     }
 
     /// <summary><c>{"PN1":42,"PN2":7}</c></summary>

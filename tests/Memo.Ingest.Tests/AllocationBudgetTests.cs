@@ -1,0 +1,191 @@
+using System.Buffers;
+using System.Diagnostics.Metrics;
+using System.IO.Pipelines;
+using System.Text.Json;
+using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
+using Memo.Ingest.Ingest;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Streams;
+using Memo.Ingest.TestSupport;
+using Memo.Ingest.Webhooks;
+using Memo.Ingest.Webhooks.Parsing;
+using Memo.Metrics.Prometheus;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using Xunit;
+
+namespace Memo.Ingest.Tests;
+
+/// <summary>
+/// Every hot path stays within the bytes per operation committed in bench/allocation-budget.json. Counted bytes on
+/// this thread, not time, so the check is deterministic; timing belongs to bench/.
+/// </summary>
+public sealed class AllocationBudgetTests
+{
+    private const int Operations = 200;
+
+    private static readonly IReadOnlyDictionary<string, long> Budgets = ReadBudgets();
+
+    public static TheoryData<string> HotPaths() => [.. HotPathFactories.Keys];
+
+    /// <summary>Each hot path: a factory that sets it up once and returns one operation, with plain checks (xunit's
+    /// asserts allocate, and would be counted).</summary>
+    private static readonly Dictionary<string, Func<Action>> HotPathFactories = new()
+    {
+        ["verify+parse, typical 1.5 KB webhook"] = () => VerifyAndParse(RealisticPayloads.Typical),
+        ["verify+parse, 100 mixed messages"] = () => VerifyAndParse(RealisticPayloads.Mixed100),
+        ["parse, 100 mixed messages in 4 KiB segments"] = () =>
+        {
+            ReadOnlySequence<byte> body = RealisticPayloads.Segmented(RealisticPayloads.Mixed100);
+            var webhook = new ParsedWebhook();
+            return () =>
+            {
+                webhook.TryReset();
+                Require(WebhookPayloadReader.Parse(body, webhook) == WebhookRejectionReason.None);
+            };
+        },
+        ["metrics: record a webhook and a batch"] = RecordMetrics,
+        ["bus frame for one event"] = () =>
+        {
+            var frame = new ArrayBufferWriter<byte>(256);
+            return () =>
+            {
+                frame.ResetWrittenCount();
+                EventFrame.WriteHeader(frame, Guid.Empty, 1);
+                EventFrame.WriteEvent(frame, "106540352242922"u8, 18231, EventKind.MessageStatus, "wamid.x"u8, "read"u8, hasStatus: true, 1700000000);
+            };
+        },
+        ["SSE frame for one event, per connection"] = () =>
+        {
+            // Kestrel's response pipe pools its segments; a Pipe does the same, where a stream adapter would not.
+            var pipe = new Pipe();
+            var context = new DefaultHttpContext();
+            context.Features.Set<IHttpResponseBodyFeature>(new PipeResponseBody(pipe.Writer));
+            var sse = new SseTransport(context);
+            var streamEvent = new StreamEvent("106540352242922", 18231, EventKind.MessageCreated, new byte[600]);
+            var cursors = new Dictionary<string, long> { ["106540352242922"] = 18231 };
+            return () =>
+            {
+                Require(sse.SendEventAsync(streamEvent, cursors, CancellationToken.None).IsCompletedSuccessfully);
+                Require(sse.FlushAsync(CancellationToken.None).IsCompletedSuccessfully);
+                Require(pipe.Reader.TryRead(out ReadResult sent));
+                pipe.Reader.AdvanceTo(sent.Buffer.End);
+            };
+        },
+        ["fan-out: offer one event to a follower"] = () =>
+        {
+            ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+            var metrics = new IngestMetrics(services.GetRequiredService<IMeterFactory>());
+            StreamEvent[] events = [new StreamEvent("106540352242922", 1, EventKind.MessageCreated, new byte[600])];
+            var session = new StreamSession(new Dictionary<string, long> { ["106540352242922"] = 0 }, new StreamOptions { QueueCapacity = int.MaxValue }, metrics, "sse");
+            return () => session.Offer(events);
+        },
+    };
+
+    /// <summary>Paths through async methods: in a Debug build the compiler makes their state machines classes, so they
+    /// are held to their budget only in optimized builds (scripts/test.sh and CI test Release).</summary>
+    private static readonly HashSet<string> AsyncPaths = ["SSE frame for one event, per connection"];
+
+    private static bool GatewayIsOptimized =>
+        typeof(SseTransport).Assembly.GetCustomAttributes(typeof(System.Diagnostics.DebuggableAttribute), false)
+            is not [System.Diagnostics.DebuggableAttribute { IsJITOptimizerDisabled: true }];
+
+    [Theory]
+    [MemberData(nameof(HotPaths))]
+    public void HotPath_StaysWithinItsAllocationBudget(string path)
+    {
+        if (AsyncPaths.Contains(path) && !GatewayIsOptimized)
+        {
+            return;
+        }
+
+        Action operation = HotPathFactories[path]();
+        for (int i = 0; i < 5; i++)
+        {
+            operation(); // warm up: grow pooled buffers, JIT, create metric points
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Operations; i++)
+        {
+            operation();
+        }
+
+        double perOperation = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)Operations;
+        Assert.True(perOperation <= Budgets[path], $"{path}: {perOperation:F1} B per operation, budget {Budgets[path]} B (bench/allocation-budget.json)");
+    }
+
+    [Fact]
+    public void EveryHotPathHasABudget_AndEveryBudgetAHotPath() =>
+        Assert.Equal(HotPathFactories.Keys.Order(), Budgets.Keys.Order());
+
+    private static Action VerifyAndParse(byte[] body)
+    {
+        string header = WebhookSigner.Sign(body, RealisticPayloads.Secret);
+        var verifier = new WebhookSignatureVerifier(["previous-secret", RealisticPayloads.Secret]);
+        var webhook = new ParsedWebhook();
+        return () =>
+        {
+            webhook.TryReset();
+            Require(verifier.Verify(body, header) == WebhookRejectionReason.None && WebhookPayloadReader.Parse(body, webhook) == WebhookRejectionReason.None);
+        };
+    }
+
+    private static Action RecordMetrics()
+    {
+        ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var metrics = new IngestMetrics(services.GetRequiredService<IMeterFactory>());
+        MeterProvider provider = Sdk.CreateMeterProviderBuilder()
+            .AddMeter(IngestMetrics.MeterName)
+            .AddReader(new BaseExportingMetricReader(new PrometheusTextExporter()) { TemporalityPreference = MetricReaderTemporalityPreference.Cumulative })
+            .Build();
+        var summary = new BatchSummary { MessagesCreated = 3, StatusEvents = 1, ContactsUpdated = 1, ConversationsUpdated = 1 };
+        return () =>
+        {
+            GC.KeepAlive(provider);
+            metrics.WebhookAnswered(200, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(3));
+            metrics.WebhookAnswered(401, WebhookRejectionReason.SignatureMismatch, TimeSpan.FromMilliseconds(1));
+            metrics.WebhookAnswered(503, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(1));
+            metrics.BatchCommitted(12, summary, TimeSpan.FromMilliseconds(4));
+            metrics.DuplicatesScreened(5, 1);
+            metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));
+            metrics.BusEventDelivered();
+        };
+    }
+
+    /// <summary>A response body that is a plain pipe, read by the test as a client would.</summary>
+    private sealed class PipeResponseBody(PipeWriter writer) : IHttpResponseBodyFeature
+    {
+        public Stream Stream => throw new NotSupportedException();
+
+        public PipeWriter Writer => writer;
+
+        public void DisableBuffering()
+        {
+        }
+
+        public Task StartAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+        public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public Task CompleteAsync() => writer.CompleteAsync().AsTask();
+    }
+
+    private static void Require(bool condition)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException("The hot path did not do its work.");
+        }
+    }
+
+    private static Dictionary<string, long> ReadBudgets()
+    {
+        using JsonDocument budget = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryScript.Root, "bench", "allocation-budget.json")));
+        return budget.RootElement.GetProperty("budgets").EnumerateObject().ToDictionary(static p => p.Name, static p => p.Value.GetInt64());
+    }
+}
