@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, command 2: build with warnings as errors, run every test suite, then the short fault suite
-# and overload run (docs/RELIABILITY.md) against the native binary.
+# and overload run (docs/RELIABILITY.md) and a short load run (docs/PERFORMANCE.md) against the native binary.
 # The integration tests start their own PostgreSQL (scripts/postgres-local.sh) unless MEMO_TEST_POSTGRES is set,
 # and their own redis-server and prometheus. The Native-AOT binary is published first (failing on any trim or AOT
 # warning), because a smoke suite runs against it.
@@ -37,3 +37,10 @@ dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- faults --nat
 # Load beyond capacity: 503 with Retry-After, bounded memory, recovery, every acknowledged message stored.
 echo "Overload run (short form):"
 dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- overload --native "$MEMO_NATIVE_BINARY"
+
+# A short load run (docs/PERFORMANCE.md): open-model senders and 100 stream subscribers for 20 s; fails on any lost or
+# duplicated acknowledged message, any answer but 200, or an event out of order. It prints figures; it does not fail
+# on speed (shared machines are noisy).
+echo "Load run (short form):"
+dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- run --rates 300 --step-seconds 20 --subscribers 100 \
+  --strict --native "$MEMO_NATIVE_BINARY" --report-dir artifacts/load/ci

@@ -2,16 +2,23 @@ using System.Globalization;
 using Memo.Ingest.Load;
 using Memo.Ingest.Load.Faults;
 using Memo.Ingest.Load.Overload;
+using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
+//   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--duplicates 0.05]
+//          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
+//          [--report-dir DIR] [--strict]                                       open-model load run (docs/PERFORMANCE.md)
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE …]      load beyond capacity (docs/RELIABILITY.md)
-const string Usage = "usage: Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
+const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
+                     "           [--statuses RATIO] [--subscribers N] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
+                     "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
                      "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
 return args switch
 {
+    ["run", .. var options] => await RunLoadAsync(options),
     ["storm", .. var options] => await RunStormAsync(options),
     ["faults", .. var options] => await RunFaultsAsync(options),
     ["overload", .. var options] => await RunOverloadAsync(options),
@@ -22,6 +29,42 @@ static int Fail()
 {
     Console.Error.WriteLine(Usage);
     return 2;
+}
+
+static Task<int> RunLoadAsync(string[] options)
+{
+    var settings = new RunSettings();
+    bool strict = false;
+    for (int i = 0; i < options.Length; i++)
+    {
+        if (options[i] == "--strict")
+        {
+            strict = true;
+            continue;
+        }
+
+        string Next() => i + 1 < options.Length ? options[++i] : throw new ArgumentException($"{options[i]} needs a value.");
+        int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
+        double NextDouble() => double.Parse(Next(), CultureInfo.InvariantCulture);
+        settings = options[i] switch
+        {
+            "--rates" => settings with { Rates = [.. Next().Split(',').Select(static r => double.Parse(r, CultureInfo.InvariantCulture))] },
+            "--step-seconds" => settings with { StepSeconds = NextInt() },
+            "--messages-per-post" => settings with { MessagesPerPost = NextInt() },
+            "--accounts" => settings with { Accounts = NextInt() },
+            "--duplicates" => settings with { DuplicateRatio = NextDouble() },
+            "--statuses" => settings with { StatusRatio = NextDouble() },
+            "--subscribers" => settings with { Subscribers = NextInt() },
+            "--connections" => settings with { Connections = NextInt() },
+            "--p99" => settings with { P99BoundMilliseconds = NextDouble() },
+            "--native" => settings with { NativeBinary = Path.GetFullPath(Next()) },
+            "--no-redis" => settings with { WithRedis = false },
+            "--report-dir" => settings with { ReportDirectory = Next() },
+            _ => throw new ArgumentException($"Unknown option {options[i]}."),
+        };
+    }
+
+    return new RunScenario(settings, strict).RunAsync(Console.Out);
 }
 
 static async Task<int> RunStormAsync(string[] options)

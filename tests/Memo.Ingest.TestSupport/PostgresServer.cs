@@ -24,6 +24,11 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public string AdminConnectionString { get; }
 
+    /// <summary>The server's process id (from postmaster.pid), for CPU accounting; null for an external server.</summary>
+    public int? ProcessId => _dataDirectory is not null && File.Exists(Path.Combine(_dataDirectory, "pgdata", "postmaster.pid"))
+        ? int.Parse(File.ReadLines(Path.Combine(_dataDirectory, "pgdata", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture)
+        : null;
+
     public static async Task<PostgresServer> StartAsync()
     {
         string? configured = Environment.GetEnvironmentVariable("MEMO_TEST_POSTGRES");

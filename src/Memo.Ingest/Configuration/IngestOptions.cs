@@ -13,10 +13,10 @@ public sealed class IngestOptions
     /// <see cref="EnqueueTimeoutMilliseconds"/> and then get 503 with Retry-After.</summary>
     public int ChannelCapacity { get; set; } = 1024;
 
-    /// <summary>How long a request may wait for room in a full queue before it is answered 503. Short: the queue itself
-    /// absorbs bursts, and under sustained overload every waiting refusal holds one of the sender's connections
-    /// (the overload run measured 2000 ms against 500 ms, docs/RELIABILITY.md).</summary>
-    public int EnqueueTimeoutMilliseconds { get; set; } = 500;
+    /// <summary>How long a request may wait for room in a full queue before it is answered 503. Waiting rides out a
+    /// burst instead of refusing it (a refusal delays those messages by Meta's retry backoff); shorter values refuse
+    /// sooner at a lower tail latency (both measured in docs/RELIABILITY.md).</summary>
+    public int EnqueueTimeoutMilliseconds { get; set; } = 2000;
 
     /// <summary>Writer tasks, each with its own PostgreSQL connection and transaction.</summary>
     public int Writers { get; set; } = 2;

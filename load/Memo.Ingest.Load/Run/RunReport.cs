@@ -1,0 +1,143 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Memo.Ingest.Load.OpenModel;
+
+namespace Memo.Ingest.Load.Run;
+
+/// <summary>The figures of a load run: a Markdown table, the same as JSON with a per-second series, and an SVG chart
+/// of throughput and latency percentiles over time.</summary>
+internal sealed class RunReport
+{
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    private readonly RunSettings _settings;
+    private readonly StepFigures[] _steps;
+    private readonly SecondFigures[] _seconds;
+    private readonly LossCheck.Result _loss;
+    private readonly long _subscriberEvents;
+
+    public RunReport(RunSettings settings, LoadStep[] steps, RequestSample[] samples, List<StepBoundary> boundaries, long runStart,
+        SubscriberFleet? fleet, LossCheck.Result loss)
+    {
+        _settings = settings;
+        _loss = loss;
+        _subscriberEvents = fleet?.Events ?? 0;
+        (long Received, int Latency)[] endToEnd = fleet is null ? [] : [.. fleet.Timeline()];
+        _steps = new StepFigures[steps.Length];
+        for (int i = 0; i < steps.Length; i++)
+        {
+            RequestSample[] ofStep = [.. samples.Where(s => s.Step == i)];
+            StepBoundary from = boundaries[i];
+            StepBoundary to = boundaries[i + 1];
+            double wall = (to.AtMicroseconds - from.AtMicroseconds) / 1e6;
+            LatencySummary sender = LatencySummary.Of(ofStep.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds));
+            int other = ofStep.Count(static s => s.Status is not (200 or 503));
+            int refused = ofStep.Count(static s => s.Status == 503);
+            _steps[i] = new StepFigures(
+                steps[i].Rate,
+                ofStep.Length,
+                ofStep.Count(static s => s.Status == 200),
+                refused,
+                other,
+                ofStep.Sum(static s => (long)s.Messages) / steps[i].Duration.TotalSeconds,
+                sender,
+                to.Histogram.QuantileSince(from.Histogram, 0.99),
+                LatencySummary.Of(endToEnd.Where(e => e.Received >= from.AtMicroseconds && e.Received < to.AtMicroseconds).Select(static e => e.Latency)),
+                100 * (to.GatewayCpuSeconds - from.GatewayCpuSeconds) / wall,
+                100 * (to.PostgresCpuSeconds - from.PostgresCpuSeconds) / wall,
+                Sustainable: other == 0 && refused == 0 && sender.Count > 0 && sender.P99 <= settings.P99BoundMilliseconds);
+        }
+
+        _seconds = [.. samples.GroupBy(static s => s.IntendedMicroseconds / 1_000_000).OrderBy(static g => g.Key).Select(g =>
+        {
+            LatencySummary latency = LatencySummary.Of(g.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds));
+            LatencySummary e2e = LatencySummary.Of(endToEnd.Where(e => (e.Received - runStart) / 1_000_000 == g.Key).Select(static e => e.Latency));
+            return new SecondFigures((int)g.Key, g.Sum(static s => (long)s.Messages), g.Count(static s => s.Status is not 200), latency.P50, latency.P99, e2e.P99);
+        })];
+    }
+
+    /// <summary>The highest step rate that held the p99 bound with nothing but 200s, if any.</summary>
+    public double? MaxSustainableRate => _steps.Where(static s => s.Sustainable).Select(static s => (double?)s.Rate).Max();
+
+    public string Markdown()
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Load run: {_settings.MessagesPerPost} message(s) per POST, {_settings.Accounts} accounts, {_settings.DuplicateRatio:P0} duplicate POSTs, " +
+            $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections, {_settings.Subscribers} subscribers, " +
+            $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step.");
+        text.AppendLine();
+        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | p99 ≤ bound, all 200 |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (StepFigures s in _steps)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
+        }
+
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Max sustainable rate (p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {(MaxSustainableRate is double r ? $"{r:F0} POSTs/s" : "none of the steps")}.");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events.");
+        return text.ToString();
+    }
+
+    public async Task WriteAsync(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(Path.Combine(directory, "report.md"), Markdown());
+        await File.WriteAllTextAsync(Path.Combine(directory, "report.json"), JsonSerializer.Serialize(new
+        {
+            settings = _settings,
+            steps = _steps,
+            max_sustainable_rate = MaxSustainableRate,
+            loss = _loss,
+            subscriber_events = _subscriberEvents,
+            seconds = _seconds,
+        }, JsonOptions));
+        await File.WriteAllTextAsync(Path.Combine(directory, "report.svg"), Svg());
+    }
+
+    /// <summary>Two panels over time: acknowledged messages per second; ack p50/p99 and webhook → event p99 in ms.</summary>
+    private string Svg()
+    {
+        const int Width = 900, Panel = 200, Left = 70, Top = 30, Gap = 60;
+        int plotWidth = Width - Left - 20;
+        int seconds = Math.Max(1, _seconds.Length);
+        double maxThroughput = Math.Max(1, _seconds.Max(static s => (double?)s.Messages) ?? 1);
+        double maxLatency = Math.Max(1, _seconds.Max(static s => (double?)Math.Max(s.AckP99, s.EndToEndP99)) ?? 1);
+        string X(int second) => (Left + (double)second / seconds * plotWidth).ToString("F1", CultureInfo.InvariantCulture);
+        string Y(double value, double max, int top) => (top + Panel - value / max * Panel).ToString("F1", CultureInfo.InvariantCulture);
+        string Line(Func<SecondFigures, double> value, double max, int top, string color) =>
+            $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{string.Join(' ', _seconds.Select(s => $"{X(s.Second)},{Y(value(s), max, top)}"))}\"/>";
+
+        int latencyTop = Top + Panel + Gap;
+        var svg = new StringBuilder();
+        svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{latencyTop + Panel + 40}\" font-family=\"sans-serif\" font-size=\"12\">");
+        svg.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+        foreach ((int top, string title, double max) in new[] { (Top, "acknowledged messages per second", maxThroughput), (latencyTop, "latency, ms: ack p50 (blue), ack p99 (red), webhook → event p99 (green)", maxLatency) })
+        {
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left}\" y=\"{top - 8}\">{title}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Left}\" y=\"{top}\" width=\"{plotWidth}\" height=\"{Panel}\" fill=\"none\" stroke=\"#999\"/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left - 6}\" y=\"{top + 4}\" text-anchor=\"end\">{max:F0}</text><text x=\"{Left - 6}\" y=\"{top + Panel}\" text-anchor=\"end\">0</text>");
+        }
+
+        svg.Append(Line(static s => s.Messages, maxThroughput, Top, "#333"));
+        svg.Append(Line(static s => s.AckP50, maxLatency, latencyTop, "#1f77b4"));
+        svg.Append(Line(static s => s.AckP99, maxLatency, latencyTop, "#d62728"));
+        if (_seconds.Any(static s => s.EndToEndP99 > 0))
+        {
+            svg.Append(Line(static s => s.EndToEndP99, maxLatency, latencyTop, "#2ca02c"));
+        }
+
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + plotWidth / 2}\" y=\"{latencyTop + Panel + 30}\" text-anchor=\"middle\">seconds since the start ({seconds} s)</text>");
+        svg.Append("</svg>");
+        return svg.ToString();
+    }
+
+    private sealed record StepFigures(double Rate, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
+        string GatewayAckP99, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, bool Sustainable);
+
+    private sealed record SecondFigures(int Second, long Messages, int NotOk, double AckP50, double AckP99, double EndToEndP99);
+}

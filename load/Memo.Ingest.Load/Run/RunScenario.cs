@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Globalization;
+using Memo.Ingest.Load.OpenModel;
+using Memo.Ingest.TestSupport;
+
+namespace Memo.Ingest.Load.Run;
+
+/// <summary>
+/// A load run against one gateway process with its own PostgreSQL and Redis: an open-model sender posts the
+/// <see cref="PayloadMix"/> at each step's rate while a <see cref="SubscriberFleet"/> follows the accounts live; then a
+/// loss check through the sync API. Reports per step: answers, acknowledged messages per second, acknowledgement
+/// latency as the sender saw it (from the intended send time) and as the gateway measured it, webhook → event latency
+/// at the subscribers, and the CPU the gateway and PostgreSQL used.
+/// </summary>
+internal sealed class RunScenario(RunSettings settings, bool strict)
+{
+    public async Task<int> RunAsync(TextWriter console)
+    {
+        await using PostgresServer postgres = await PostgresServer.StartAsync();
+        await using RedisServer? redis = settings.WithRedis ? await RedisServer.StartAsync() : null;
+        string database = await postgres.CreateDatabaseAsync("load");
+        await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis?.ConnectionString,
+            nativeBinary: settings.NativeBinary);
+        if (redis is not null)
+        {
+            await gateway.WaitForRedisAsync();
+        }
+
+        var mix = new PayloadMix(settings);
+        var clock = Stopwatch.StartNew();
+        await using SubscriberFleet? fleet = settings.Subscribers > 0
+            ? await SubscriberFleet.ConnectAsync(gateway.Address, mix.Accounts, settings.Subscribers, clock)
+            : null;
+
+        LoadStep[] steps = [.. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds)))];
+        using var sender = new OpenModelSender(gateway.Address, settings.Connections,
+            index => WebhookRequest.Create(mix.Body(index, (long)clock.Elapsed.TotalMicroseconds), GatewayHost.Secret),
+            index => mix.MessageIds(index).Count());
+
+        var boundaries = new List<StepBoundary>();
+        async Task MarkAsync() => boundaries.Add(new StepBoundary((long)clock.Elapsed.TotalMicroseconds, await AckHistogram.ScrapeAsync(gateway.Client),
+            ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
+
+        long runStart = (long)clock.Elapsed.TotalMicroseconds;
+        RequestSample[] samples = await sender.RunAsync(steps, async (_, _) => await MarkAsync());
+        await MarkAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the last events reach the subscribers
+
+        LossCheck.Result loss = await LossCheck.RunAsync(gateway.Address, mix, samples);
+        var report = new RunReport(settings, steps, samples, boundaries, runStart, fleet, loss);
+        string directory = settings.ReportDirectory ?? Path.Combine("artifacts", "load", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        await report.WriteAsync(directory);
+        await console.WriteLineAsync(report.Markdown());
+        await console.WriteLineAsync($"Report: {Path.Combine(directory, "report.md")} (+ report.json, report.svg)");
+
+        var failures = new List<string>();
+        if (!loss.Passed)
+        {
+            failures.Add($"loss check: {loss.Missing} missing, {loss.Duplicated} duplicated, {loss.Unexpected} stored but refused");
+        }
+
+        if (fleet is { OrderViolations: > 0 })
+        {
+            failures.Add($"{fleet.OrderViolations} events out of order or missing at the subscribers");
+        }
+
+        if (fleet is { Failed: > 0 })
+        {
+            failures.Add($"{fleet.Failed} subscribers lost their stream");
+        }
+
+        int unexpected = samples.Count(static s => s.Status != 200);
+        if (strict && unexpected > 0)
+        {
+            failures.Add($"{unexpected} answers were not 200 ({string.Join(", ", samples.Where(static s => s.Status != 200).GroupBy(static s => s.Status).Select(static g => $"{g.Key}×{g.Count()}"))})");
+        }
+
+        await console.WriteLineAsync(failures.Count == 0 ? "Load run checks passed." : "FAILED: " + string.Join("; ", failures));
+        return failures.Count == 0 ? 0 : 1;
+    }
+}
+
+/// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far.</summary>
+internal sealed record StepBoundary(long AtMicroseconds, AckHistogram Histogram, double GatewayCpuSeconds, double PostgresCpuSeconds);

@@ -1,0 +1,35 @@
+namespace Memo.Ingest.Load.Run;
+
+/// <summary>What a load run sends and who listens. Rates are webhooks (POSTs) per second.</summary>
+internal sealed record RunSettings
+{
+    /// <summary>Steps of the run: one rate each, <see cref="StepSeconds"/> long. More than one: step mode, which
+    /// reports the highest rate that held <see cref="P99BoundMilliseconds"/> with nothing but 200s.</summary>
+    public double[] Rates { get; init; } = [200];
+
+    public int StepSeconds { get; init; } = 10;
+
+    public int MessagesPerPost { get; init; } = 1;
+
+    public int Accounts { get; init; } = 8;
+
+    /// <summary>Share of POSTs that repeat an earlier POST's messages (Meta's retries).</summary>
+    public double DuplicateRatio { get; init; } = 0.05;
+
+    /// <summary>Share of POSTs that carry status updates (sent, delivered, read) for outbound messages.</summary>
+    public double StatusRatio { get; init; } = 0.2;
+
+    /// <summary>Stream subscribers, alternately WebSocket and SSE, spread over the accounts.</summary>
+    public int Subscribers { get; init; }
+
+    public int Connections { get; init; } = 256;
+
+    public double P99BoundMilliseconds { get; init; } = 50;
+
+    public string? NativeBinary { get; init; }
+
+    public bool WithRedis { get; init; } = true;
+
+    /// <summary>Where report.json, report.md and report.svg go.</summary>
+    public string? ReportDirectory { get; init; }
+}

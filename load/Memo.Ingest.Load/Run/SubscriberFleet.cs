@@ -1,0 +1,208 @@
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.WebSockets;
+using Memo.Ingest.TestSupport;
+
+namespace Memo.Ingest.Load.Run;
+
+/// <summary>
+/// Many stream subscribers in one process, alternately WebSocket and SSE, each following one account live. They are
+/// lean on purpose (no JSON parsing; a scan for <c>"seq":</c> and for the message text's <c>t=µs;</c> send time), so
+/// thousands fit beside the gateway on two cores. Each measures webhook-sent → event-received latency and checks
+/// that its seqs only increase (a gap or a repeat is counted).
+/// </summary>
+internal sealed class SubscriberFleet : IAsyncDisposable
+{
+    private readonly List<Subscriber> _subscribers = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _running = [];
+
+    public static async Task<SubscriberFleet> ConnectAsync(Uri gateway, string[] accounts, int count, Stopwatch clock)
+    {
+        var fleet = new SubscriberFleet();
+        string token = GatewayHost.MintToken(accounts);
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue }) { BaseAddress = gateway, Timeout = Timeout.InfiniteTimeSpan };
+        for (int i = 0; i < count; i++)
+        {
+            var subscriber = new Subscriber(accounts[i % accounts.Length], clock);
+            fleet._subscribers.Add(subscriber);
+            fleet._running.Add(i % 2 == 0
+                ? await subscriber.StartWebSocketAsync(gateway, token, fleet._stop.Token)
+                : await subscriber.StartSseAsync(http, token, fleet._stop.Token));
+        }
+
+        // Each subscriber starts live: wait until every one has its stream open.
+        await Eventually.TrueAsync(() => fleet._subscribers.All(static s => s.Ready), $"{count} subscribers ready", 120);
+        return fleet;
+    }
+
+    public long Events => _subscribers.Sum(static s => s.Events);
+
+    public long OrderViolations => _subscribers.Sum(static s => s.OrderViolations);
+
+    public int Failed => _subscribers.Count(static s => s.Failure is not null);
+
+    /// <summary>Webhook-sent → event-received latencies (µs) of every text message event received.</summary>
+    public IEnumerable<int> Latencies() => _subscribers.SelectMany(static s => s.Latencies());
+
+    public IEnumerable<(long ReceivedMicroseconds, int LatencyMicroseconds)> Timeline() => _subscribers.SelectMany(static s => s.Timeline());
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_running);
+        _stop.Dispose();
+    }
+
+    private sealed class Subscriber(string account, Stopwatch clock)
+    {
+        private readonly List<(long Received, int Latency)> _samples = [];
+        private long _lastSeq = -1;
+
+        public bool Ready { get; private set; }
+
+        public long Events { get; private set; }
+
+        public long OrderViolations { get; private set; }
+
+        public Exception? Failure { get; private set; }
+
+        public IEnumerable<int> Latencies()
+        {
+            lock (_samples)
+            {
+                return [.. _samples.Select(static s => s.Latency)];
+            }
+        }
+
+        public IEnumerable<(long, int)> Timeline()
+        {
+            lock (_samples)
+            {
+                return [.. _samples];
+            }
+        }
+
+        public async Task<Task> StartWebSocketAsync(Uri gateway, string token, CancellationToken stop)
+        {
+            var socket = new ClientWebSocket();
+            socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
+            await socket.ConnectAsync(new Uri($"ws://{gateway.Authority}/v1/stream/ws?accounts={account}"), stop);
+            return Task.Run(async () =>
+            {
+                byte[] buffer = new byte[16 * 1024];
+                try
+                {
+                    using (socket)
+                    {
+                        while (!stop.IsCancellationRequested)
+                        {
+                            int length = 0;
+                            ValueWebSocketReceiveResult result;
+                            do
+                            {
+                                if (length == buffer.Length)
+                                {
+                                    Array.Resize(ref buffer, buffer.Length * 2);
+                                }
+
+                                result = await socket.ReceiveAsync(buffer.AsMemory(length), stop);
+                                length += result.Count;
+                            }
+                            while (!result.EndOfMessage);
+
+                            if (result.MessageType == WebSocketMessageType.Close)
+                            {
+                                return;
+                            }
+
+                            OnMessage(buffer.AsSpan(0, length));
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                catch (Exception e) when (e is WebSocketException or IOException)
+                {
+                    Failure = e;
+                }
+            }, CancellationToken.None); // the loop ends on 'stop' itself, after closing its stream
+        }
+
+        public async Task<Task> StartSseAsync(HttpClient http, string token, CancellationToken stop)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/stream/sse?accounts={account}");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop);
+            response.EnsureSuccessStatusCode();
+            return Task.Run(async () =>
+            {
+                try
+                {
+                    using (response)
+                    using (var reader = new StreamReader(await response.Content.ReadAsStreamAsync(stop)))
+                    {
+                        while (await reader.ReadLineAsync(stop) is { } line)
+                        {
+                            if (line.StartsWith("data: ", StringComparison.Ordinal))
+                            {
+                                OnMessage(System.Text.Encoding.UTF8.GetBytes(line, 6, line.Length - 6));
+                            }
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException)
+                {
+                    Failure = e;
+                }
+            }, CancellationToken.None);
+        }
+
+        private void OnMessage(ReadOnlySpan<byte> message)
+        {
+            if (message.IndexOf("\"type\":\"ready\""u8) >= 0)
+            {
+                Ready = true;
+                return;
+            }
+
+            if (message.IndexOf("\"type\":\"event\""u8) < 0)
+            {
+                return;
+            }
+
+            Events++;
+            if (TryReadNumber(message, "\"seq\":"u8, out long seq))
+            {
+                if (_lastSeq >= 0 && seq != _lastSeq + 1)
+                {
+                    OrderViolations++;
+                }
+
+                _lastSeq = seq;
+            }
+
+            // Only a message.created event of a text message carries its send time.
+            if (message.IndexOf("\"kind\":\"message.created\""u8) >= 0 && TryReadNumber(message, "\"text\":\"t="u8, out long sent))
+            {
+                long now = (long)clock.Elapsed.TotalMicroseconds;
+                lock (_samples)
+                {
+                    _samples.Add((now, (int)Math.Min(now - sent, int.MaxValue)));
+                }
+            }
+        }
+
+        private static bool TryReadNumber(ReadOnlySpan<byte> message, ReadOnlySpan<byte> prefix, out long value)
+        {
+            int at = message.IndexOf(prefix);
+            value = 0;
+            return at >= 0 && Utf8Parser.TryParse(message[(at + prefix.Length)..], out value, out _);
+        }
+    }
+}
