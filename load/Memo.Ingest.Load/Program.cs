@@ -1,5 +1,6 @@
 using System.Globalization;
 using Memo.Ingest.Load;
+using Memo.Ingest.Load.Ceilings;
 using Memo.Ingest.Load.Faults;
 using Memo.Ingest.Load.Overload;
 using Memo.Ingest.Load.Run;
@@ -8,11 +9,13 @@ using Memo.Ingest.Load.Run;
 //   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict]                                       open-model load run (docs/PERFORMANCE.md)
+//   ceilings copy|http|broadcast [--rounds 3] [--seconds 10] [--native PATH]    each figure beside the machine's ceiling
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE …]      load beyond capacity (docs/RELIABILITY.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
                      "           [--statuses RATIO] [--subscribers N] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
+                     "       Memo.Ingest.Load ceilings copy|http|broadcast [--rounds N] [--seconds N] [--native PATH]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
                      "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
@@ -20,6 +23,7 @@ return args switch
 {
     ["run", .. var options] => await RunLoadAsync(options),
     ["storm", .. var options] => await RunStormAsync(options),
+    ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
     ["faults", .. var options] => await RunFaultsAsync(options),
     ["overload", .. var options] => await RunOverloadAsync(options),
     _ => Fail(),
@@ -65,6 +69,23 @@ static Task<int> RunLoadAsync(string[] options)
     }
 
     return new RunScenario(settings, strict).RunAsync(Console.Out);
+}
+
+static Task<int> RunCeilingsAsync(string which, string[] options)
+{
+    (int rounds, int seconds, string? native) = (3, 10, null);
+    for (int i = 0; i + 1 < options.Length; i += 2)
+    {
+        switch (options[i])
+        {
+            case "--rounds": rounds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
+            case "--seconds": seconds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
+            case "--native": native = Path.GetFullPath(options[i + 1]); break;
+            default: throw new ArgumentException($"Unknown option {options[i]}.");
+        }
+    }
+
+    return new CeilingsCommand(which, rounds, seconds, native, Console.Out).RunAsync();
 }
 
 static async Task<int> RunStormAsync(string[] options)

@@ -5,8 +5,8 @@ internal sealed record OverloadSettings(
     double NormalRate = 200,
     double OverloadRate = 5000,
     int NormalSeconds = 3,
-    int OverloadSeconds = 15,
-    int RecoverySeconds = 15,
+    int OverloadSeconds = 6,
+    int RecoverySeconds = 20,
     int Connections = 4096,
     long MaxPeakRssBytes = 1L << 30,
     string? NativeBinary = null)

@@ -23,6 +23,7 @@ internal sealed class RunReport
         _settings = settings;
         _loss = loss;
         _subscriberEvents = fleet?.Events ?? 0;
+        SubscriberDeliveriesPerSecond = _subscriberEvents / Math.Max(1e-9, (boundaries[^1].AtMicroseconds - boundaries[0].AtMicroseconds) / 1e6);
         (long Received, int Latency)[] endToEnd = fleet is null ? [] : [.. fleet.Timeline()];
         _steps = new StepFigures[steps.Length];
         for (int i = 0; i < steps.Length; i++)
@@ -57,6 +58,12 @@ internal sealed class RunReport
         })];
     }
 
+    /// <summary>Acknowledged messages per second in the step that acknowledged the most.</summary>
+    public double PeakMessagesPerSecond => _steps.Max(static s => s.MessagesPerSecond);
+
+    /// <summary>Events delivered to subscribers per second over the whole run.</summary>
+    public double SubscriberDeliveriesPerSecond { get; init; }
+
     /// <summary>The highest step rate that held the p99 bound with nothing but 200s, if any.</summary>
     public double? MaxSustainableRate => _steps.Where(static s => s.Sustainable).Select(static s => (double?)s.Rate).Max();
 
@@ -79,7 +86,7 @@ internal sealed class RunReport
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Max sustainable rate (p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {(MaxSustainableRate is double r ? $"{r:F0} POSTs/s" : "none of the steps")}.");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events.");
+            $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events ({SubscriberDeliveriesPerSecond:F0} per second).");
         return text.ToString();
     }
 

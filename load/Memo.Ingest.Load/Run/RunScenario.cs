@@ -14,6 +14,9 @@ namespace Memo.Ingest.Load.Run;
 /// </summary>
 internal sealed class RunScenario(RunSettings settings, bool strict)
 {
+    /// <summary>The figures of the last run, for commands that compare them with a ceiling.</summary>
+    public RunReport? Report { get; private set; }
+
     public async Task<int> RunAsync(TextWriter console)
     {
         await using PostgresServer postgres = await PostgresServer.StartAsync();
@@ -47,7 +50,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         await Task.Delay(TimeSpan.FromSeconds(2)); // the last events reach the subscribers
 
         LossCheck.Result loss = await LossCheck.RunAsync(gateway.Address, mix, samples);
-        var report = new RunReport(settings, steps, samples, boundaries, runStart, fleet, loss);
+        var report = Report = new RunReport(settings, steps, samples, boundaries, runStart, fleet, loss);
         string directory = settings.ReportDirectory ?? Path.Combine("artifacts", "load", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         await report.WriteAsync(directory);
         await console.WriteLineAsync(report.Markdown());
