@@ -23,7 +23,7 @@ internal sealed class RunReport
         _settings = settings;
         _loss = loss;
         _subscriberEvents = fleet?.Events ?? 0;
-        SubscriberDeliveriesPerSecond = _subscriberEvents / Math.Max(1e-9, (boundaries[^1].AtMicroseconds - boundaries[0].AtMicroseconds) / 1e6);
+        SubscriberDeliveriesPerSecond = _subscriberEvents / Math.Max(1e-9, fleet?.DeliverySpanSeconds ?? 0);
         (long Received, int Latency)[] endToEnd = fleet is null ? [] : [.. fleet.Timeline()];
         _steps = new StepFigures[steps.Length];
         for (int i = 0; i < steps.Length; i++)
@@ -41,7 +41,9 @@ internal sealed class RunReport
                 ofStep.Count(static s => s.Status == 200),
                 refused,
                 other,
-                ofStep.Sum(static s => (long)s.Messages) / steps[i].Duration.TotalSeconds,
+                // Over the time the step's requests took to be answered, not only the time they were offered in: a
+                // backlog answered after the step ended must not count as throughput of the step.
+                ofStep.Sum(static s => (long)s.Messages) / Math.Max(steps[i].Duration.TotalSeconds, AnsweredSpanSeconds(ofStep)),
                 sender,
                 to.Histogram.QuantileSince(from.Histogram, 0.99),
                 LatencySummary.Of(endToEnd.Where(e => e.Received >= from.AtMicroseconds && e.Received < to.AtMicroseconds).Select(static e => e.Latency)),
@@ -57,6 +59,9 @@ internal sealed class RunReport
             return new SecondFigures((int)g.Key, g.Sum(static s => (long)s.Messages), g.Count(static s => s.Status is not 200), latency.P50, latency.P99, e2e.P99);
         })];
     }
+
+    private static double AnsweredSpanSeconds(RequestSample[] ofStep) => !ofStep.Any(static s => s.Status == 200) ? 0
+        : (ofStep.Where(static s => s.Status == 200).Max(static s => s.IntendedMicroseconds + s.LatencyMicroseconds) - ofStep.Min(static s => s.IntendedMicroseconds)) / 1e6;
 
     /// <summary>Acknowledged messages per second in the step that acknowledged the most.</summary>
     public double PeakMessagesPerSecond => _steps.Max(static s => s.MessagesPerSecond);

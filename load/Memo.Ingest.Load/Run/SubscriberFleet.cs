@@ -41,6 +41,11 @@ internal sealed class SubscriberFleet : IAsyncDisposable
 
     public long OrderViolations => _subscribers.Sum(static s => s.OrderViolations);
 
+    /// <summary>From the first event any subscriber received to the last one (µs of the run's clock).</summary>
+    public double DeliverySpanSeconds => _subscribers.Any(static s => s.Events > 0)
+        ? (_subscribers.Max(static s => s.LastEventMicroseconds) - _subscribers.Where(static s => s.Events > 0).Min(static s => s.FirstEventMicroseconds)) / 1e6
+        : 0;
+
     public int Failed => _subscribers.Count(static s => s.Failure is not null);
 
     /// <summary>Webhook-sent → event-received latencies (µs) of every text message event received.</summary>
@@ -65,6 +70,10 @@ internal sealed class SubscriberFleet : IAsyncDisposable
         public long Events { get; private set; }
 
         public long OrderViolations { get; private set; }
+
+        public long FirstEventMicroseconds { get; private set; }
+
+        public long LastEventMicroseconds { get; private set; }
 
         public Exception? Failure { get; private set; }
 
@@ -177,6 +186,9 @@ internal sealed class SubscriberFleet : IAsyncDisposable
             }
 
             Events++;
+            long received = (long)clock.Elapsed.TotalMicroseconds;
+            FirstEventMicroseconds = Events == 1 ? received : FirstEventMicroseconds;
+            LastEventMicroseconds = received;
             if (TryReadNumber(message, "\"seq\":"u8, out long seq))
             {
                 if (_lastSeq >= 0 && seq != _lastSeq + 1)

@@ -17,6 +17,8 @@ internal sealed class WebhookSignatureVerifier
 
     private readonly byte[][] _secrets;
     private readonly bool _acceptUnsigned;
+    private readonly ThreadLocal<IncrementalHash[]> _keyed;
+    private int _lastMatched;
 
     /// <param name="acceptUnsigned">Development only, and only when no secret is configured: every body passes.
     /// Empty secrets are dropped, so a blank entry can never make an HMAC with an empty key valid.</param>
@@ -24,6 +26,7 @@ internal sealed class WebhookSignatureVerifier
     {
         _secrets = appSecrets.Where(static s => !string.IsNullOrEmpty(s)).Select(Encoding.UTF8.GetBytes).ToArray();
         _acceptUnsigned = acceptUnsigned && _secrets.Length == 0;
+        _keyed = new ThreadLocal<IncrementalHash[]>(() => [.. _secrets.Select(static secret => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, secret))]);
     }
 
     public bool HasSecrets => _secrets.Length > 0;
@@ -40,13 +43,20 @@ internal sealed class WebhookSignatureVerifier
             return reason;
         }
 
+        // Each thread keeps every secret's keyed HMAC state, so a check hashes the body without setting up the key
+        // again; the secret that matched last is tried first, so a rotation does not double the cost of every check.
+        IncrementalHash[] keyed = _keyed.Value!;
+        int first = Volatile.Read(ref _lastMatched);
         Span<byte> actual = stackalloc byte[DigestLength];
-        foreach (byte[] secret in _secrets)
+        for (int i = 0; i < keyed.Length; i++)
         {
-            HMACSHA256.HashData(secret, body, actual);
+            int index = (first + i) % keyed.Length;
+            keyed[index].AppendData(body);
+            keyed[index].GetHashAndReset(actual);
             if (CryptographicOperations.FixedTimeEquals(actual, expected))
             {
-                // Stopping at the first match reveals only which configured secret matched, which is not secret.
+                // Which configured secret matched is not secret; stopping early reveals only that.
+                Volatile.Write(ref _lastMatched, index);
                 return WebhookRejectionReason.None;
             }
         }
