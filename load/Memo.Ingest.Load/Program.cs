@@ -6,7 +6,7 @@ using Memo.Ingest.Load.Overload;
 using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
-//   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--duplicates 0.05]
+//   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict]                                       open-model load run (docs/PERFORMANCE.md)
 //   ceilings copy|http|broadcast [--rounds 3] [--seconds 10] [--native PATH]    each figure beside the machine's ceiling
@@ -56,6 +56,7 @@ static Task<int> RunLoadAsync(string[] options)
             "--step-seconds" => settings with { StepSeconds = NextInt() },
             "--messages-per-post" => settings with { MessagesPerPost = NextInt() },
             "--accounts" => settings with { Accounts = NextInt() },
+            "--text-share" => settings with { TextShare = NextDouble() },
             "--duplicates" => settings with { DuplicateRatio = NextDouble() },
             "--statuses" => settings with { StatusRatio = NextDouble() },
             "--subscribers" => settings with { Subscribers = NextInt() },

@@ -29,9 +29,15 @@ internal static class BareBroadcast
             using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync();
             try
             {
-                while (!stop.IsCancellationRequested)
+                for (long sent = 1; !stop.IsCancellationRequested; sent++)
                 {
                     await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, stop.Token);
+                    if (sent % 32 == 0)
+                    {
+                        // Sends complete synchronously while the socket buffer has room: yield now and then, or a
+                        // thousand loops own the thread pool and the clients never get to read.
+                        await Task.Yield();
+                    }
                 }
             }
             catch (Exception e) when (e is OperationCanceledException or WebSocketException)

@@ -7,7 +7,7 @@ namespace Memo.Ingest.Load.Run;
 /// <summary>
 /// The bodies of a run, as a pure function of the request index, so a duplicate is simply an earlier index built
 /// again and the loss check can list every message a request carried. A POST is for one account and carries either
-/// <see cref="RunSettings.MessagesPerPost"/> inbound messages (mostly text, the rest every other type) or status
+/// <see cref="RunSettings.MessagesPerPost"/> inbound messages (<see cref="RunSettings.TextShare"/> text, the rest every other type) or status
 /// updates that move outbound messages through sent, delivered and read. Text bodies carry their send time
 /// (<c>t=µs;</c> since the run started), from which subscribers measure webhook-to-event latency.
 /// </summary>
@@ -63,7 +63,7 @@ internal sealed partial class PayloadMix(RunSettings settings)
         else
         {
             json = WebhookPayloads.Envelope(account,
-                messages: MessageIds(index).Select((id, m) => m % 10 < 7 || OtherTypes.Length == 0
+                messages: MessageIds(index).Select((id, m) => m % 10 < (int)Math.Round(settings.TextShare * 10) || OtherTypes.Length == 0
                     ? WebhookPayloads.TextMessage(id, "4917000001", Ts + original, string.Create(CultureInfo.InvariantCulture, $"t={sentMicroseconds};hello {original}"))
                     : OtherId().Replace(OtherTypes[m % OtherTypes.Length], $"\"id\":\"{id}\"", 1)),
                 contacts: [WebhookPayloads.Contact("4917000001", "Load Test")]);

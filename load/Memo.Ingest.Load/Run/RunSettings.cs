@@ -19,6 +19,9 @@ internal sealed record RunSettings
     /// <summary>Share of POSTs that carry status updates (sent, delivered, read) for outbound messages.</summary>
     public double StatusRatio { get; init; } = 0.2;
 
+    /// <summary>Share of inbound messages that are text (the rest: every other message type in turn).</summary>
+    public double TextShare { get; init; } = 0.7;
+
     /// <summary>Stream subscribers, alternately WebSocket and SSE, spread over the accounts.</summary>
     public int Subscribers { get; init; }
 
