@@ -14,23 +14,16 @@ namespace Memo.Ingest.Storage;
 /// </summary>
 internal static class IngestSql
 {
-    /// <summary>
-    /// Session-local staging tables, created once per writer connection and emptied at every commit. Temporary tables
-    /// have no statistics, so the plans of the prepared apply statements are made blind to a batch's size; the
-    /// indexes on <c>ord</c> keep their joins (every apply statement joins the events to their staged records) from
-    /// turning into nested loops over thousands of records, whatever plan PostgreSQL picked.
-    /// </summary>
+    /// <summary>Session-local staging tables, created once per writer connection and emptied at every commit.</summary>
     public const string CreateStagingTables = """
         CREATE TEMP TABLE IF NOT EXISTS memo_stage (
             ord int NOT NULL, kind smallint NOT NULL, account text, display_phone text, waba_id text,
             id text, wa_id text, ts bigint, type text, body text, context_id text, errors jsonb, payload jsonb
         ) ON COMMIT DELETE ROWS;
-        CREATE INDEX IF NOT EXISTS memo_stage_ord ON memo_stage (ord);
         CREATE TEMP TABLE IF NOT EXISTS memo_events (
             account text NOT NULL, seq bigint NOT NULL, kind smallint NOT NULL, ord int NOT NULL,
             key text NOT NULL, status text, ts bigint
         ) ON COMMIT DELETE ROWS;
-        CREATE INDEX IF NOT EXISTS memo_events_ord ON memo_events (ord);
         """;
 
     public const string CopyStage = """
