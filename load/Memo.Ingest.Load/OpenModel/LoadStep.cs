@@ -4,4 +4,13 @@ namespace Memo.Ingest.Load.OpenModel;
 internal sealed record LoadStep(string Name, double Rate, TimeSpan Duration)
 {
     public long Requests => (long)Math.Round(Rate * Duration.TotalSeconds);
+
+    /// <summary>The seconds over which this step's answers count: from its first intended send to its last 200, and
+    /// never less than the step itself, so a backlog answered after the step ended is not counted as its rate.</summary>
+    public double AnsweredSeconds(RequestSample[] ofStep)
+    {
+        long[] answered = [.. ofStep.Where(static s => s.Status == 200).Select(static s => s.IntendedMicroseconds + s.LatencyMicroseconds)];
+        return answered.Length == 0 ? Duration.TotalSeconds
+            : Math.Max(Duration.TotalSeconds, (answered.Max() - ofStep.Min(static s => s.IntendedMicroseconds)) / 1e6);
+    }
 }

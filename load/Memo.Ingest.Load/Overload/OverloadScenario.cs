@@ -61,7 +61,7 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             int withRetryAfter = ofStep.Count(static s => s.Status == 503 && s.HasRetryAfter);
             int other = ofStep.Length - ok - unavailable;
             report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {steps[step].Name} | {steps[step].Rate:F0} | {ofStep.Length} | {ok} | {unavailable} ({withRetryAfter}) | {other} | {ok / AnsweredSpanSeconds(ofStep, steps[step]):F0} | " +
+                $"| {steps[step].Name} | {steps[step].Rate:F0} | {ofStep.Length} | {ok} | {unavailable} ({withRetryAfter}) | {other} | {ok / steps[step].AnsweredSeconds(ofStep):F0} | " +
                 $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds))} | " +
                 $"{scrapes[step + 1].QuantileSince(scrapes[step], 0.5)} / {scrapes[step + 1].QuantileSince(scrapes[step], 0.99)} | " +
                 $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 503).Select(static s => s.LatencyMicroseconds))} | {rssByStep[step] / 1048576.0:F0} MiB |"));
@@ -115,10 +115,6 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         report.WriteLine(violations.Count == 0 ? "Overload checks passed." : "FAILED: " + string.Join("; ", violations));
         return violations.Count == 0 ? 0 : 1;
     }
-
-    /// <summary>From the step's first intended send to its last answer: a backlog answered later is not the step's rate.</summary>
-    private static double AnsweredSpanSeconds(RequestSample[] ofStep, LoadStep step) => ofStep.Length == 0 ? step.Duration.TotalSeconds
-        : Math.Max(step.Duration.TotalSeconds, (ofStep.Where(static s => s.Status == 200).Select(static s => s.IntendedMicroseconds + s.LatencyMicroseconds).DefaultIfEmpty(0).Max() - ofStep.Min(static s => s.IntendedMicroseconds)) / 1e6);
 
     private static HttpRequestMessage Request(long index)
     {

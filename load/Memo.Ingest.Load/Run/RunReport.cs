@@ -41,9 +41,7 @@ internal sealed class RunReport
                 ofStep.Count(static s => s.Status == 200),
                 refused,
                 other,
-                // Over the time the step's requests took to be answered, not only the time they were offered in: a
-                // backlog answered after the step ended must not count as throughput of the step.
-                ofStep.Sum(static s => (long)s.Messages) / Math.Max(steps[i].Duration.TotalSeconds, AnsweredSpanSeconds(ofStep)),
+                ofStep.Sum(static s => (long)s.Messages) / steps[i].AnsweredSeconds(ofStep),
                 sender,
                 to.Histogram.QuantileSince(from.Histogram, 0.99),
                 LatencySummary.Of(endToEnd.Where(e => e.Received >= from.AtMicroseconds && e.Received < to.AtMicroseconds).Select(static e => e.Latency)),
@@ -59,9 +57,6 @@ internal sealed class RunReport
             return new SecondFigures((int)g.Key, g.Sum(static s => (long)s.Messages), g.Count(static s => s.Status is not 200), latency.P50, latency.P99, e2e.P99);
         })];
     }
-
-    private static double AnsweredSpanSeconds(RequestSample[] ofStep) => !ofStep.Any(static s => s.Status == 200) ? 0
-        : (ofStep.Where(static s => s.Status == 200).Max(static s => s.IntendedMicroseconds + s.LatencyMicroseconds) - ofStep.Min(static s => s.IntendedMicroseconds)) / 1e6;
 
     /// <summary>Acknowledged messages per second in the step that acknowledged the most.</summary>
     public double PeakMessagesPerSecond => _steps.Max(static s => s.MessagesPerSecond);

@@ -32,18 +32,7 @@ internal static class StreamCursors
         return true;
     }
 
-    public static string Format(IReadOnlyDictionary<string, long> cursors)
-    {
-        var text = new StringBuilder();
-        foreach ((string account, long seq) in cursors)
-        {
-            text.Append(text.Length == 0 ? "" : ",").Append(account).Append(':').Append(seq.ToString(CultureInfo.InvariantCulture));
-        }
-
-        return text.ToString();
-    }
-
-    /// <summary>The same text as <see cref="Format"/>, written as UTF-8 straight into <paramref name="output"/>: the SSE
+    /// <summary><c>PN1:42,PN2:7</c> (the form <see cref="TryParse"/> reads), written as UTF-8 straight into <paramref name="output"/>: the SSE
     /// <c>id:</c> line goes out with every event to every connection, so it must not make a string each time.</summary>
     public static void Write(IBufferWriter<byte> output, IReadOnlyDictionary<string, long> cursors)
     {

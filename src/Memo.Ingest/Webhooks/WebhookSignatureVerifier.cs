@@ -43,20 +43,14 @@ internal sealed class WebhookSignatureVerifier
             return reason;
         }
 
-        // Each thread keeps every secret's keyed HMAC state, so a check hashes the body without setting up the key
-        // again; the secret that matched last is tried first, so a rotation does not double the cost of every check.
         IncrementalHash[] keyed = _keyed.Value!;
         int first = Volatile.Read(ref _lastMatched);
-        Span<byte> actual = stackalloc byte[DigestLength];
         for (int i = 0; i < keyed.Length; i++)
         {
             int index = (first + i) % keyed.Length;
             keyed[index].AppendData(body);
-            keyed[index].GetHashAndReset(actual);
-            if (CryptographicOperations.FixedTimeEquals(actual, expected))
+            if (Matches(keyed[index], index, expected))
             {
-                // Which configured secret matched is not secret; stopping early reveals only that.
-                Volatile.Write(ref _lastMatched, index);
                 return WebhookRejectionReason.None;
             }
         }
@@ -82,23 +76,41 @@ internal sealed class WebhookSignatureVerifier
             return reason;
         }
 
-        Span<byte> actual = stackalloc byte[DigestLength];
-        foreach (byte[] secret in _secrets)
+        IncrementalHash[] keyed = _keyed.Value!;
+        int first = Volatile.Read(ref _lastMatched);
+        for (int i = 0; i < keyed.Length; i++)
         {
-            using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, secret);
+            int index = (first + i) % keyed.Length;
             foreach (ReadOnlyMemory<byte> segment in body)
             {
-                hmac.AppendData(segment.Span);
+                keyed[index].AppendData(segment.Span);
             }
 
-            hmac.GetHashAndReset(actual);
-            if (CryptographicOperations.FixedTimeEquals(actual, expected))
+            if (Matches(keyed[index], index, expected))
             {
                 return WebhookRejectionReason.None;
             }
         }
 
         return WebhookRejectionReason.SignatureMismatch;
+    }
+
+    /// <summary>
+    /// Finishes one secret's HMAC of the body and compares it in constant time. Each thread keeps every secret's keyed
+    /// state (<see cref="_keyed"/>), so a check hashes only the body; the secret that matched last is tried first, so
+    /// a rotation does not double the cost of every check. Which configured secret matched is not secret.
+    /// </summary>
+    private bool Matches(IncrementalHash hmac, int index, in Digest expected)
+    {
+        Span<byte> actual = stackalloc byte[DigestLength];
+        hmac.GetHashAndReset(actual);
+        if (!CryptographicOperations.FixedTimeEquals(actual, expected))
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _lastMatched, index);
+        return true;
     }
 
     private static bool TryDecode(ReadOnlySpan<char> header, out Digest digest, out WebhookRejectionReason reason)
