@@ -2,6 +2,7 @@
 # A private PostgreSQL cluster on a loopback port, for the quick start and the tests.
 #   scripts/postgres-local.sh start DATA_DIR PORT   create the cluster if needed, start it, print a connection string
 #   scripts/postgres-local.sh stop DATA_DIR         stop it (fast shutdown)
+#   scripts/postgres-local.sh crash DATA_DIR        stop it as a crash would (immediate: no checkpoint, recovery at the next start)
 # initdb refuses to run as root, so as root the cluster is owned by, and run as, the 'postgres' system user.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ as_owner() {
 }
 
 cmd=${1:-}; data=${2:-}
-[ -n "$cmd" ] && [ -n "$data" ] || { echo "usage: $0 start DATA_DIR PORT | stop DATA_DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$data" ] || { echo "usage: $0 start DATA_DIR PORT | stop DATA_DIR | crash DATA_DIR" >&2; exit 2; }
 bin=$(find_pg_bin)
 mkdir -p "$data"
 data=$(cd "$data" && pwd)
@@ -43,7 +44,7 @@ case "$cmd" in
     fi
     if ! as_owner "$bin/pg_ctl" -D "$data/pgdata" status >/dev/null 2>&1; then
       as_owner "$bin/pg_ctl" -D "$data/pgdata" -w -t 60 -l "$data/postgres.log" start \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
+        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=1000 -c shared_buffers=256MB" >/dev/null \
         || { tail -n 30 "$data/postgres.log" >&2; exit 1; }
     fi
     echo "Host=127.0.0.1;Port=$port;Username=postgres;Database=postgres"
@@ -52,6 +53,9 @@ case "$cmd" in
     if [ -f "$data/pgdata/PG_VERSION" ]; then
       as_owner "$bin/pg_ctl" -D "$data/pgdata" -m fast -w stop >/dev/null 2>&1 || true
     fi
+    ;;
+  crash)
+    as_owner "$bin/pg_ctl" -D "$data/pgdata" -m immediate -w stop >/dev/null 2>&1 || true
     ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

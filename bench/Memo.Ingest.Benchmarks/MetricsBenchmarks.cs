@@ -44,7 +44,8 @@ public class MetricsBenchmarks
             _metrics.WebhookAnswered(reason == WebhookRejectionReason.None ? 200 : 400, reason, TimeSpan.FromMilliseconds(2));
         }
 
-        _metrics.BatchCommitted(20, _summary, TimeSpan.FromMilliseconds(3));
+        _metrics.BatchAppended(20, 25, TimeSpan.FromMilliseconds(3));
+        _metrics.SequencerRound(500, _summary, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(5));
         _metrics.RedisScreened(TimeSpan.FromMilliseconds(0.2));
     }
 
@@ -58,8 +59,8 @@ public class MetricsBenchmarks
     [Benchmark(Description = "record: webhook answered 200 (counter with 2 tags + histogram)")]
     public void RecordWebhookAccepted() => _metrics.WebhookAnswered(200, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(2.5));
 
-    [Benchmark(Description = "record: batch committed (2 histograms + 4 tagged counter adds)")]
-    public void RecordBatchCommitted() => _metrics.BatchCommitted(20, _summary, TimeSpan.FromMilliseconds(3));
+    [Benchmark(Description = "record: sequencer round (3 histograms + 4 tagged counter adds)")]
+    public void RecordSequencerRound() => _metrics.SequencerRound(500, _summary, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(5));
 
     [Benchmark(Description = "scrape: collect and render /metrics")]
     public int Scrape()

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Memo.Ingest.Load;
 using Memo.Ingest.Load.Ceilings;
+using Memo.Ingest.Load.ClosedLoop;
 using Memo.Ingest.Load.Faults;
 using Memo.Ingest.Load.Overload;
 using Memo.Ingest.Load.Run;
@@ -9,16 +10,19 @@ using Memo.Ingest.Load.Run;
 //   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict]                                       open-model load run (docs/PERFORMANCE.md)
-//   ceilings copy|http|broadcast [--rounds 3] [--seconds 10] [--native PATH]    each figure beside the machine's ceiling
+//   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH]
+//                                                                              each figure beside the machine's ceiling
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
+//   closed-loop --url URL --connections N --messages-per-post N --seconds N   closed loop against a running receiver
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
-//   overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE …]      load beyond capacity (docs/RELIABILITY.md)
+//   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
+//                                                                              load beyond capacity (docs/PERFORMANCE.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
                      "           [--statuses RATIO] [--subscribers N] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
-                     "       Memo.Ingest.Load ceilings copy|http|broadcast [--rounds N] [--seconds N] [--native PATH]\n" +
+                     "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
-                     "       Memo.Ingest.Load overload [--long] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
+                     "       Memo.Ingest.Load overload [--long] [--max-rate R] [--factors F1,F2] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
 return args switch
 {
     ["run", .. var options] => await RunLoadAsync(options),
@@ -26,6 +30,12 @@ return args switch
     ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
     ["faults", .. var options] => await RunFaultsAsync(options),
     ["overload", .. var options] => await RunOverloadAsync(options),
+    ["closed-loop", "--url", var url, "--connections", var connections, "--messages-per-post", var perPost, "--seconds", var seconds] =>
+        await ClosedLoopCommand.RunAsync(new Uri(url), int.Parse(connections, CultureInfo.InvariantCulture),
+            int.Parse(perPost, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), Console.Out),
+    ["bare-hmac-receiver", "--port", var barePort] => await BareHmacServer.RunAsync(int.Parse(barePort, CultureInfo.InvariantCulture)),
+    ["conventional-receiver", "--port", var port, "--postgres", var postgres] =>
+        await ConventionalReceiver.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), postgres, Memo.Ingest.TestSupport.GatewayHost.Secret),
     _ => Fail(),
 };
 
@@ -117,15 +127,26 @@ static Task<int> RunFaultsAsync(string[] options)
 
 static Task<int> RunOverloadAsync(string[] options)
 {
-    // --set KEY=VALUE (repeatable) passes a gateway setting, e.g. --set Memo__Ingest__EnqueueTimeoutMilliseconds=2000.
+    // --set KEY=VALUE (repeatable) passes a gateway setting, e.g. --set Memo__Ingest__EnqueueTimeoutMilliseconds=2000;
+    // --max-rate R skips the search for the maximum sustainable rate; --factors 2,5 are the overloads (× R).
     var gatewaySettings = new Dictionary<string, string?>();
     var rest = new List<string>();
+    double? maxRate = null;
+    double[]? factors = null;
     for (int i = 0; i < options.Length; i++)
     {
         if (options[i] == "--set" && i + 1 < options.Length && options[i + 1].Split('=', 2) is [var key, var value])
         {
             gatewaySettings[key] = value;
             i++;
+        }
+        else if (options[i] == "--max-rate" && i + 1 < options.Length)
+        {
+            maxRate = double.Parse(options[++i], CultureInfo.InvariantCulture);
+        }
+        else if (options[i] == "--factors" && i + 1 < options.Length)
+        {
+            factors = [.. options[++i].Split(',').Select(static f => double.Parse(f, CultureInfo.InvariantCulture))];
         }
         else
         {
@@ -134,7 +155,15 @@ static Task<int> RunOverloadAsync(string[] options)
     }
 
     (bool isLong, string? native, string? reportFile) = ParseSuiteOptions([.. rest]);
-    OverloadSettings settings = (isLong ? OverloadSettings.Long : new OverloadSettings()) with { NativeBinary = native, GatewaySettings = gatewaySettings };
+    OverloadSettings settings = (isLong ? OverloadSettings.Long : new OverloadSettings()) with
+    {
+        NativeBinary = native, GatewaySettings = gatewaySettings, MaxRate = maxRate,
+    };
+    if (factors is not null)
+    {
+        settings = settings with { Factors = factors };
+    }
+
     return ReportAsync(reportFile, report => new OverloadScenario(settings).RunAsync(report));
 }
 

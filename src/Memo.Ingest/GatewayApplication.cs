@@ -6,9 +6,11 @@ using Memo.Ingest.Inbox;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Streams;
 using Memo.Ingest.Sync;
+using Memo.Ingest.Testing;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
 using Memo.Metrics.Prometheus;
@@ -28,7 +30,11 @@ public static partial class GatewayApplication
 {
     public const string DefaultUrl = "http://127.0.0.1:8080";
 
-    public static WebApplication Build(string[] args)
+    public static WebApplication Build(string[] args) => Build(args, configure: null);
+
+    /// <summary>As <see cref="Build(string[])"/>; <paramref name="configure"/> runs last, before the container is built
+    /// (the tests add a log capture there).</summary>
+    internal static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]))
@@ -42,12 +48,14 @@ public static partial class GatewayApplication
         RedisOptions redis = builder.Configuration.GetSection(RedisOptions.Section).Get<RedisOptions>() ?? new RedisOptions();
         AuthOptions auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         StreamOptions streams = builder.Configuration.GetSection(StreamOptions.Section).Get<StreamOptions>() ?? new StreamOptions();
+        SequencerOptions sequencer = builder.Configuration.GetSection(SequencerOptions.Section).Get<SequencerOptions>() ?? new SequencerOptions();
         ServerOptions server = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
         builder.Services.AddSingleton(Options.Create(redis));
         builder.Services.AddSingleton(Options.Create(streams));
+        builder.Services.AddSingleton(Options.Create(sequencer));
 
         // Per-request logs at Information would write a line per webhook; operators get counters instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -67,6 +75,9 @@ public static partial class GatewayApplication
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(ingest.ShutdownTimeoutSeconds));
 
         builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
+        // The write path's own pool: writers, sequencer sessions, the backlog probe and one spare.
+        builder.Services.AddSingleton(PostgresDataSource.CreateWriter(builder.Configuration, Math.Max(1, ingest.Writers) + Math.Max(1, sequencer.Loops) + 2));
+        builder.Services.AddSingleton<FaultInjector>();
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();
         builder.Services.AddSingleton<IngestMetrics>();
@@ -82,10 +93,14 @@ public static partial class GatewayApplication
             .AddPrometheusExporter());
         builder.Services.AddSingleton<GatewayRedis>();
         builder.Services.AddSingleton<DuplicateScreen>();
-        // Registered before the pipeline: hosted services stop in reverse order, so the writers drain (and publish)
-        // before the bus stops.
+        // Registered in this order because hosted services stop in reverse order: the writers drain the queue into the
+        // inbox, then the sequencers drain the inbox (and publish), then the bus stops.
         builder.Services.AddSingleton<EventBus>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<EventBus>());
+        builder.Services.AddSingleton<Sequencer>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<Sequencer>());
+        builder.Services.AddSingleton<InboxBacklog>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<InboxBacklog>());
         builder.Services.AddSingleton<IngestPipeline>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
         builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets, whatsApp.InsecureAcceptUnsignedWebhooks));
@@ -98,6 +113,7 @@ public static partial class GatewayApplication
         builder.Services.AddSingleton<StreamHub>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<StreamHub>());
 
+        configure?.Invoke(builder);
         WebApplication app = builder.Build();
         app.MapHealth();
         app.MapWhatsAppWebhooks();

@@ -18,14 +18,14 @@ public sealed class BackpressureTests(PostgresFixture postgres)
         const string account = "PNfull";
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.first", "49", 1, "a")]))).StatusCode);
 
-        // Hold the account's row lock from outside: the only writer blocks inside its transaction, the queue fills.
+        // Hold a lock on the inbox from outside that its appends must wait for: the only writer blocks inside its COPY,
+        // the queue fills.
         await using var blocker = new NpgsqlConnection(connectionString);
         await blocker.OpenAsync();
         await using NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
-        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM accounts WHERE phone_number_id = $1 FOR UPDATE", blocker, transaction))
+        await using (var lockInbox = new NpgsqlCommand("LOCK TABLE inbox IN SHARE MODE", blocker, transaction))
         {
-            lockRow.Parameters.Add(new NpgsqlParameter { Value = account });
-            await lockRow.ExecuteNonQueryAsync();
+            await lockInbox.ExecuteNonQueryAsync();
         }
 
         // Step by step, so batching cannot blur it: one webhook blocks the only writer, one fills the queue (capacity 1),

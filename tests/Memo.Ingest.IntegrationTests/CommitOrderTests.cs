@@ -6,9 +6,10 @@ using Xunit;
 namespace Memo.Ingest.IntegrationTests;
 
 /// <summary>
-/// The commit-order promise: with many senders, two gateway processes' worth of writers on one database, and readers
-/// polling <c>seq &gt; cursor</c> during the run, every row is seen exactly once and seqs only grow per account.
-/// A seq allocated before commit (a plain sequence) fails this test: a reader skips rows that commit late.
+/// The commit-order promise: with many senders, two gateway processes' worth of writers and sequencers on one database
+/// (sharing the account shards between them), and readers polling <c>seq &gt; cursor</c> during the run, every
+/// acknowledged row is seen exactly once and seqs only grow per account. A seq allocated before commit (a plain
+/// sequence) fails this test: a reader skips rows that commit late.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class CommitOrderTests(PostgresFixture postgres)
@@ -42,7 +43,8 @@ public sealed class CommitOrderTests(PostgresFixture postgres)
                 string account = accounts[random.Next(Accounts)];
                 var wamids = Enumerable.Range(0, 1 + random.Next(3)).Select(m => $"wamid.{run}.{sender}.{post}.{m}").ToArray();
                 string body = WebhookPayloads.Envelope(account, messages: wamids.Select((w, m) => WebhookPayloads.TextMessage(w, $"49{sender}", 1700000000 + post, "m")));
-                using HttpResponseMessage response = await gateway.PostWebhookAsync(body);
+                // The acknowledgement alone (no wait for sequencing), so that senders keep the sequencers busy.
+                using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(body), GatewayHost.Secret));
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
                 foreach (string wamid in wamids)
                 {
@@ -52,6 +54,7 @@ public sealed class CommitOrderTests(PostgresFixture postgres)
         })).ToArray();
 
         await Task.WhenAll(senders);
+        await first.SequencedAsync();
         sendersDone.Cancel();
         var seenKeys = new HashSet<string>();
         foreach (var (account, seen) in await Task.WhenAll(readers))

@@ -36,7 +36,8 @@ public sealed class NativeBinarySmokeTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await gateway.Client.SendAsync(WebhookRequest.Create(messages, GatewayHost.Secret))).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await gateway.Client.SendAsync(WebhookRequest.Create(messages, "forged"))).StatusCode);
 
-        // Sync API: each message once.
+        // Sync API: each message once, as soon as the sequencer has made them visible.
+        await SequencedWait.UntilSequencedAsync(database);
         List<System.Text.Json.JsonElement> synced = await SyncClient.GetAllAsync(gateway.Client, account, "messages");
         Assert.Equal(corpus.Count + 1, synced.Count);
 

@@ -102,6 +102,8 @@ public sealed class ScaleOutTests(PostgresFixture postgres, Xunit.Abstractions.I
             await Eventually.TrueAsync(() => sender.Acknowledged >= Messages / 2, "half the deliveries acknowledged", 120);
             gateways[2].Kill();
             await sending;
+            // Acknowledged means in the inbox; the killed instance's shards are taken over by the survivors.
+            await SequencedWait.UntilSequencedAsync(database, 60);
             await sendersDone.CancelAsync();
 
             Assert.Equal(deliveries.Length, sender.Acknowledged);

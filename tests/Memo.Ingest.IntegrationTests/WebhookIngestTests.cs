@@ -167,7 +167,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         string body = """{"object":"whatsapp_business_account","entry":[{"id":"WABA-T","time":1,"changes":[{"value":{"event":"APPROVED","message_template_id":77,"message_template_name":"hello"},"field":"message_template_status_update"}]}]}""";
         Assert.Equal(HttpStatusCode.OK, (await _gateway.PostWebhookAsync(body)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _gateway.PostWebhookAsync(body)).StatusCode);
-        Assert.Equal(1, await Database.CountAsync(_connectionString, "SELECT count(*) FROM account_updates WHERE waba_id = 'WABA-T' AND field = 'message_template_status_update' AND payload->>'event' = 'APPROVED'"));
+        Assert.Equal(1, await Database.CountAsync(_connectionString, "SELECT count(*) FROM account_updates WHERE waba_id = 'WABA-T' AND field = 'message_template_status_update' AND convert_from(payload, 'UTF8')::jsonb->>'event' = 'APPROVED'"));
     }
 
     public static TheoryData<string, int, string> BadRequests() => new()
@@ -182,7 +182,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         { "lone-surrogate", 400, "invalid_string_escape" },
         { "text/plain", 415, "unsupported_media_type" },
         { "gzip", 415, "unsupported_content_encoding" },
-        { "huge-number", 400, "rejected_by_database" },
+        { "key-too-long", 400, "key_too_long" },
     };
 
     [Theory]
@@ -200,7 +200,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
             "wrong-shape" => Encoding.UTF8.GetBytes(valid.Replace("\"entry\":[", "\"entry\":[[],", StringComparison.Ordinal)),
             "missing-metadata" => Encoding.UTF8.GetBytes(valid.Replace("\"metadata\"", "\"metadata_x\"", StringComparison.Ordinal)),
             "lone-surrogate" => Encoding.UTF8.GetBytes(valid.Replace("\"body\":\"x\"", "\"body\":\"\\ud83d\"", StringComparison.Ordinal)),
-            "huge-number" => Encoding.UTF8.GetBytes(valid.Replace("\"type\":\"text\"", "\"type\":\"text\",\"n\":1e999999", StringComparison.Ordinal)),
+            "key-too-long" => Encoding.UTF8.GetBytes(valid.Replace("wamid.bad", "wamid." + new string('x', 10_000), StringComparison.Ordinal)),
             _ => Encoding.UTF8.GetBytes(valid),
         };
         request.Content = new ByteArrayContent(body);
@@ -228,24 +228,6 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
 
         // The process keeps serving.
         Assert.Equal(HttpStatusCode.OK, (await _gateway.PostWebhookAsync(valid)).StatusCode);
-    }
-
-    [Fact]
-    public async Task Post_OneBadPayloadInABatch_OthersStillCommitted()
-    {
-        // Many concurrent webhooks share transactions; one that PostgreSQL refuses must not fail its neighbours.
-        string account = NewAccount();
-        var tasks = Enumerable.Range(0, 40).Select(i =>
-        {
-            string message = i == 17
-                ? """{"from":"1","id":"wamid.poison","timestamp":"1","type":"text","n":1e999999}"""
-                : WebhookPayloads.TextMessage($"wamid.n{i}", "1", i, "ok");
-            return _gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [message]));
-        }).ToArray();
-        HttpResponseMessage[] responses = await Task.WhenAll(tasks);
-        Assert.Equal(HttpStatusCode.BadRequest, responses[17].StatusCode);
-        Assert.All(responses.Where((_, i) => i != 17), static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-        Assert.Equal(39, (await SyncClient.GetAllAsync(_gateway.Client, account, "messages")).Count);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Memo.Ingest.TestSupport;
 
@@ -21,9 +22,10 @@ public sealed class GatewayHost : IAsyncDisposable
         new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
             .Mint("tests", accounts, TimeSpan.FromHours(1));
 
-    private GatewayHost(WebApplication app, Uri address)
+    private GatewayHost(WebApplication app, Uri address, string connectionString)
     {
         App = app;
+        ConnectionString = connectionString;
         Address = address;
         // The default client may read every account; tests of authorization make their own clients.
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
@@ -36,7 +38,14 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    public static async Task<GatewayHost> StartAsync(string connectionString, params string[] extraArguments)
+    /// <summary>The gateway's database.</summary>
+    public string ConnectionString { get; }
+
+    public static Task<GatewayHost> StartAsync(string connectionString, params string[] extraArguments) =>
+        StartAsync(connectionString, logs: null, extraArguments);
+
+    /// <summary>Starts a gateway whose log entries (every level) also go to <paramref name="logs"/>.</summary>
+    public static async Task<GatewayHost> StartAsync(string connectionString, LogCapture? logs, params string[] extraArguments)
     {
         string[] args =
         [
@@ -51,18 +60,37 @@ public sealed class GatewayHost : IAsyncDisposable
             "--Memo:Auth:ReadRequestsPerSecond=0",
             .. extraArguments,
         ];
-        WebApplication app = GatewayApplication.Build(args);
+        WebApplication app = GatewayApplication.Build(args, logs is null ? null : builder =>
+        {
+            builder.Logging.AddProvider(logs);
+            builder.Logging.AddFilter<LogCapture>(static _ => true);
+        });
         await app.StartAsync();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new GatewayHost(app, new Uri(address));
+        return new GatewayHost(app, new Uri(address), connectionString);
     }
 
-    /// <summary>POSTs a body signed with <paramref name="secret"/> (the primary secret by default).</summary>
+    /// <summary>
+    /// POSTs a body signed with <paramref name="secret"/> (the primary secret by default). After a 200 it waits until the
+    /// records are sequenced (<see cref="SequencedWait"/>), so that the test can read what it posted; send with
+    /// <see cref="Client"/> directly to see the acknowledgement alone.
+    /// </summary>
     public Task<HttpResponseMessage> PostWebhookAsync(string body, string? secret = Secret) =>
         PostWebhookAsync(Encoding.UTF8.GetBytes(body), secret);
 
-    public Task<HttpResponseMessage> PostWebhookAsync(byte[] body, string? secret = Secret) =>
-        Client.SendAsync(WebhookRequest.Create(body, secret));
+    public async Task<HttpResponseMessage> PostWebhookAsync(byte[] body, string? secret = Secret)
+    {
+        HttpResponseMessage response = await Client.SendAsync(WebhookRequest.Create(body, secret));
+        if (response.StatusCode == System.Net.HttpStatusCode.OK)
+        {
+            await SequencedAsync();
+        }
+
+        return response;
+    }
+
+    /// <summary>Waits until everything acknowledged so far is sequenced (visible in the sync API and streams).</summary>
+    public Task SequencedAsync() => SequencedWait.UntilSequencedAsync(ConnectionString);
 
     public async ValueTask DisposeAsync()
     {

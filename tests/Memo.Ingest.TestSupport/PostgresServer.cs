@@ -47,6 +47,11 @@ public sealed class PostgresServer : IAsyncDisposable
     public Task StopAsync() =>
         RepositoryScript.RunAsync("scripts/postgres-local.sh", "stop", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be stopped."));
 
+    /// <summary>Stops the server the way a crash would (<c>pg_ctl stop -m immediate</c>: every process quits at once, no
+    /// checkpoint); the next start replays the WAL.</summary>
+    public Task CrashAsync() =>
+        RepositoryScript.RunAsync("scripts/postgres-local.sh", "crash", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be crashed."));
+
     /// <summary>Starts the stopped server again on the same port with the same data.</summary>
     public Task StartAgainAsync() =>
         RepositoryScript.RunAsync("scripts/postgres-local.sh", "start", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be started."),

@@ -150,7 +150,8 @@ public sealed class AllocationBudgetTests
             metrics.WebhookAnswered(200, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(3));
             metrics.WebhookAnswered(401, WebhookRejectionReason.SignatureMismatch, TimeSpan.FromMilliseconds(1));
             metrics.WebhookAnswered(503, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(1));
-            metrics.BatchCommitted(12, summary, TimeSpan.FromMilliseconds(4));
+            metrics.BatchAppended(12, 14, TimeSpan.FromMilliseconds(4));
+            metrics.SequencerRound(14, summary, TimeSpan.FromMilliseconds(4), TimeSpan.FromMilliseconds(2));
             metrics.DuplicatesScreened(5, 1);
             metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));
             metrics.BusEventDelivered();

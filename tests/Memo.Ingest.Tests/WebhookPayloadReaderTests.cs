@@ -177,7 +177,13 @@ public sealed class WebhookPayloadReaderTests
         { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"id":"x","id":"y","timestamp":"1"}]}}]}]}""", WebhookRejectionReason.DuplicateKey },
         { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"statuses":[{"id":"x","timestamp":"1"}]}}]}]}""", WebhookRejectionReason.MissingField },
         { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"id":"x","timestamp":"1","text":{"body":"\ud800"}}]}}]}]}""", WebhookRejectionReason.InvalidStringEscape },
-        { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"id":"x","timestamp":"1","text":{"body":"a\u0000b"}}]}}]}]}""", WebhookRejectionReason.InvalidStringEscape },
+        { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"id":"x","timestamp":"1","text":{"body":"\ud800\u0000"}}]}}]}]}""", WebhookRejectionReason.InvalidStringEscape },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"id":"{{{new string('w', 257)}}}","timestamp":"1"}]}}]}]}""", WebhookRejectionReason.KeyTooLong },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"{{{new string('1', 257)}}}"},"statuses":[{"id":"x","status":"sent","timestamp":"1"}]}}]}]}""", WebhookRejectionReason.KeyTooLong },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"statuses":[{"id":"x","status":"{{{new string('s', 257)}}}","timestamp":"1"}]}}]}]}""", WebhookRejectionReason.KeyTooLong },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"contacts":[{"wa_id":"{{{new string('4', 257)}}}"}]}}]}]}""", WebhookRejectionReason.KeyTooLong },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"id":"{{{new string('9', 257)}}}","changes":[]}]}""", WebhookRejectionReason.KeyTooLong },
+        { $$$"""{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"{{{new string('f', 257)}}}","value":{}}]}]}""", WebhookRejectionReason.KeyTooLong },
         { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"x","value":{"unknown":"\udc00"}}]}]}""", WebhookRejectionReason.InvalidStringEscape },
         { """{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"contacts":[{"profile":{"name":"n"}}]}}]}]}""", WebhookRejectionReason.MissingField },
         { """{"object":"whatsapp_business_account","entry":[],"deep":""" + new string('[', 10_000) + new string(']', 10_000) + "}", WebhookRejectionReason.MalformedJson },
@@ -217,6 +223,31 @@ public sealed class WebhookPayloadReaderTests
             Assert.True(WebhookPayloadReader.Parse(sequence, webhook) == WebhookRejectionReason.None, name);
             Assert.Equal("😀ü€", RecordProjection.Text(webhook, webhook[0].Body));
         }
+    }
+
+    [Fact]
+    public void Parse_NulEscape_ColumnGetsReplacementCharacterAndPayloadKeepsEscape()
+    {
+        string body = WebhookPayloads.Envelope("PN1", messages: [WebhookPayloads.TextMessage("w1", "1", 1, "a\\u0000b\\u0000")],
+            contacts: [WebhookPayloads.Contact("1", "\\u0000n")]);
+        foreach ((string name, ReadOnlySequence<byte> sequence) in Segments.Variants(Encoding.UTF8.GetBytes(body)))
+        {
+            var webhook = new ParsedWebhook();
+            Assert.True(WebhookPayloadReader.Parse(sequence, webhook) == WebhookRejectionReason.None, name);
+            StagedRecord message = webhook.Records.ToArray().Single(static r => r.Kind == RecordKind.Message);
+            Assert.Equal("a\uFFFDb\uFFFD", RecordProjection.Text(webhook, message.Body));
+            Assert.Contains("a\\u0000b\\u0000", RecordProjection.Text(webhook, message.Payload), StringComparison.Ordinal);
+            StagedRecord contact = webhook.Records.ToArray().Single(static r => r.Kind == RecordKind.Contact);
+            Assert.Equal("\uFFFDn", RecordProjection.Text(webhook, contact.Body));
+        }
+    }
+
+    [Fact]
+    public void Parse_KeyOfExactlyTheLimit_Accepted()
+    {
+        string wamid = new('w', WebhookPayloadReader.MaxKeyBytes);
+        ParsedWebhook webhook = ParseOk(WebhookPayloads.Envelope("PN1", messages: [WebhookPayloads.TextMessage(wamid, "1", 1, "x")]));
+        Assert.Equal(wamid, RecordProjection.Text(webhook, webhook[0].Id));
     }
 
     [Fact]

@@ -15,6 +15,14 @@ namespace Memo.Ingest.Load.Ceilings;
 /// </summary>
 internal static class BareHmacServer
 {
+    /// <summary>Runs it in this process until killed (the <c>bare-hmac-receiver</c> command, for a process of its own).</summary>
+    public static async Task<int> RunAsync(int port)
+    {
+        await using WebApplication app = await StartAsync(port);
+        await Task.Delay(Timeout.Infinite, app.Lifetime.ApplicationStopping).ContinueWith(static _ => { }, TaskScheduler.Default);
+        return 0;
+    }
+
     public static async Task<WebApplication> StartAsync(int port)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -22,6 +30,7 @@ internal static class BareHmacServer
         builder.Logging.ClearProviders();
         WebApplication app = builder.Build();
         var verifier = new Memo.Ingest.Webhooks.WebhookSignatureVerifier([GatewayHost.Secret]);
+        app.MapGet("/healthz", static () => "ok");
         app.MapPost("/webhooks/whatsapp", async context =>
         {
             ReadResult body;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Memo.Ingest.Load.ClosedLoop;
 using Memo.Ingest.Load.Run;
 using Memo.Ingest.TestSupport;
 
@@ -9,8 +10,9 @@ namespace Memo.Ingest.Load.Ceilings;
 /// <summary>
 /// Each gateway figure beside the ceiling of the machine measured in the same command, round after round, with
 /// medians: durable ingest of 50-message POSTs against raw binary COPY of the same message rows; webhooks/s of the
-/// gateway against a bare Kestrel endpoint that only checks the HMAC (both with wrk); and event deliveries/s to
-/// subscribers of one account against a bare WebSocket broadcast.
+/// gateway against a bare Kestrel endpoint that only checks the HMAC (both with wrk); event deliveries/s to
+/// subscribers of one account against a bare WebSocket broadcast; and the gateway against a conventional
+/// one-INSERT-per-message receiver on the same PostgreSQL.
 /// </summary>
 internal sealed class CeilingsCommand(string which, int rounds, int seconds, string? nativeBinary, TextWriter output)
 {
@@ -21,7 +23,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             case "copy": await CopyAsync(); break;
             case "http": await HttpAsync(); break;
             case "broadcast": await BroadcastAsync(); break;
-            default: throw new ArgumentException($"Unknown ceiling {which}: copy, http or broadcast.");
+            case "receiver": await ReceiverAsync(); break;
+            default: throw new ArgumentException($"Unknown ceiling {which}: copy, http, broadcast or receiver.");
         }
 
         return 0;
@@ -119,6 +122,89 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
 
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"median of {rounds}: bare {Median(bare):F0}/s, gateway {Median(gateway):F0}/s = {Median(gateway) / Median(bare):F2}× the bare broadcast"));
+    }
+
+    /// <summary>
+    /// The gateway beside the conventional receiver (<see cref="ConventionalReceiver"/>) on the same PostgreSQL, closed
+    /// loops of 1-message POSTs at 16 and 64 connections and of 50-message POSTs at 16, and raw binary COPY of the same
+    /// message rows; each round on a fresh server, medians of the rounds. The gateway's "sustained" rate counts until
+    /// the sequencers have made the last acknowledged message visible, not only until its 200.
+    /// </summary>
+    private async Task ReceiverAsync()
+    {
+        (string Name, int MessagesPerPost, int Connections)[] scenarios = [("1 message per POST, 16 connections", 1, 16),
+            ("1 message per POST, 64 connections", 1, 64), ("50 messages per POST, 16 connections", 50, 16)];
+        var conventional = scenarios.Select(static _ => new List<ClosedLoopResult>()).ToArray();
+        var gateway = scenarios.Select(static _ => new List<ClosedLoopResult>()).ToArray();
+        var sustained = scenarios.Select(static _ => new List<double>()).ToArray();
+        var copy = new List<double>();
+        for (int round = 1; round <= rounds; round++)
+        {
+            await using PostgresServer postgres = await PostgresServer.StartAsync();
+            await using RedisServer redis = await RedisServer.StartAsync();
+            copy.Add(await CopyCeiling.RowsPerSecondAsync(await postgres.CreateDatabaseAsync("copy"), 2, TimeSpan.FromSeconds(seconds)));
+            for (int s = 0; s < scenarios.Length; s++)
+            {
+                (string name, int perPost, int connections) = scenarios[s];
+                Func<long, byte[]> body = n => ReceiverPayload(round, s, n, perPost);
+                await using (ConventionalReceiverProcess receiver = await ConventionalReceiverProcess.StartAsync(await postgres.CreateDatabaseAsync("conventional")))
+                using (var sender = new ClosedLoopSender(receiver.Address, connections, body, GatewayHost.Secret))
+                {
+                    conventional[s].Add(await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost));
+                }
+
+                string database = await postgres.CreateDatabaseAsync("gateway");
+                await using (GatewayProcess process = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString, nativeBinary: nativeBinary))
+                using (var sender = new ClosedLoopSender(process.Address, connections, body, GatewayHost.Secret))
+                {
+                    await process.WaitForRedisAsync();
+                    ClosedLoopResult result = await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost);
+                    var drain = Stopwatch.StartNew();
+                    await SequencedWait.UntilSequencedAsync(database, 300);
+                    gateway[s].Add(result);
+                    sustained[s].Add(result.Messages / (result.Seconds + drain.Elapsed.TotalSeconds));
+                }
+
+                await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"round {round}, {name}: conventional {conventional[s][^1].MessagesPerSecond:F0} msgs/s ({conventional[s][^1].Latency}); " +
+                    $"gateway {gateway[s][^1].MessagesPerSecond:F0} msgs/s acknowledged, {sustained[s][^1]:F0} sustained ({gateway[s][^1].Latency}); " +
+                    $"{gateway[s][^1].MessagesPerSecond / conventional[s][^1].MessagesPerSecond:F2}×"));
+            }
+
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"round {round}: raw COPY (2 writers, 5,000-row transactions) {copy[^1]:F0} rows/s"));
+        }
+
+        await output.WriteLineAsync();
+        await output.WriteLineAsync($"Medians of {rounds} rounds of {seconds} s (closed loops; the gateway with Redis; fresh databases):");
+        await output.WriteLineAsync();
+        await output.WriteLineAsync("| scenario | conventional msgs/s | conventional p50 / p99 ms | gateway msgs/s (acknowledged) | gateway msgs/s (sustained, until visible) | gateway p50 / p99 ms | gateway ÷ conventional (sustained) | rounds within ±15 % of the median |");
+        await output.WriteLineAsync("|---|---|---|---|---|---|---|---|");
+        for (int s = 0; s < scenarios.Length; s++)
+        {
+            double c = Median(conventional[s].Select(static r => r.MessagesPerSecond).ToList());
+            double g = Median(gateway[s].Select(static r => r.MessagesPerSecond).ToList());
+            double v = Median(sustained[s]);
+            bool steady = sustained[s].All(x => Math.Abs(x - v) <= 0.15 * v);
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"| {scenarios[s].Name} | {c:F0} | {Median(conventional[s].Select(static r => r.Latency.P50).ToList()):F1} / {Median(conventional[s].Select(static r => r.Latency.P99).ToList()):F1} | " +
+                $"{g:F0} | {v:F0} | {Median(gateway[s].Select(static r => r.Latency.P50).ToList()):F1} / {Median(gateway[s].Select(static r => r.Latency.P99).ToList()):F1} | " +
+                $"{v / c:F2}× | {(steady ? "yes" : "no")} ({string.Join(" / ", sustained[s].Select(static x => x.ToString("F0", CultureInfo.InvariantCulture)))}) |"));
+        }
+
+        double copyMedian = Median(copy);
+        await output.WriteLineAsync();
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"Raw binary COPY of the same message rows: {copyMedian:F0} rows/s; 50-message POSTs sustained = {Median(sustained[2]) / copyMedian:F2}× COPY."));
+    }
+
+    /// <summary>Fresh messages for every POST (no duplicates), over 8 accounts, the same bodies for both receivers.</summary>
+    private static byte[] ReceiverPayload(int round, int scenario, long n, int perPost)
+    {
+        string account = $"PNrecv{n % 8}";
+        IEnumerable<string> messages = Enumerable.Range(0, perPost).Select(m => WebhookPayloads.TextMessage(
+            string.Create(CultureInfo.InvariantCulture, $"wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQzQUZCNkY4.{round}.{scenario}.{n}.{m}"),
+            string.Create(CultureInfo.InvariantCulture, $"4917{(n * 7 + m) % 500:D6}"), 1700000000 + n, "Hello, is this still available? I would like to order two."));
+        return Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: messages));
     }
 
     private async Task<double> WrkAsync(string url, string script)

@@ -8,7 +8,8 @@ namespace Memo.Ingest.Load.Faults;
 /// <summary>
 /// The fault suite (docs/RELIABILITY.md): two gateway processes share PostgreSQL and Redis under steady Meta-like
 /// traffic while, one phase at a time, the first gateway is SIGKILLed and restarted, PostgreSQL is stopped and
-/// started, Redis is stopped and started, and the second gateway is killed. After each phase the traffic drains and
+/// started, PostgreSQL crashes (immediate stop) and recovers, Redis is stopped and started, and the second gateway is
+/// killed. After each phase the traffic drains and
 /// the ledger is checked: every acknowledged message stored exactly once, every delivery eventually acknowledged,
 /// nothing stored that was not, no 500, seqs dense and increasing per account, and cursor readers that followed the
 /// sync API through it all saw every row once, in order.
@@ -76,7 +77,8 @@ internal sealed class FaultSuite(FaultSettings settings)
         }
 
         await RunAsync($"SIGKILL gateway 1 and restart it, {settings.Kills}×", KillAndRestartAsync);
-        await RunAsync($"PostgreSQL stopped for {settings.OutageSeconds} s", PostgresOutageAsync);
+        await RunAsync($"PostgreSQL stopped for {settings.OutageSeconds} s", violations => PostgresOutageAsync(violations, crash: false));
+        await RunAsync($"PostgreSQL crashed (immediate stop) for {settings.OutageSeconds} s", violations => PostgresOutageAsync(violations, crash: true));
         await RunAsync($"Redis stopped for {settings.OutageSeconds} s", RedisOutageAsync);
         await RunAsync("gateway 2 of 2 SIGKILLed, traffic carries on", KillOneOfTwoAsync);
 
@@ -109,10 +111,15 @@ internal sealed class FaultSuite(FaultSettings settings)
         return (restarts.Order().ElementAt(restarts.Count / 2), "restart to ready, median");
     }
 
-    private async Task<(double?, string)> PostgresOutageAsync(List<string> violations)
+    /// <summary>
+    /// PostgreSQL goes away under load: a clean stop (sessions cut, as in a failover), or a crash (every process killed
+    /// at once, no checkpoint, recovery from the WAL at the next start). Either way, what was acknowledged before is in
+    /// the WAL and must be stored exactly once once the server is back.
+    /// </summary>
+    private async Task<(double?, string)> PostgresOutageAsync(List<string> violations, bool crash)
     {
         await Task.Delay(TimeSpan.FromSeconds(settings.LoadSeconds));
-        await _postgres.StopAsync();
+        await (crash ? _postgres.CrashAsync() : _postgres.StopAsync());
         var down = Stopwatch.StartNew();
         if (!await WithinAsync(TimeSpan.FromSeconds(settings.OutageSeconds), async () => (await ReadinessAsync()).All(static r => r == HttpStatusCode.ServiceUnavailable)))
         {
@@ -207,6 +214,8 @@ internal sealed class FaultSuite(FaultSettings settings)
             violations.Add($"{Delta(500)} answers were 500");
         }
 
+        // Acknowledged means in the inbox: the ledger is checked once the sequencers have made it all visible.
+        await SequencedWait.UntilSequencedAsync(new NpgsqlConnectionStringBuilder(_database) { Pooling = false }.ConnectionString, 120);
         long stored = await CheckLedgerAsync(traffic, readers, violations);
         return new PhaseResult(phase, traffic.Sender.Attempts - before.Values.Sum(), Delta(200), Delta(503), Delta(500), Delta(RetryingWebhookSender.NoResponse),
             traffic.Acknowledged.Count - acknowledgedBefore, stored, traffic.DuplicateDeliveries - duplicatesBefore, recovery, meaning, violations);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 using Memo.Ingest.Load.OpenModel;
 using Memo.Ingest.TestSupport;
@@ -8,13 +7,16 @@ using Npgsql;
 namespace Memo.Ingest.Load.Overload;
 
 /// <summary>
-/// Load beyond capacity against one gateway process: a moderate open-model rate, then several times what the box
-/// can commit, then the moderate rate again. Shows that the excess is refused with 503 and Retry-After (never another
-/// error), that what is accepted is answered within a bound, that memory stays bounded (peak RSS), that throughput
-/// comes back when the load drops, and that every acknowledged message is stored once.
+/// Load beyond capacity against one gateway process. It first finds the maximum sustainable rate R (open-model steps,
+/// ack p99 ≤ 50 ms and only 200s) unless it is given, then for each factor F runs a quarter of R, F × R, and a
+/// quarter of R again. It reports the rate accepted during the overload (against R), the excess refused with 503 and
+/// Retry-After (never another error), the time until acknowledgements are back under 50 ms p99 once it stops, and
+/// peak memory; and it checks that every acknowledged message is stored once.
 /// </summary>
 internal sealed class OverloadScenario(OverloadSettings settings)
 {
+    private const double P99BoundMilliseconds = 50;
+
     public async Task<int> RunAsync(TextWriter report)
     {
         await using PostgresServer postgres = await PostgresServer.StartAsync();
@@ -22,74 +24,77 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), nativeBinary: settings.NativeBinary,
             environment: settings.GatewaySettings);
         long idleRss = gateway.ResidentBytes;
-
-        LoadStep[] steps =
-        [
-            new("normal", settings.NormalRate, TimeSpan.FromSeconds(settings.NormalSeconds)),
-            new("overload", settings.OverloadRate, TimeSpan.FromSeconds(settings.OverloadSeconds)),
-            new("normal again", settings.NormalRate, TimeSpan.FromSeconds(settings.RecoverySeconds)),
-        ];
-        using var sender = new OpenModelSender(gateway.Address, settings.Connections, Request, static _ => 1);
-        // RSS per step (the highest sample while it ran): bounded memory shows as a plateau, not a climb.
-        var rssByStep = new long[steps.Length];
-        int currentStep = 0;
-        using var sampler = new Timer(_ => rssByStep[Volatile.Read(ref currentStep)] = Math.Max(rssByStep[Volatile.Read(ref currentStep)], gateway.ResidentBytes), null, 0, 250);
-        var scrapes = new AckHistogram[steps.Length + 1];
-        RequestSample[] samples = await sender.RunAsync(steps, async (step, _) =>
-        {
-            Volatile.Write(ref currentStep, step);
-            scrapes[step] = await AckHistogram.ScrapeAsync(gateway.Client);
-        });
-        long peakRss = gateway.PeakResidentBytes;
-        scrapes[^1] = await AckHistogram.ScrapeAsync(gateway.Client);
-
         var violations = new List<string>();
+        int phase = 0;
+        long acknowledged = 0;
+
         report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Overload: one gateway ({(settings.NativeBinary is null ? "JIT" : "native")}{string.Concat(settings.GatewaySettings.Select(static s => $", {s.Key}={s.Value}"))}), " +
-            $"open model over {settings.Connections} keep-alive connections, one message per POST."));
+            $"Overload: one gateway ({(settings.NativeBinary is null ? "JIT" : "native")}{string.Concat(settings.GatewaySettings.Select(static s => $", {s.Key}={s.Value}"))}, " +
+            $"no Redis), open model over {settings.Connections} keep-alive connections, one message per POST, over 8 accounts."));
         report.WriteLine();
-        report.WriteLine("Latencies as the sender saw them run from each request's intended send time, so they include waiting for one of");
-        report.WriteLine("the sender's connections; the gateway's own acknowledgement p99 comes from its histogram (scraped at step boundaries).");
+
+        double maxRate = settings.MaxRate ?? 0;
+        if (settings.MaxRate is null)
+        {
+            report.WriteLine($"Maximum sustainable rate, measured first ({settings.CalibrationSeconds} s steps, p99 ≤ {P99BoundMilliseconds} ms and only 200s):");
+            report.WriteLine();
+            report.WriteLine("| offered/s | 200 | other | accepted/s | latency (sender) | sustainable |");
+            report.WriteLine("|---|---|---|---|---|---|");
+            foreach (double rate in settings.CalibrationRates)
+            {
+                RequestSample[] step = await RunStepsAsync(gateway, phase++, [new LoadStep("calibration", rate, TimeSpan.FromSeconds(settings.CalibrationSeconds))]);
+                acknowledged += step.Count(static s => s.Status == 200);
+                LatencySummary latency = LatencySummary.Of(step.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds));
+                bool sustainable = step.All(static s => s.Status == 200) && latency.P99 <= P99BoundMilliseconds;
+                report.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {rate:F0} | {step.Count(static s => s.Status == 200)} | {step.Count(static s => s.Status != 200)} | {step.Count(static s => s.Status == 200) / settings.CalibrationSeconds:F0} | {latency} | {(sustainable ? "yes" : "no")} |"));
+                if (!sustainable)
+                {
+                    break;
+                }
+
+                maxRate = rate;
+            }
+
+            report.WriteLine();
+            if (maxRate == 0)
+            {
+                report.WriteLine("FAILED: not even the lowest calibration rate was sustainable.");
+                return 1;
+            }
+
+            // Let a backlog of the failed step drain before the overloads start.
+            await SequencedWait.UntilSequencedAsync(database, 300);
+            await Task.Delay(TimeSpan.FromSeconds(2));
+        }
+
+        report.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate R = {maxRate:F0} POSTs/s."));
         report.WriteLine();
-        report.WriteLine("| step | offered/s | requests | 200 | 503 (with Retry-After) | other | accepted/s | accepted latency (sender) | gateway ack p50 / p99 | 503 latency (sender) | gateway RSS (max) |");
+        report.WriteLine("Latencies as the sender saw them run from each request's intended send time. \"Recovered after\" is the time from the end of");
+        report.WriteLine("the overload to the first second from which every second had only 200s and p99 ≤ 50 ms.");
+        report.WriteLine();
+        report.WriteLine("| overload | offered/s | sent/s | 200 | 503 (with Retry-After) | other | accepted/s during overload (÷ R) | accepted/s per second: min / median | accepted latency p50 / p99 | recovered after | gateway RSS (max) |");
         report.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
-        for (int step = 0; step < steps.Length; step++)
+        foreach (double factor in settings.Factors)
         {
-            RequestSample[] ofStep = [.. samples.Where(s => s.Step == step)];
-            int ok = ofStep.Count(static s => s.Status == 200);
-            int unavailable = ofStep.Count(static s => s.Status == 503);
-            int withRetryAfter = ofStep.Count(static s => s.Status == 503 && s.HasRetryAfter);
-            int other = ofStep.Length - ok - unavailable;
-            report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {steps[step].Name} | {steps[step].Rate:F0} | {ofStep.Length} | {ok} | {unavailable} ({withRetryAfter}) | {other} | {ok / steps[step].AnsweredSeconds(ofStep):F0} | " +
-                $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds))} | " +
-                $"{scrapes[step + 1].QuantileSince(scrapes[step], 0.5)} / {scrapes[step + 1].QuantileSince(scrapes[step], 0.99)} | " +
-                $"{LatencySummary.Of(ofStep.Where(static s => s.Status == 503).Select(static s => s.LatencyMicroseconds))} | {rssByStep[step] / 1048576.0:F0} MiB |"));
-            if (other > 0)
+            LoadStep[] steps =
+            [
+                new("before", maxRate / 4, TimeSpan.FromSeconds(settings.NormalSeconds)),
+                new("overload", maxRate * factor, TimeSpan.FromSeconds(settings.OverloadSeconds)),
+                new("after", maxRate / 4, TimeSpan.FromSeconds(settings.RecoverySeconds)),
+            ];
+            long rssMax = 0;
+            using (new Timer(_ => rssMax = Math.Max(rssMax, gateway.ResidentBytes), null, 0, 250))
             {
-                violations.Add($"{steps[step].Name}: {other} answers were neither 200 nor 503 ({string.Join(", ", ofStep.Where(static s => s.Status is not (200 or 503)).GroupBy(static s => s.Status).Select(static g => $"{g.Key}×{g.Count()}"))})");
+                RequestSample[] samples = await RunStepsAsync(gateway, phase++, steps);
+                acknowledged += samples.Count(static s => s.Status == 200);
+                violations.AddRange(Describe(report, factor, maxRate, steps, samples, rssMax));
             }
 
-            if (withRetryAfter != unavailable)
-            {
-                violations.Add($"{steps[step].Name}: {unavailable - withRetryAfter} answers 503 without Retry-After");
-            }
+            await SequencedWait.UntilSequencedAsync(database, 300);
         }
 
-        // Recovery: once the backlog of the overload has drained, the last quarter of the last step is served in full.
-        RequestSample[] settled = [.. samples.Where(s => s.Step == steps.Length - 1).OrderBy(static s => s.IntendedMicroseconds).Skip((int)(steps[^1].Requests * 3 / 4))];
-        if (settled.Any(static s => s.Status != 200))
-        {
-            violations.Add($"after the load dropped, {settled.Count(static s => s.Status != 200)} of the last {settled.Length} requests were not accepted");
-        }
-
-        int refused = samples.Count(static s => s.Status == 503);
-        if (refused == 0)
-        {
-            report.WriteLine("Note: nothing was refused; the overload rate was within this machine's capacity.");
-        }
-
-        // Every acknowledged message is stored once, and nothing refused was stored.
+        long peakRss = gateway.PeakResidentBytes;
         long stored;
         await using (var connection = new NpgsqlConnection(database))
         {
@@ -98,7 +103,6 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             stored = (long)(await command.ExecuteScalarAsync())!;
         }
 
-        int acknowledged = samples.Count(static s => s.Status == 200);
         if (stored != acknowledged)
         {
             violations.Add($"{acknowledged} messages acknowledged, {stored} stored");
@@ -106,7 +110,7 @@ internal sealed class OverloadScenario(OverloadSettings settings)
 
         report.WriteLine();
         report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Gateway RSS: {idleRss / 1048576.0:F0} MiB idle, peak {peakRss / 1048576.0:F0} MiB (VmHWM). Acknowledged {acknowledged}, stored {stored}, refused with 503 {refused}."));
+            $"Gateway RSS: {idleRss / 1048576.0:F0} MiB idle, peak {peakRss / 1048576.0:F0} MiB (VmHWM). Acknowledged {acknowledged}, stored {stored} (each once)."));
         if (peakRss > settings.MaxPeakRssBytes)
         {
             violations.Add($"peak RSS {peakRss / 1048576} MiB is above the bound of {settings.MaxPeakRssBytes / 1048576} MiB");
@@ -116,10 +120,74 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         return violations.Count == 0 ? 0 : 1;
     }
 
-    private static HttpRequestMessage Request(long index)
+    private List<string> Describe(TextWriter report, double factor, double maxRate, LoadStep[] steps, RequestSample[] samples, long rssMax)
+    {
+        var violations = new List<string>();
+        RequestSample[] overload = [.. samples.Where(static s => s.Step == 1)];
+        RequestSample[] after = [.. samples.Where(static s => s.Step == 2)];
+        int ok = overload.Count(static s => s.Status == 200);
+        int refused = overload.Count(static s => s.Status == 503);
+        int withRetryAfter = samples.Count(static s => s.Status == 503 && s.HasRetryAfter);
+        int other = samples.Count(static s => s.Status is not (200 or 503));
+        double accepted = ok / steps[1].AnsweredSeconds(overload);
+        double overloadStart = overload.Min(static s => s.IntendedMicroseconds) / 1e6;
+        double overloadEnd = overloadStart + steps[1].Duration.TotalSeconds;
+        double sent = overload.Length / steps[1].Duration.TotalSeconds;
+
+        // Accepted per second of the overload, by when the answers came.
+        double[] perSecond = [.. Enumerable.Range(0, (int)steps[1].Duration.TotalSeconds).Select(second =>
+            (double)overload.Count(s => s.Status == 200 && (s.IntendedMicroseconds + s.LatencyMicroseconds) / 1e6 - overloadStart is var at && at >= second && at < second + 1))];
+        double[] sortedPerSecond = [.. perSecond.Order()];
+
+        // Recovery: the first second after the overload from which every second is all 200s with p99 under the bound.
+        var seconds = after.GroupBy(s => (int)Math.Floor((s.IntendedMicroseconds / 1e6) - overloadEnd)).OrderBy(static g => g.Key)
+            .Select(g => (Second: g.Key, Good: g.All(static s => s.Status == 200) &&
+                LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= P99BoundMilliseconds)).ToArray();
+        int firstGood = seconds.Length;
+        while (firstGood > 0 && seconds[firstGood - 1].Good)
+        {
+            firstGood--;
+        }
+
+        string recovered = firstGood < seconds.Length ? $"{Math.Max(0, seconds[firstGood].Second)} s" : "not within the run";
+        report.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {factor:0.#}× R | {steps[1].Rate:F0} | {sent:F0} | {ok} | {refused} ({withRetryAfter}) | {other} | {accepted:F0} ({accepted / maxRate:F2}) | " +
+            $"{sortedPerSecond.FirstOrDefault():F0} / {sortedPerSecond.ElementAtOrDefault(sortedPerSecond.Length / 2):F0} | " +
+            $"{LatencySummary.Of(overload.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds))} | {recovered} | {rssMax / 1048576.0:F0} MiB |"));
+
+        if (other > 0)
+        {
+            violations.Add($"{factor}×: {other} answers were neither 200 nor 503");
+        }
+
+        if (withRetryAfter != samples.Count(static s => s.Status == 503))
+        {
+            violations.Add($"{factor}×: answers 503 without Retry-After");
+        }
+
+        if (accepted < settings.MinAcceptedShare * maxRate)
+        {
+            violations.Add(string.Create(CultureInfo.InvariantCulture, $"{factor}×: accepted {accepted:F0}/s under overload, below {settings.MinAcceptedShare:F1} × R"));
+        }
+
+        if (firstGood == seconds.Length)
+        {
+            violations.Add($"{factor}×: acknowledgements never came back under {P99BoundMilliseconds} ms p99 with only 200s");
+        }
+
+        return violations;
+    }
+
+    private async Task<RequestSample[]> RunStepsAsync(GatewayProcess gateway, int phase, LoadStep[] steps)
+    {
+        using var sender = new OpenModelSender(gateway.Address, settings.Connections, index => Request(phase, index), static _ => 1);
+        return await sender.RunAsync(steps);
+    }
+
+    private static HttpRequestMessage Request(int phase, long index)
     {
         byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope($"PNovl{index % 8}",
-            messages: [WebhookPayloads.TextMessage($"wamid.ovl.{index}", "4915", 1700000000 + index, "overload")]));
+            messages: [WebhookPayloads.TextMessage(string.Create(CultureInfo.InvariantCulture, $"wamid.ovl.{phase}.{index}"), "4915", 1700000000 + index, "overload")]));
         return WebhookRequest.Create(body, GatewayHost.Secret);
     }
 }

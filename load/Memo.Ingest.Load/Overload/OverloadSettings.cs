@@ -1,18 +1,28 @@
 namespace Memo.Ingest.Load.Overload;
 
+/// <param name="MaxRate">The maximum sustainable rate (POSTs/s) the overload is a multiple of; null: measured first
+/// with a step search (<see cref="CalibrationRates"/>, p99 ≤ 50 ms and only 200s).</param>
+/// <param name="Factors">Overloads, as multiples of the maximum rate, each between two stretches at a quarter of it.</param>
 /// <param name="MaxPeakRssBytes">A generous bound that only unbounded growth would cross.</param>
+/// <param name="MinAcceptedShare">Fails the run when the accepted rate under overload falls below this share of the
+/// maximum rate (the write path must not collapse under load).</param>
 internal sealed record OverloadSettings(
-    double NormalRate = 200,
-    double OverloadRate = 5000,
+    double? MaxRate = null,
     int NormalSeconds = 3,
     int OverloadSeconds = 6,
-    int RecoverySeconds = 20,
+    int RecoverySeconds = 15,
+    int CalibrationSeconds = 4,
     int Connections = 4096,
     long MaxPeakRssBytes = 1L << 30,
+    double MinAcceptedShare = 0.7,
     string? NativeBinary = null)
 {
+    public double[] Factors { get; init; } = [2, 5];
+
+    public double[] CalibrationRates { get; init; } = [1000, 2000, 3000, 4500, 6000, 8000, 10000, 12500, 15000];
+
     /// <summary>Gateway settings for the run, as environment variables (<c>--set Memo__Ingest__Writers=4</c>).</summary>
     public IReadOnlyDictionary<string, string?> GatewaySettings { get; init; } = new Dictionary<string, string?>();
 
-    public static OverloadSettings Long => new(NormalSeconds: 10, OverloadSeconds: 60, RecoverySeconds: 30);
+    public static OverloadSettings Long => new(NormalSeconds: 10, OverloadSeconds: 60, RecoverySeconds: 30, CalibrationSeconds: 10);
 }

@@ -84,9 +84,13 @@ internal sealed class RunReport
         }
 
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Max sustainable rate (p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {(MaxSustainableRate is double r ? $"{r:F0} POSTs/s" : "none of the steps")}.");
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events ({SubscriberDeliveriesPerSecond:F0} per second).");
+        StepFigures? best = _steps.Where(static s => s.Sustainable).MaxBy(static s => s.Rate);
+        text.AppendLine(best is null
+            ? string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): none of the steps.")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {best.Rate:F0} POSTs/s, {best.MessagesPerSecond:F0} messages/s; ack {best.Sender}; webhook → event {best.EndToEnd}."));
         return text.ToString();
     }
 

@@ -47,6 +47,8 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
         RequestSample[] samples = await sender.RunAsync(steps, async (_, _) => await MarkAsync());
         await MarkAsync();
+        // Acknowledged means in the inbox; the loss check reads what the sequencers have made visible.
+        await SequencedWait.UntilSequencedAsync(database, 300);
         await Task.Delay(TimeSpan.FromSeconds(2)); // the last events reach the subscribers
 
         LossCheck.Result loss = await LossCheck.RunAsync(gateway.Address, mix, samples);

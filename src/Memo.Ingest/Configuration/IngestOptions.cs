@@ -26,7 +26,7 @@ public sealed class IngestOptions
 
     /// <summary>After taking the first webhook, how long a writer waits for more before committing (0: take only
     /// what is already queued). Larger values mean fewer, bigger transactions at a small cost in ack latency.</summary>
-    public double BatchLingerMilliseconds { get; set; } = 1;
+    public double BatchLingerMilliseconds { get; set; }
 
     /// <summary>The Retry-After value sent with 503.</summary>
     public int RetryAfterSeconds { get; set; } = 2;

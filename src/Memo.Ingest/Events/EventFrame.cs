@@ -12,7 +12,7 @@ namespace Memo.Ingest.Events;
 /// count × { account:str, seq:i64, kind:u8, key:str, status:str?, ts:i64 }   where str = length:u16 + UTF-8
 /// (length 0xFFFF = null)
 /// </code>
-/// A frame is written straight from the writer's staged UTF-8, so publishing a batch creates no string.
+/// The sequencer writes one frame per committed round, for this instance's bus and for Redis.
 /// </summary>
 internal static class EventFrame
 {
@@ -40,6 +40,20 @@ internal static class EventFrame
         WriteString(output, key, present: true);
         WriteString(output, status, hasStatus);
         BinaryPrimitives.WriteInt64LittleEndian(output.GetSpan(8), timestamp);
+        output.Advance(8);
+    }
+
+    /// <summary>Writes one event read back from PostgreSQL (the sequencer's case: its text arrives as strings).</summary>
+    public static void WriteEvent(IBufferWriter<byte> output, CommittedEvent committed)
+    {
+        WriteString(output, committed.Account);
+        Span<byte> middle = output.GetSpan(9);
+        BinaryPrimitives.WriteInt64LittleEndian(middle, committed.Seq);
+        middle[8] = (byte)committed.Kind;
+        output.Advance(9);
+        WriteString(output, committed.Key);
+        WriteString(output, committed.Status);
+        BinaryPrimitives.WriteInt64LittleEndian(output.GetSpan(8), committed.Timestamp);
         output.Advance(8);
     }
 
@@ -91,6 +105,27 @@ internal static class EventFrame
         BinaryPrimitives.WriteUInt16LittleEndian(span, present ? (ushort)value.Length : NullLength);
         value.CopyTo(span[2..]);
         output.Advance(2 + (present ? value.Length : 0));
+    }
+
+    private static void WriteString(IBufferWriter<byte> output, string? value)
+    {
+        if (value is null)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(output.GetSpan(2), NullLength);
+            output.Advance(2);
+            return;
+        }
+
+        int length = Encoding.UTF8.GetByteCount(value);
+        if (length >= NullLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(value), "Event strings are limited to 65534 bytes.");
+        }
+
+        Span<byte> span = output.GetSpan(2 + length);
+        BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)length);
+        Encoding.UTF8.GetBytes(value, span[2..]);
+        output.Advance(2 + length);
     }
 
     private static string? ReadString(ref ReadOnlySpan<byte> rest)

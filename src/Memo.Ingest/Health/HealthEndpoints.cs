@@ -1,5 +1,6 @@
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Webhooks;
 using Microsoft.AspNetCore.Builder;
@@ -12,8 +13,10 @@ namespace Memo.Ingest.Health;
 /// <summary>
 /// <c>/healthz</c>: the process is alive (a liveness probe; never touches dependencies, so a database outage does not
 /// get healthy pods restarted). <c>/readyz</c>: this instance can take webhooks: the database answers, migrations are
-/// applied, and the ingest queue is not full. Redis is reported but does not decide readiness: the gateway works
-/// without it (PostgreSQL screens duplicates and streams catch up from the event log).
+/// applied, and the ingest queue is not full. Redis and the inbox backlog are reported but do not decide readiness: the
+/// gateway works without Redis (PostgreSQL screens duplicates and streams catch up from the event log), and the backlog
+/// is shared by every instance, so taking them all out of a balancer for it would turn 503s with Retry-After into
+/// connection errors.
 /// </summary>
 internal static class HealthEndpoints
 {
@@ -34,6 +37,7 @@ internal static class HealthEndpoints
         var pipeline = context.RequestServices.GetRequiredService<IngestPipeline>();
         var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
         var redis = context.RequestServices.GetRequiredService<GatewayRedis>();
+        var backlog = context.RequestServices.GetRequiredService<InboxBacklog>();
         string redisState = redis.Commands is null ? "disabled" : redis.IsConnected ? "connected" : "disconnected";
         string signature = context.RequestServices.GetRequiredService<WebhookSignatureVerifier>().HasSecrets ? "enforced" : "disabled";
 
@@ -45,7 +49,7 @@ internal static class HealthEndpoints
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(
-            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}},"redis":"{{{redisState}}}","signature":"{{{signature}}}"}}""");
+            $$$"""{"status":"{{{(ready ? "ready" : "not_ready")}}}","checks":{"database":{{{Json(databaseReachable)}}},"migrations":{{{Json(schemaReady)}}},"queue":{{{Json(queueOpen)}}},"queue_depth":{{{pipeline.Depth}}},"inbox_backlog":{{{backlog.Records}}},"redis":"{{{redisState}}}","signature":"{{{signature}}}"}}""");
     }
 
     private static string Json(bool value) => value ? "true" : "false";

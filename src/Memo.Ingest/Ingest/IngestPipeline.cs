@@ -1,44 +1,53 @@
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
-using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Testing;
 using Memo.Ingest.Webhooks.Parsing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 
 namespace Memo.Ingest.Ingest;
 
 /// <summary>
 /// The bounded queue between the webhook endpoint and the group-commit writers. A full queue pushes back on the
 /// request (it waits, then gets 503) rather than growing memory; nothing that was accepted into the queue is dropped.
-/// On shutdown the queue is closed to new work, the writers drain and commit what is queued, then the host exits.
+/// New webhooks are also refused (503, backlogged) while the sequencers are too far behind the acknowledgements
+/// (<see cref="InboxBacklog"/>). A writer that fails unexpectedly answers its in-flight webhooks 503 at once and is
+/// restarted. On shutdown the queue is closed to new work, the writers drain and append what is queued, then the
+/// host exits.
 /// </summary>
-internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
+internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
 {
     private readonly Channel<ParsedWebhook> _queue;
     private readonly IngestOptions _options;
     private readonly IngestWriter[] _writers;
+    private readonly InboxBacklog _backlog;
+    private readonly IngestMetrics _metrics;
+    private readonly ILogger _logger;
     private Task[] _running = [];
 
-    public IngestPipeline(IOptions<IngestOptions> options, NpgsqlDataSource dataSource, DatabaseState database,
-        IngestMetrics metrics, DuplicateScreen screen, EventBus bus, GatewayRedis redis, ILoggerFactory loggerFactory)
+    public IngestPipeline(IOptions<IngestOptions> options, WriterDataSource dataSource, DatabaseState database, IngestMetrics metrics,
+        DuplicateScreen screen, Sequencer sequencer, InboxBacklog backlog, GatewayRedis redis, FaultInjector faults, ILoggerFactory loggerFactory)
     {
         _options = options.Value;
+        _backlog = backlog;
+        _metrics = metrics;
         _queue = Channel.CreateBounded<ParsedWebhook>(new BoundedChannelOptions(_options.ChannelCapacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleReader = false,
             SingleWriter = false,
         });
-        ILogger logger = loggerFactory.CreateLogger<IngestWriter>();
+        _logger = loggerFactory.CreateLogger<IngestPipeline>();
+        ILogger writerLogger = loggerFactory.CreateLogger<IngestWriter>();
         _writers = new IngestWriter[Math.Max(1, _options.Writers)];
         for (int i = 0; i < _writers.Length; i++)
         {
-            _writers[i] = new IngestWriter(i, _queue.Reader, dataSource, database, _options, metrics, screen, bus, redis, logger);
+            _writers[i] = new IngestWriter(i, _queue.Reader, dataSource, database, _options, metrics, screen, sequencer, backlog, redis, faults, writerLogger);
         }
 
         metrics.ObserveQueue(() => _queue.Reader.Count);
@@ -51,11 +60,16 @@ internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
     public bool IsSaturated => _queue.Reader.Count >= _options.ChannelCapacity;
 
     /// <summary>
-    /// Queues a parsed webhook and completes when its records are committed. The returned outcome is final: when it
-    /// is not <see cref="IngestOutcome.Committed"/>, nothing of this webhook was stored by this call.
+    /// Queues a parsed webhook and completes when its records are durably appended to the inbox. The returned outcome
+    /// is final: when it is not <see cref="IngestOutcome.Committed"/>, nothing of this webhook was stored by this call.
     /// </summary>
     public ValueTask<IngestOutcome> SubmitAsync(ParsedWebhook webhook)
     {
+        if (_backlog.IsOverLimit)
+        {
+            return ValueTask.FromResult(IngestOutcome.Backlogged);
+        }
+
         return _queue.Writer.TryWrite(webhook) ? webhook.Completion : SubmitSlowAsync(webhook);
     }
 
@@ -80,13 +94,37 @@ internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _running = Array.ConvertAll(_writers, static w => Task.Run(w.RunAsync));
+        _running = Array.ConvertAll(_writers, writer => Task.Run(() => SuperviseAsync(writer), CancellationToken.None));
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Runs a writer until the queue is closed and drained. If it throws (a bug, not a database failure: those are
+    /// answered inside the writer), the webhooks it holds are answered 503 at once, so that no request waits for a
+    /// writer that is gone, and it starts again.
+    /// </summary>
+    private async Task SuperviseAsync(IngestWriter writer)
+    {
+        while (true)
+        {
+            try
+            {
+                await writer.RunAsync();
+                return;
+            }
+            catch (Exception e)
+            {
+                int failed = writer.FailInFlight();
+                Log.WriterFailed(_logger, writer.Id, failed, e);
+                _metrics.WriterRestarted();
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(10, _options.ReconnectBackoffMilliseconds))));
+            }
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Close the queue, then let the writers commit everything already in it. The host's shutdown timeout bounds
+        // Close the queue, then let the writers append everything already in it. The host's shutdown timeout bounds
         // this; a webhook still queued when the process dies was never answered 200, so Meta redelivers it.
         _queue.Writer.TryComplete();
         await Task.WhenAll(_running).WaitAsync(cancellationToken);
@@ -98,5 +136,12 @@ internal sealed class IngestPipeline : IHostedService, IAsyncDisposable
         {
             await writer.DisposeAsync();
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 205, EventName = "WriterFailed", Level = LogLevel.Error,
+            Message = "Writer {Writer} failed unexpectedly; {Webhooks} webhook(s) it held were answered 503 and it is restarted.")]
+        public static partial void WriterFailed(ILogger logger, int writer, int webhooks, Exception exception);
     }
 }

@@ -1,11 +1,11 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
-using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Testing;
 using Memo.Ingest.Webhooks.Parsing;
 using Memo.Redis;
 using Memo.Redis.Protocol;
@@ -15,60 +15,57 @@ using Npgsql;
 namespace Memo.Ingest.Ingest;
 
 /// <summary>
-/// One group-commit writer: takes as many queued webhooks as fit a batch, asks Redis which of their records are
-/// already stored (<see cref="DuplicateScreen"/>), writes the rest in one transaction on its own connection, and
-/// only then completes each webhook (the request answers 200). After the commit it records the batch's ids in Redis
-/// and publishes its events (<see cref="EventBus"/>). Every webhook taken from the channel is completed exactly once,
-/// whatever happens: that is what lets the endpoint return its pooled buffers safely.
+/// One group-commit writer of the acknowledgement path: takes as many queued webhooks as fit a batch, asks Redis which
+/// of their records are already stored (<see cref="DuplicateScreen"/>), appends the rest to the inbox in one implicit
+/// transaction on its own connection (<see cref="InboxAppender"/>), and only then completes each webhook (the request
+/// answers 200). After the commit it records the batch's ids in Redis and wakes the sequencers. Every webhook taken
+/// from the channel is completed exactly once, whatever happens: that is what lets the endpoint return its pooled
+/// buffers safely, and what <see cref="IngestPipeline"/> relies on when it restarts a writer that failed.
 /// </summary>
 internal sealed partial class IngestWriter : IAsyncDisposable
 {
-    // PostgreSQL SQLSTATEs: a deadlock or serialization failure is retried; data exceptions (class 22) and constraint
-    // violations (class 23) belong to some webhook in the batch, which is then found by writing them one by one.
-    private const string DeadlockDetected = "40P01";
-    private const string SerializationFailure = "40001";
-    private const int MaxDeadlockRetries = 3;
-
     private readonly int _id;
     private readonly ChannelReader<ParsedWebhook> _queue;
-    private readonly NpgsqlDataSource _dataSource;
+    private readonly WriterDataSource _dataSource;
     private readonly DatabaseState _database;
     private readonly IngestOptions _options;
     private readonly IngestMetrics _metrics;
     private readonly DuplicateScreen _screen;
-    private readonly EventBus _bus;
+    private readonly Sequencer _sequencer;
+    private readonly InboxBacklog _backlog;
     private readonly GatewayRedis _redis;
     private readonly TimeSpan _redisWait;
+    private readonly FaultInjector _faults;
     private readonly ILogger _logger;
-    private readonly List<ParsedWebhook> _batch = [];
-    private readonly List<ParsedWebhook> _single = [null!];
 
-    // Reused per batch: the staged rows by ord, the events the apply SQL numbered, and the Redis commands and event
-    // frame built from them.
-    private readonly List<StagedPosition> _staged = [];
-    private readonly List<EventRow> _events = [];
+    // The webhooks taken from the channel and not yet completed; reused per batch. If the writer fails, the pipeline
+    // completes whatever is still here (FailInFlight).
+    private readonly List<ParsedWebhook> _batch = [];
     private readonly RespCommandBuffer _redisCommands = new(4096);
-    private readonly ArrayBufferWriter<byte> _frame = new(4096);
-    private NpgsqlConnection? _connection;
-    private NpgsqlBatch? _apply;
+    private InboxAppender? _appender;
+    private PostgresException? _refusal;
     private long _reconnectNotBefore;
     private bool _hadConnection;
 
-    public IngestWriter(int id, ChannelReader<ParsedWebhook> queue, NpgsqlDataSource dataSource, DatabaseState database,
-        IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, EventBus bus, GatewayRedis redis, ILogger logger)
+    public IngestWriter(int id, ChannelReader<ParsedWebhook> queue, WriterDataSource dataSource, DatabaseState database,
+        IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, Sequencer sequencer, InboxBacklog backlog, GatewayRedis redis, FaultInjector faults, ILogger logger)
     {
-        _screen = screen;
-        _bus = bus;
-        _redis = redis;
-        _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
         _id = id;
         _queue = queue;
         _dataSource = dataSource;
         _database = database;
         _options = options;
         _metrics = metrics;
+        _screen = screen;
+        _sequencer = sequencer;
+        _backlog = backlog;
+        _redis = redis;
+        _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
+        _faults = faults;
         _logger = logger;
     }
+
+    public int Id => _id;
 
     /// <summary>Runs until the channel is completed and drained (graceful shutdown waits for this).</summary>
     public async Task RunAsync()
@@ -88,9 +85,26 @@ internal sealed partial class IngestWriter : IAsyncDisposable
                 Drain(records);
             }
 
+            _faults.Hit(FaultInjector.WriterBatch);
             await WriteAsync(_batch);
             _batch.Clear();
         }
+    }
+
+    /// <summary>
+    /// Answers 503 to every webhook this writer took and has not completed: called by the pipeline after the writer
+    /// failed unexpectedly, so that no request waits for a writer that is gone.
+    /// </summary>
+    public int FailInFlight()
+    {
+        int failed = 0;
+        foreach (ParsedWebhook webhook in _batch)
+        {
+            failed += webhook.TryComplete(IngestOutcome.Unavailable) ? 1 : 0;
+        }
+
+        _batch.Clear();
+        return failed;
     }
 
     private int Drain(int records)
@@ -112,43 +126,53 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             return;
         }
 
+        // Slow down to the sequencers' pace rather than let the backlog (and the lag to visibility) grow.
+        await _backlog.HoldWhileBackloggedAsync();
         int screened = await _screen.ScreenAsync(batch, _redisCommands);
-        IngestOutcome outcome = await TryCommitAsync(batch, screened);
-        if (outcome == IngestOutcome.RejectedByDatabase && batch.Count > 1)
+        _metrics.DuplicatesScreened(screened, 0);
+        IngestOutcome outcome = await TryAppendAsync(batch, batch.Count);
+        if (outcome == IngestOutcome.RejectedByDatabase)
         {
-            // Some webhook's data was refused. Isolate it, so that one bad payload cannot fail the others.
+            // Some webhook's data was refused. Append them one by one, so that one bad payload cannot fail the others,
+            // and keep the refused ones aside whole: their senders get 200, because the data is safely kept.
             foreach (ParsedWebhook webhook in batch)
             {
-                _single[0] = webhook;
-                await FinishAsync(_single, await TryCommitAsync(_single, screened: 0));
+                IngestOutcome single = await TryAppendAsync([webhook], 1);
+                if (single == IngestOutcome.RejectedByDatabase)
+                {
+                    single = await DeadLetterAsync(webhook);
+                }
+
+                Finish([webhook], single);
             }
 
-            _single[0] = null!;
             return;
         }
 
-        await FinishAsync(batch, outcome);
+        Finish(batch, outcome);
     }
 
     /// <summary>
-    /// Answers the webhooks. For a committed batch, the Redis commands (remember the ids, publish the events) are
-    /// built from the webhooks' buffers and handed to the connection first, because completing a webhook returns its
-    /// buffers to the pool; the replies are awaited afterwards, so Redis never delays a 200.
+    /// Answers the webhooks. For an appended batch, the Redis commands (remember the ids, wake the other instances'
+    /// sequencers) are built from the webhooks' buffers and handed to the connection first, because completing a
+    /// webhook returns its buffers to the pool; their replies are not awaited by the writer, so Redis never delays a
+    /// 200 or the next batch.
     /// </summary>
-    private async Task FinishAsync(List<ParsedWebhook> batch, IngestOutcome outcome)
+    private void Finish(List<ParsedWebhook> batch, IngestOutcome outcome)
     {
         Task<RedisReply[]>? redisCall = null;
         if (outcome == IngestOutcome.Committed)
         {
+            _sequencer.Wake();
+            _screen.NoteAppended(batch);
             try
             {
-                redisCall = PublishCommitted(batch);
+                redisCall = RememberAndWake(batch);
             }
             catch (Exception e)
             {
-                // Nothing after the commit may keep a webhook from its answer: the data is stored, and listeners
-                // catch up from the event log.
-                Log.PublishFailed(_logger, _id, e);
+                // Nothing after the commit may keep a webhook from its answer: the data is stored.
+                Log.RememberFailed(_logger, _id, e);
                 _metrics.RedisFailed(RedisOperation.RecordAndPublish);
             }
         }
@@ -156,27 +180,26 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         Complete(batch, outcome);
         if (redisCall is not null)
         {
-            try
-            {
-                await redisCall.WaitAsync(_redisWait);
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // Not remembered: the next retry of these ids is caught by PostgreSQL instead. Not published: other
-                // instances catch up from the event log when they see the next seq.
-                _metrics.RedisFailed(RedisOperation.RecordAndPublish);
-            }
+            _ = ObserveAsync(redisCall);
         }
     }
 
-    private Task<RedisReply[]>? PublishCommitted(List<ParsedWebhook> committed)
+    private async Task ObserveAsync(Task<RedisReply[]> redisCall)
     {
-        if (_events.Count > 0)
+        try
         {
-            WriteEventFrame();
-            _bus.DeliverLocal(_frame.WrittenSpan);
+            await redisCall.WaitAsync(_redisWait);
         }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Not remembered: the next retry of these ids is caught by the sequencer instead. Not woken: the other
+            // instances' sequencers poll.
+            _metrics.RedisFailed(RedisOperation.RecordAndPublish);
+        }
+    }
 
+    private Task<RedisReply[]>? RememberAndWake(List<ParsedWebhook> committed)
+    {
         RedisConnection? redis = _redis.Commands;
         if (redis is null || !redis.IsConnected)
         {
@@ -185,144 +208,95 @@ internal sealed partial class IngestWriter : IAsyncDisposable
 
         _redisCommands.Reset();
         _screen.AppendRemember(committed, _redisCommands);
-        if (_events.Count > 0)
-        {
-            _redisCommands.Command(3).Argument("PUBLISH"u8).Argument(_bus.ChannelName).Argument(_frame.WrittenSpan);
-        }
-
-        return _redisCommands.Commands == 0 ? null : redis.ExecuteAsync(_redisCommands);
+        _redisCommands.Command(3).Argument("PUBLISH"u8).Argument(_sequencer.WakeChannel).Argument(_sequencer.Origin);
+        return redis.ExecuteAsync(_redisCommands);
     }
 
-    /// <summary>Encodes the batch's events from the staged UTF-8 (no strings): see <see cref="EventFrame"/>.</summary>
-    private void WriteEventFrame()
+    /// <summary>Appends every unscreened record of the batch to the inbox in one transaction; the outcome is final.</summary>
+    private async Task<IngestOutcome> TryAppendAsync(List<ParsedWebhook> batch, int webhooks)
     {
-        _frame.ResetWrittenCount();
-        EventFrame.WriteHeader(_frame, _bus.InstanceId, _events.Count);
-        foreach (EventRow row in _events)
+        if (!HasUnscreened(batch))
         {
-            StagedPosition position = _staged[row.Ord];
-            ref StagedRecord record = ref position.Record;
-            Utf8Arena arena = position.Webhook.Arena;
-            bool isMessageKey = row.Kind is EventKind.MessageCreated or EventKind.MessageStatus;
-            bool isStatus = row.Kind == EventKind.MessageStatus;
-            EventFrame.WriteEvent(_frame, arena[record.Account], row.Seq, row.Kind,
-                arena[isMessageKey ? record.Id : record.WaId],
-                isStatus ? arena[record.Type] : default, hasStatus: isStatus,
-                isStatus ? record.Timestamp : 0);
-        }
-    }
-
-    private async Task<IngestOutcome> TryCommitAsync(List<ParsedWebhook> batch, int screened)
-    {
-        StageablePositions(batch);
-        _events.Clear();
-        if (_staged.Count == 0)
-        {
-            // Every record was screened as already committed: there is nothing to write, and the retry is answered 200.
-            _metrics.DuplicatesScreened(screened, 0);
+            // Every record was screened as already stored: there is nothing to write, and the retry is answered 200.
             return IngestOutcome.Committed;
         }
 
-        for (int attempt = 0; ; attempt++)
+        long started = Stopwatch.GetTimestamp();
+        try
         {
-            long started = Stopwatch.GetTimestamp();
-            try
-            {
-                _events.Clear();
-                BatchSummary summary = await CommitAsync();
-                _metrics.BatchCommitted(batch.Count, summary, Stopwatch.GetElapsedTime(started));
-                _metrics.DuplicatesScreened(screened, CountStagedMessagesAndStatuses() - summary.MessagesCreated - summary.StatusEvents);
-                return IngestOutcome.Committed;
-            }
-            catch (PostgresException e) when (e.SqlState is DeadlockDetected or SerializationFailure && attempt < MaxDeadlockRetries)
-            {
-                Log.Retrying(_logger, _id, e.SqlState);
-            }
-            catch (PostgresException e) when (e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal))
-            {
-                Log.DataRejected(_logger, _id, batch.Count, e.SqlState, e.MessageText);
-                return IngestOutcome.RejectedByDatabase;
-            }
-            catch (Exception e)
-            {
-                // The transaction rolled back, or its COMMIT's fate is unknown: the webhooks are answered 503 and
-                // Meta redelivers them; if the commit did happen, the redelivery is recognised as a duplicate.
-                Log.WriteFailed(_logger, _id, batch.Count, e);
-                _metrics.WriteFailed();
-                await ResetConnectionAsync();
-                _reconnectNotBefore = Stopwatch.GetTimestamp() + (_options.ReconnectBackoffMilliseconds * Stopwatch.Frequency / 1000);
-                return IngestOutcome.Unavailable;
-            }
+            int records = await AppendAsync(batch);
+            _metrics.BatchAppended(webhooks, records, Stopwatch.GetElapsedTime(started));
+            return IngestOutcome.Committed;
+        }
+        catch (PostgresException e) when (SqlStates.IsDataError(e))
+        {
+            _refusal = e;
+            Log.DataRejected(_logger, _id, webhooks, e.SqlState, e.MessageText);
+            return IngestOutcome.RejectedByDatabase;
+        }
+        catch (Exception e)
+        {
+            // The COPY rolled back, or its commit's fate is unknown: the webhooks are answered 503 and Meta redelivers
+            // them; if the commit did happen, the sequencer drops the redelivered copies.
+            Log.WriteFailed(_logger, _id, webhooks, e);
+            _metrics.WriteFailed();
+            await ResetConnectionAsync();
+            _reconnectNotBefore = Stopwatch.GetTimestamp() + (_options.ReconnectBackoffMilliseconds * Stopwatch.Frequency / 1000);
+            return IngestOutcome.Unavailable;
         }
     }
 
-    /// <summary>Numbers the records that will be written (those not screened): a record's ord is its index here.</summary>
-    private void StageablePositions(List<ParsedWebhook> batch)
+    private static bool HasUnscreened(List<ParsedWebhook> batch)
     {
-        _staged.Clear();
         foreach (ParsedWebhook webhook in batch)
         {
-            for (int i = 0; i < webhook.Count; i++)
+            foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                if (!webhook[i].Screened)
+                if (!record.Screened)
                 {
-                    _staged.Add(new StagedPosition(webhook, i));
+                    return true;
                 }
             }
         }
+
+        return false;
     }
 
-    private int CountStagedMessagesAndStatuses()
-    {
-        int count = 0;
-        foreach (StagedPosition position in _staged)
-        {
-            count += position.Record.Kind is RecordKind.Message or RecordKind.Status ? 1 : 0;
-        }
+    private async Task<int> AppendAsync(List<ParsedWebhook> batch) => await (await EnsureAppenderAsync()).AppendAsync(batch);
 
-        return count;
+    /// <summary>
+    /// Keeps a webhook that PostgreSQL refused in <c>dead_letters</c>, with its exact signed body and the reason, and
+    /// answers 200: it is safely kept, and a 4xx or 5xx would only make Meta send it again and again.
+    /// </summary>
+    private async Task<IngestOutcome> DeadLetterAsync(ParsedWebhook webhook)
+    {
+        try
+        {
+            PostgresException refusal = _refusal!;
+            NpgsqlConnection connection = (await EnsureAppenderAsync()).Connection;
+            await using NpgsqlCommand command = new(InboxSql.DeadLetterWebhook, connection);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
+            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { TypedValue = webhook.Body.Memory, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea });
+            await command.ExecuteNonQueryAsync();
+            Log.DeadLettered(_logger, refusal.SqlState, refusal.MessageText);
+            _metrics.DeadLettered(DeadLetterStage.Ack);
+            return IngestOutcome.Committed;
+        }
+        catch (Exception e)
+        {
+            Log.WriteFailed(_logger, _id, 1, e);
+            _metrics.WriteFailed();
+            await ResetConnectionAsync();
+            return IngestOutcome.Unavailable;
+        }
     }
 
-    private async Task<BatchSummary> CommitAsync()
+    private async ValueTask<InboxAppender> EnsureAppenderAsync()
     {
-        (NpgsqlConnection connection, NpgsqlBatch apply) = await EnsureConnectionAsync();
-        await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync();
-        await using (NpgsqlBinaryImporter importer = await connection.BeginBinaryImportAsync(IngestSql.CopyStage))
+        if (_appender is { Connection.State: System.Data.ConnectionState.Open })
         {
-            for (int ord = 0; ord < _staged.Count; ord++)
-            {
-                StagedPosition position = _staged[ord];
-                await StageRowWriter.WriteAsync(importer, position.Webhook.Arena, position.Record, ord, CancellationToken.None);
-            }
-
-            await importer.CompleteAsync();
-        }
-
-        var summary = new BatchSummary();
-        await using (NpgsqlDataReader reader = await apply.ExecuteReaderAsync())
-        {
-            // Every statement but the last returns no rows; the last is ListEvents.
-            do
-            {
-                while (await reader.ReadAsync())
-                {
-                    var row = new EventRow(reader.GetInt32(0), reader.GetInt64(1), (EventKind)reader.GetInt16(2));
-                    _events.Add(row);
-                    summary.Add(row.Kind);
-                }
-            }
-            while (await reader.NextResultAsync());
-        }
-
-        await transaction.CommitAsync();
-        return summary;
-    }
-
-    private async ValueTask<(NpgsqlConnection, NpgsqlBatch)> EnsureConnectionAsync()
-    {
-        if (_connection is { State: System.Data.ConnectionState.Open } && _apply is not null)
-        {
-            return (_connection, _apply);
+            return _appender;
         }
 
         await ResetConnectionAsync();
@@ -334,43 +308,25 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         NpgsqlConnection connection = await _dataSource.OpenConnectionAsync();
         try
         {
-            await using (var create = new NpgsqlCommand(IngestSql.CreateStagingTables, connection))
-            {
-                await create.ExecuteNonQueryAsync();
-            }
-
-            var apply = new NpgsqlBatch(connection);
-            foreach (string sql in IngestSql.Apply)
-            {
-                apply.BatchCommands.Add(new NpgsqlBatchCommand(sql));
-            }
-
-            await apply.PrepareAsync();
-            _connection = connection;
-            _apply = apply;
-            _hadConnection = true;
-            return (connection, apply);
+            _appender = await InboxAppender.PrepareAsync(connection);
         }
         catch
         {
             await connection.DisposeAsync();
             throw;
         }
+
+        _hadConnection = true;
+        return _appender;
     }
 
     private async ValueTask ResetConnectionAsync()
     {
-        if (_apply is not null)
-        {
-            await _apply.DisposeAsync();
-            _apply = null;
-        }
-
-        if (_connection is not null)
+        if (_appender is not null)
         {
             // A connection that failed mid-protocol is never reused (Npgsql breaks it; disposing discards it).
-            await _connection.DisposeAsync();
-            _connection = null;
+            await _appender.DisposeAsync();
+            _appender = null;
         }
     }
 
@@ -378,7 +334,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     {
         foreach (ParsedWebhook webhook in batch)
         {
-            webhook.Complete(outcome);
+            webhook.TryComplete(outcome);
         }
     }
 
@@ -391,19 +347,19 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private static partial class Log
     {
         [LoggerMessage(EventId = 200, EventName = "WriteFailed", Level = LogLevel.Warning,
-            Message = "Writer {Writer} could not commit a batch of {Webhooks} webhook(s); they are answered 503 and will be redelivered.")]
+            Message = "Writer {Writer} could not append a batch of {Webhooks} webhook(s) to the inbox; they are answered 503 and will be redelivered.")]
         public static partial void WriteFailed(ILogger logger, int writer, int webhooks, Exception exception);
 
         [LoggerMessage(EventId = 201, EventName = "DataRejected", Level = LogLevel.Debug,
             Message = "Writer {Writer}: PostgreSQL refused data in a batch of {Webhooks} webhook(s): {SqlState} {Reason}")]
         public static partial void DataRejected(ILogger logger, int writer, int webhooks, string sqlState, string reason);
 
-        [LoggerMessage(EventId = 202, EventName = "RetryingBatch", Level = LogLevel.Information,
-            Message = "Writer {Writer}: retrying a batch after {SqlState}.")]
-        public static partial void Retrying(ILogger logger, int writer, string sqlState);
+        [LoggerMessage(EventId = 203, EventName = "RememberFailed", Level = LogLevel.Error,
+            Message = "Writer {Writer} appended a batch but could not record its ids in Redis; PostgreSQL catches their retries instead.")]
+        public static partial void RememberFailed(ILogger logger, int writer, Exception exception);
 
-        [LoggerMessage(EventId = 203, EventName = "PublishFailed", Level = LogLevel.Error,
-            Message = "Writer {Writer} committed a batch but could not record or publish it; other instances will catch up from the event log.")]
-        public static partial void PublishFailed(ILogger logger, int writer, Exception exception);
+        [LoggerMessage(EventId = 204, EventName = "WebhookDeadLettered", Level = LogLevel.Warning,
+            Message = "PostgreSQL refused a signed webhook ({SqlState}: {Reason}); its body was kept in dead_letters and it was answered 200.")]
+        public static partial void DeadLettered(ILogger logger, string sqlState, string reason);
     }
 }

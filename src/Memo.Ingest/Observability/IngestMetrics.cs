@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.Webhooks;
 
 namespace Memo.Ingest.Observability;
@@ -24,6 +25,9 @@ internal sealed class IngestMetrics
     private readonly Histogram<double> _commitDuration;
     private readonly Histogram<double> _ackDuration;
     private readonly Histogram<double> _screenDuration;
+    private readonly Histogram<double> _sequencerRecords;
+    private readonly Histogram<double> _sequencerDuration;
+    private readonly Histogram<double> _visibilityDelay;
     private readonly Meter _meter;
 
     private long _writeErrors;
@@ -37,6 +41,10 @@ internal sealed class IngestMetrics
     private long _busDelivered;
     private long _busBackfilled;
     private long _busDropped;
+    private long _writerRestarts;
+    private long _sequencerErrors;
+    private long _deadLetteredAck;
+    private long _deadLetteredSequencer;
 
     // Per stream transport, indexed by TransportIndex: 0 sse, 1 websocket.
     private readonly long[] _streamConnections = new long[2];
@@ -50,12 +58,20 @@ internal sealed class IngestMetrics
         _events = _meter.CreateCounter<long>("memo.ingest.events", "{event}", "Committed events (each took one seq) by kind.");
         _batchWebhooks = _meter.CreateHistogram("memo.ingest.batch.webhooks", "{webhook}", "Webhooks per committed transaction.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] });
-        _commitDuration = _meter.CreateHistogram("memo.ingest.commit.duration", "s", "COPY + apply + COMMIT time per batch.",
+        _commitDuration = _meter.CreateHistogram("memo.ingest.commit.duration", "s", "Time to append one batch to the inbox (COPY and its commit).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
         _ackDuration = _meter.CreateHistogram("memo.webhook.ack.duration", "s", "Time from request start to the 200 (includes the durable commit).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
         _screenDuration = _meter.CreateHistogram("memo.redis.screen.duration", "s", "Time a batch waited for Redis to say which of its ids are known.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1] });
+
+        _sequencerRecords = _meter.CreateHistogram("memo.sequencer.batch.records", "{record}", "Inbox records taken by one sequencer round.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] });
+        _sequencerDuration = _meter.CreateHistogram("memo.sequencer.round.duration", "s", "Time of one sequencer round (take, deduplicate, number, project, commit).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+        _visibilityDelay = _meter.CreateHistogram("memo.sequencer.visibility.delay", "s",
+            "Per sequencer round, how long its oldest record waited between its acknowledgement and its commit (when it became visible).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
 
         _meter.CreateObservableCounter("memo.ingest.write.errors", () => Volatile.Read(ref _writeErrors), "{error}",
             "Batches that PostgreSQL could not commit (answered 503).");
@@ -68,7 +84,7 @@ internal sealed class IngestMetrics
                 new(Volatile.Read(ref _screenedByRedis), new KeyValuePair<string, object?>("memo.screened_by", "redis")),
                 new(Volatile.Read(ref _screenedByPostgres), new KeyValuePair<string, object?>("memo.screened_by", "postgresql")),
             ], "{record}",
-            "Redelivered messages and status events that were not stored again, by what recognised them (redis before the write, postgresql during it).");
+            "Redelivered messages and status events that were not stored again, by what recognised them (redis before the append, postgresql when sequenced).");
         _meter.CreateObservableCounter("memo.redis.errors", () => (Measurement<long>[])
             [
                 new(Volatile.Read(ref _redisScreenErrors), new KeyValuePair<string, object?>("memo.redis.operation", "screen")),
@@ -86,6 +102,16 @@ internal sealed class IngestMetrics
             "Events written to stream clients (replayed and live) by transport.");
         _meter.CreateObservableCounter("memo.stream.slow_consumer.disconnects", () => PerTransport(_streamCutOff), "{connection}",
             "Stream clients cut off (after a resync signal) because their queue overflowed.");
+        _meter.CreateObservableCounter("memo.ingest.writer.restarts", () => Volatile.Read(ref _writerRestarts), "{restart}",
+            "Writers that failed unexpectedly and were restarted (their webhooks answered 503).");
+        _meter.CreateObservableCounter("memo.sequencer.errors", () => Volatile.Read(ref _sequencerErrors), "{error}",
+            "Sequencer rounds that failed for a reason other than refused data (the session is reopened).");
+        _meter.CreateObservableCounter("memo.ingest.dead_letters", () => (Measurement<long>[])
+            [
+                new(Volatile.Read(ref _deadLetteredAck), new KeyValuePair<string, object?>("memo.stage", "ack")),
+                new(Volatile.Read(ref _deadLetteredSequencer), new KeyValuePair<string, object?>("memo.stage", "sequencer")),
+            ], "{record}",
+            "Webhooks (ack) and records (sequencer) that PostgreSQL refused and that were kept in dead_letters instead.");
         _meter.CreateObservableCounter("memo.bus.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
             "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
     }
@@ -112,7 +138,18 @@ internal sealed class IngestMetrics
             new KeyValuePair<string, object?>("http.response.status_code", BoxedStatusCode(statusCode)),
             new KeyValuePair<string, object?>("memo.outcome", reason == WebhookRejectionReason.None ? "accepted" : WebhookRejections.Code(reason)));
 
-    public void BatchCommitted(int webhooks, BatchSummary summary, TimeSpan elapsed)
+    public void ObserveBacklog(Func<long> records, Func<double> oldestSeconds)
+    {
+        _meter.CreateObservableGauge("memo.ingest.inbox.backlog", records, "{record}",
+            "Records acknowledged and not yet sequenced (an upper estimate; shared by every instance).");
+        _meter.CreateObservableGauge("memo.ingest.inbox.age", oldestSeconds, "s",
+            "Age of the oldest record waiting to be sequenced (0 when none waits).");
+    }
+
+    public void ObserveSequencer(Func<int> shards) =>
+        _meter.CreateObservableGauge("memo.sequencer.shards", shards, "{shard}", "Account shards this instance's sequencers own (64 across all instances).");
+
+    public void BatchAppended(int webhooks, int records, TimeSpan elapsed)
     {
         if (_batchWebhooks.Enabled)
         {
@@ -123,12 +160,37 @@ internal sealed class IngestMetrics
         {
             _commitDuration.Record(elapsed.TotalSeconds);
         }
+    }
+
+    public void SequencerRound(int records, BatchSummary summary, TimeSpan elapsed, TimeSpan oldestWaited)
+    {
+        if (_sequencerRecords.Enabled)
+        {
+            _sequencerRecords.Record(records);
+        }
+
+        if (_sequencerDuration.Enabled)
+        {
+            _sequencerDuration.Record(elapsed.TotalSeconds);
+        }
+
+        if (_visibilityDelay.Enabled)
+        {
+            _visibilityDelay.Record(oldestWaited.TotalSeconds);
+        }
 
         if (_events.Enabled)
         {
             RecordEvents(summary);
         }
     }
+
+    public void SequencerFailed() => Interlocked.Increment(ref _sequencerErrors);
+
+    public void WriterRestarted() => Interlocked.Increment(ref _writerRestarts);
+
+    public void DeadLettered(DeadLetterStage stage) =>
+        Interlocked.Increment(ref stage == DeadLetterStage.Ack ? ref _deadLetteredAck : ref _deadLetteredSequencer);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void RecordEvents(BatchSummary summary)

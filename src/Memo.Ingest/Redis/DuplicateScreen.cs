@@ -41,9 +41,22 @@ internal sealed class DuplicateScreen
     /// Asks Redis, in one round trip, which of the batch's messages and status events are already committed, and
     /// marks them <see cref="StagedRecord.Screened"/>. Waits at most the screen timeout; on any failure nothing is
     /// screened. Returns how many records were screened.
+    ///
+    /// The round trip is only made when it is likely to pay: an appended duplicate costs the write path about 25 µs of
+    /// PostgreSQL (its inbox row and the sequencer's probe), while a screen costs every batch a round trip to Redis,
+    /// which in normal traffic (no retries) took a third of the throughput of closed-loop senders
+    /// (docs/PERFORMANCE.md). So a batch is screened while retries are arriving: one of its ids was appended by this
+    /// instance lately (<see cref="RecentIds"/>), or a screen or the sequencers found duplicates in the last
+    /// <see cref="StormSeconds"/> seconds. One batch in <see cref="SampleEvery"/> is screened anyway, so that retries
+    /// of ids appended by another instance are noticed too.
     /// </summary>
     public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
     {
+        if (!Enabled || !IsWorthScreening(batch))
+        {
+            return 0;
+        }
+
         try
         {
             return await TryScreenAsync(batch, scratch);
@@ -55,6 +68,58 @@ internal sealed class DuplicateScreen
             return 0;
         }
     }
+
+    /// <summary>How long screening stays on after duplicates were seen.</summary>
+    public const int StormSeconds = 2;
+
+    /// <summary>Outside a storm, one batch in this many is screened.</summary>
+    public const int SampleEvery = 16;
+
+    private readonly RecentIds _recent = new();
+    private long _stormUntil;
+    private int _sinceSample;
+
+    /// <summary>Duplicates got past the screen (the sequencers dropped them): screen every batch for a while.</summary>
+    public void DuplicatesBehindScreen(int count)
+    {
+        if (count > 0)
+        {
+            StartStorm();
+        }
+    }
+
+    private void StartStorm() => Volatile.Write(ref _stormUntil, Stopwatch.GetTimestamp() + (StormSeconds * Stopwatch.Frequency));
+
+    private bool IsWorthScreening(List<ParsedWebhook> batch)
+    {
+        if (Stopwatch.GetTimestamp() < Volatile.Read(ref _stormUntil))
+        {
+            return true;
+        }
+
+        foreach (ParsedWebhook webhook in batch)
+        {
+            foreach (ref readonly StagedRecord record in webhook.Records)
+            {
+                if (IsScreenable(record.Kind) && _recent.Contains(Hash(webhook.Arena, in record)))
+                {
+                    StartStorm();
+                    return true;
+                }
+            }
+        }
+
+        if (Interlocked.Increment(ref _sinceSample) >= SampleEvery)
+        {
+            Volatile.Write(ref _sinceSample, 0);
+            return true;
+        }
+
+        return false;
+    }
+
+    private static int Hash(Utf8Arena arena, in StagedRecord record) => RecentIds.Hash(arena[record.Account], arena[record.Id],
+        record.Kind == RecordKind.Status ? arena[record.Type] : default, record.Kind == RecordKind.Status ? record.Timestamp : 0);
 
     private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
     {
@@ -144,7 +209,30 @@ internal sealed class DuplicateScreen
             screened += screenedHere;
         }
 
+        if (screened > 0)
+        {
+            StartStorm();
+        }
+
         return screened;
+    }
+
+    /// <summary>
+    /// Notes the ids of an appended batch in this instance's <see cref="RecentIds"/>, so that their retries turn the
+    /// screen on. Call only after COMMIT.
+    /// </summary>
+    public void NoteAppended(List<ParsedWebhook> committed)
+    {
+        foreach (ParsedWebhook webhook in committed)
+        {
+            foreach (ref readonly StagedRecord record in webhook.Records)
+            {
+                if (IsScreenable(record.Kind) && !record.Screened)
+                {
+                    _recent.Add(Hash(webhook.Arena, in record));
+                }
+            }
+        }
     }
 
     /// <summary>

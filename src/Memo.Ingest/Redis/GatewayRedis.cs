@@ -10,8 +10,8 @@ namespace Memo.Ingest.Redis;
 
 /// <summary>
 /// The gateway's Redis, when <c>ConnectionStrings:Redis</c> is set: one multiplexed command connection shared by the
-/// writers (screening and recording ids, publishing events). This class and its two users (DuplicateScreen,
-/// EventBus) are the whole seam to Redis; a different client library would replace what is behind it.
+/// writers and sequencers (screening and recording ids, waking sequencers, publishing events). This class, its users
+/// (DuplicateScreen, IngestWriter, CommittedEventPublisher) and the subscribers (EventBus, Sequencer) are the seam to Redis; a different client library would replace what is behind it.
 /// </summary>
 internal sealed partial class GatewayRedis : IAsyncDisposable
 {
@@ -28,6 +28,7 @@ internal sealed partial class GatewayRedis : IAsyncDisposable
         Settings = options.Value;
         KeyPrefix = Encoding.UTF8.GetBytes(Settings.KeyPrefix);
         EventChannel = Settings.KeyPrefix + Settings.EventChannel;
+        InboxChannel = Settings.KeyPrefix + "inbox";
         string? connectionString = configuration.GetConnectionString("Redis");
         if (string.IsNullOrWhiteSpace(connectionString))
         {
@@ -53,6 +54,9 @@ internal sealed partial class GatewayRedis : IAsyncDisposable
     public byte[] KeyPrefix { get; }
 
     public string EventChannel { get; }
+
+    /// <summary>The pub/sub channel on which writers wake the sequencers of every instance after appending.</summary>
+    public string InboxChannel { get; }
 
     public bool IsConnected => Commands?.IsConnected ?? false;
 

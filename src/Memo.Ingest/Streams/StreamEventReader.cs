@@ -22,7 +22,7 @@ internal static class StreamEventReader
     private const string Query = """
         SELECT e.seq, e.kind,
                m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-               m.status, m.status_ts, m.status_errors::text, m.payload::text,
+               m.status, m.status_ts, m.status_errors, m.payload,
                c.seq, c.wa_id, ck.profile_name, c.message_count, c.last_message_wamid, c.last_message_at,
                c.last_message_type, c.last_message_preview,
                k.seq, k.wa_id, k.profile_name

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Npgsql;
 
@@ -77,17 +78,29 @@ internal static class SyncItemWriter
         }
     }
 
-    /// <summary>jsonb read as text is already valid JSON: it is embedded as is.</summary>
+    /// <summary>
+    /// The raw JSON kept as bytea (exactly as Meta sent it, validated by the parser on the way in) is embedded as is,
+    /// through a pooled buffer: no string or array per value.
+    /// </summary>
     private static void WriteNullableRaw(Utf8JsonWriter json, string name, NpgsqlDataReader row, int ordinal)
     {
         json.WritePropertyName(name);
         if (row.IsDBNull(ordinal))
         {
             json.WriteNullValue();
+            return;
         }
-        else
+
+        int length = checked((int)row.GetBytes(ordinal, 0, null, 0, 0));
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
         {
-            json.WriteRawValue(row.GetString(ordinal), skipInputValidation: true);
+            int read = checked((int)row.GetBytes(ordinal, 0, buffer, 0, length));
+            json.WriteRawValue(buffer.AsSpan(0, read), skipInputValidation: true);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

@@ -3,6 +3,11 @@ namespace Memo.Ingest.Sync;
 /// <summary>
 /// One statement per page, so the items and <c>latest_seq</c> come from the same snapshot: a client that has read
 /// every page up to <c>has_more = false</c> can continue from <c>latest_seq</c> without missing a row.
+///
+/// Pages walk the event log's index (<c>account_events</c> by account and seq; partial indexes for contact and
+/// conversation events) and show a row at the event that last changed it (<c>row.seq = event.seq</c>), so the
+/// projection tables need no seq index of their own (docs/DECISIONS.md). The row is found through LATERAL … LIMIT 1,
+/// which keeps the plan an index probe per event whatever the statistics say.
 /// Parameters: $1 account, $2 since_seq, $3 limit + 1 (the extra row tells whether there is more).
 /// </summary>
 internal static class SyncQueries
@@ -12,9 +17,14 @@ internal static class SyncQueries
 
     public const string Messages = $"""
         SELECT l.latest_seq, p.seq, p.wamid, p.direction, p.from_wa_id, p.to_wa_id, p.ts, p.type, p.body, p.context_id,
-               p.status, p.status_ts, p.status_errors::text, p.payload::text
+               p.status, p.status_ts, p.status_errors, p.payload
         FROM ({LatestSeq}) l
-        LEFT JOIN LATERAL (SELECT * FROM messages WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3) p ON true
+        LEFT JOIN LATERAL (
+            SELECT m.* FROM account_events e
+            CROSS JOIN LATERAL (SELECT * FROM messages m
+                                WHERE m.account = e.account AND m.wamid = e.key AND m.seq = e.seq LIMIT 1) m
+            WHERE e.account = $1 AND e.seq > $2 AND e.kind IN (1, 2)
+            ORDER BY e.seq LIMIT $3) p ON true
         ORDER BY p.seq
         """;
 
@@ -22,7 +32,12 @@ internal static class SyncQueries
         SELECT l.latest_seq, p.seq, p.wa_id, k.profile_name, p.message_count, p.last_message_wamid, p.last_message_at,
                p.last_message_type, p.last_message_preview
         FROM ({LatestSeq}) l
-        LEFT JOIN LATERAL (SELECT * FROM conversations WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3) p ON true
+        LEFT JOIN LATERAL (
+            SELECT c.* FROM account_events e
+            CROSS JOIN LATERAL (SELECT * FROM conversations c
+                                WHERE c.account = e.account AND c.wa_id = e.key AND c.seq = e.seq LIMIT 1) c
+            WHERE e.account = $1 AND e.seq > $2 AND e.kind = 4
+            ORDER BY e.seq LIMIT $3) p ON true
         LEFT JOIN contacts k ON k.account = $1 AND k.wa_id = p.wa_id
         ORDER BY p.seq
         """;
@@ -30,7 +45,12 @@ internal static class SyncQueries
     public const string Contacts = $"""
         SELECT l.latest_seq, p.seq, p.wa_id, p.profile_name
         FROM ({LatestSeq}) l
-        LEFT JOIN LATERAL (SELECT * FROM contacts WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3) p ON true
+        LEFT JOIN LATERAL (
+            SELECT k.* FROM account_events e
+            CROSS JOIN LATERAL (SELECT * FROM contacts k
+                                WHERE k.account = e.account AND k.wa_id = e.key AND k.seq = e.seq LIMIT 1) k
+            WHERE e.account = $1 AND e.seq > $2 AND e.kind = 3
+            ORDER BY e.seq LIMIT $3) p ON true
         ORDER BY p.seq
         """;
 }

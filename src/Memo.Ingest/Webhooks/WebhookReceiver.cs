@@ -18,7 +18,8 @@ namespace Memo.Ingest.Webhooks;
 /// <summary>
 /// <c>/webhooks/whatsapp</c>. GET answers Meta's verification handshake; POST reads the raw body into a pooled buffer,
 /// checks the signature over those exact bytes, parses them, and answers 200 only once every record is committed
-/// (developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/create-webhook-endpoint).
+/// (developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/create-webhook-endpoint); "committed"
+/// means durably appended to the inbox, from where the sequencers make it visible (docs/API.md).
 /// </summary>
 internal sealed partial class WebhookReceiver
 {
@@ -198,10 +199,9 @@ internal sealed partial class WebhookReceiver
                 context.Response.StatusCode = StatusCodes.Status200OK;
                 _metrics.WebhookAnswered(StatusCodes.Status200OK, WebhookRejectionReason.None, Stopwatch.GetElapsedTime(started));
                 return Task.CompletedTask;
-            case IngestOutcome.RejectedByDatabase:
-                return RejectAsync(context, WebhookRejectionReason.RejectedByDatabase, started);
             default:
-                // Saturated, Unavailable or ShuttingDown: nothing of it is stored by this request; Meta redelivers.
+                // Saturated, Backlogged, Unavailable or ShuttingDown: nothing of it is stored by this request; Meta
+                // redelivers.
                 Log.Unavailable(_logger, outcome);
                 _metrics.WebhookAnswered(StatusCodes.Status503ServiceUnavailable, WebhookRejectionReason.None, Stopwatch.GetElapsedTime(started));
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
@@ -211,6 +211,7 @@ internal sealed partial class WebhookReceiver
                 {
                     IngestOutcome.Saturated => """{"error":"saturated","message":"The ingest queue is full; retry later."}""",
                     IngestOutcome.ShuttingDown => """{"error":"shutting_down","message":"The gateway is shutting down; retry later."}""",
+                    IngestOutcome.Backlogged => """{"error":"backlogged","message":"Acknowledged records are waiting to be sequenced; retry later."}""",
                     _ => """{"error":"unavailable","message":"The database is unavailable; retry later."}""",
                 });
         }

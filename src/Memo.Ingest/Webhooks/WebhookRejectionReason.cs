@@ -26,7 +26,7 @@ public enum WebhookRejectionReason
     WrongShape,
     MissingField,
     DuplicateKey,
-    RejectedByDatabase,
+    KeyTooLong,
 
     // 403: the GET verification handshake did not match.
     VerificationFailed,

@@ -33,7 +33,7 @@ internal static class WebhookRejections
         WebhookRejectionReason.WrongShape => "wrong_shape",
         WebhookRejectionReason.MissingField => "missing_field",
         WebhookRejectionReason.DuplicateKey => "duplicate_key",
-        WebhookRejectionReason.RejectedByDatabase => "rejected_by_database",
+        WebhookRejectionReason.KeyTooLong => "key_too_long",
         WebhookRejectionReason.VerificationFailed => "verification_failed",
         _ => "none",
     };
@@ -48,12 +48,12 @@ internal static class WebhookRejections
         WebhookRejectionReason.UnsupportedContentEncoding => "Compressed bodies are not accepted; Meta sends identity encoding.",
         WebhookRejectionReason.InvalidUtf8 => "The body is not valid UTF-8.",
         WebhookRejectionReason.MalformedJson => "The body is not well-formed JSON.",
-        WebhookRejectionReason.InvalidStringEscape => "A JSON string holds an escape that cannot be stored (lone surrogate or \\u0000).",
+        WebhookRejectionReason.InvalidStringEscape => "A JSON string holds an escape that is not valid UTF-16 (a lone surrogate).",
         WebhookRejectionReason.UnexpectedObject => "The 'object' field must be 'whatsapp_business_account'.",
         WebhookRejectionReason.WrongShape => "A field has the wrong JSON type or format.",
         WebhookRejectionReason.MissingField => "A required field is missing (object, entry, field, value, metadata.phone_number_id, id, status or timestamp).",
         WebhookRejectionReason.DuplicateKey => "A JSON object repeats a key the gateway reads.",
-        WebhookRejectionReason.RejectedByDatabase => "PostgreSQL refused a value in this payload.",
+        WebhookRejectionReason.KeyTooLong => "An id, phone number, status or field name is longer than 256 bytes.",
         WebhookRejectionReason.VerificationFailed => "hub.mode or hub.verify_token does not match.",
         _ => string.Empty,
     };

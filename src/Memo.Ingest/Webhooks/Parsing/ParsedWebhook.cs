@@ -13,6 +13,7 @@ internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettab
 {
     private StagedRecord[] _records = new StagedRecord[16];
     private ManualResetValueTaskSourceCore<IngestOutcome> _completion = new() { RunContinuationsAsynchronously = true };
+    private int _completed;
 
     public Utf8Arena Arena { get; } = new();
 
@@ -41,11 +42,23 @@ internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettab
     /// <summary>Drops records added after <paramref name="count"/> (used when a change turns out not to be messages).</summary>
     public void Truncate(int count) => Count = count;
 
-    /// <summary>The value the request awaits; valid until <see cref="Complete"/> is called once.</summary>
+    /// <summary>The value the request awaits; valid until <see cref="TryComplete"/> has completed it.</summary>
     public ValueTask<IngestOutcome> Completion => new(this, _completion.Version);
 
-    /// <summary>Called exactly once by the pipeline for every webhook it accepted.</summary>
-    public void Complete(IngestOutcome outcome) => _completion.SetResult(outcome);
+    /// <summary>
+    /// Completes the request's wait with <paramref name="outcome"/>; only the first call counts (a writer that fails
+    /// after answering some webhooks of its batch must not answer them twice). Returns whether this call did.
+    /// </summary>
+    public bool TryComplete(IngestOutcome outcome)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return false;
+        }
+
+        _completion.SetResult(outcome);
+        return true;
+    }
 
     public bool TryReset()
     {
@@ -58,6 +71,7 @@ internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettab
         Arena.Reset();
         Body.Reset();
         _completion.Reset();
+        _completed = 0;
         return true;
     }
 

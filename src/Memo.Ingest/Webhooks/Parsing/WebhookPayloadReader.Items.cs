@@ -21,7 +21,7 @@ internal ref partial struct WebhookPayloadReader
             if (Is("wa_id"u8))
             {
                 MarkSeen(ref seen, 1);
-                contact.WaId = ReadString();
+                contact.WaId = ReadKey();
             }
             else if (Is("profile"u8))
             {
@@ -65,12 +65,12 @@ internal ref partial struct WebhookPayloadReader
             if (Is("id"u8))
             {
                 MarkSeen(ref seen, 1 << 0);
-                message.Id = ReadString();
+                message.Id = ReadKey();
             }
             else if (Is("from"u8))
             {
                 MarkSeen(ref seen, 1 << 1);
-                message.WaId = ReadString();
+                message.WaId = ReadKey();
             }
             else if (Is("timestamp"u8))
             {
@@ -81,7 +81,7 @@ internal ref partial struct WebhookPayloadReader
             else if (Is("type"u8))
             {
                 MarkSeen(ref seen, 1 << 3);
-                message.Type = ReadString();
+                message.Type = ReadKey();
             }
             else if (Is("context"u8))
             {
@@ -163,12 +163,12 @@ internal ref partial struct WebhookPayloadReader
             if (Is("id"u8))
             {
                 MarkSeen(ref seen, 1 << 0);
-                status.Id = ReadString();
+                status.Id = ReadKey();
             }
             else if (Is("status"u8))
             {
                 MarkSeen(ref seen, 1 << 1);
-                status.Type = ReadString();
+                status.Type = ReadKey();
             }
             else if (Is("timestamp"u8))
             {
@@ -179,7 +179,7 @@ internal ref partial struct WebhookPayloadReader
             else if (Is("recipient_id"u8))
             {
                 MarkSeen(ref seen, 1 << 3);
-                status.WaId = ReadString();
+                status.WaId = ReadKey();
             }
             else if (Is("errors"u8))
             {

@@ -60,7 +60,7 @@ internal ref partial struct WebhookPayloadReader
             if (Is("id"u8))
             {
                 MarkSeen(ref seen, 1);
-                wabaId = ReadString();
+                wabaId = ReadKey();
             }
             else if (Is("changes"u8))
             {
@@ -104,7 +104,7 @@ internal ref partial struct WebhookPayloadReader
                 Read();
                 Expect(JsonTokenType.String);
                 isMessages = Is("messages"u8);
-                field = CopyCurrentString();
+                field = CheckKeyLength(CopyCurrentString());
             }
             else if (Is("value"u8))
             {
@@ -246,12 +246,12 @@ internal ref partial struct WebhookPayloadReader
             if (Is("phone_number_id"u8))
             {
                 MarkSeen(ref seen, 1);
-                phoneNumberId = ReadString();
+                phoneNumberId = ReadKey();
             }
             else if (Is("display_phone_number"u8))
             {
                 MarkSeen(ref seen, 2);
-                displayPhoneNumber = ReadString();
+                displayPhoneNumber = ReadKey();
             }
             else
             {

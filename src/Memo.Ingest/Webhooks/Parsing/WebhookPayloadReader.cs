@@ -10,12 +10,16 @@ namespace Memo.Ingest.Webhooks.Parsing;
 /// Reads a WhatsApp Cloud API webhook body with <see cref="Utf8JsonReader"/> straight from the pooled body, without a
 /// DOM, into <see cref="StagedRecord"/>s of a <see cref="ParsedWebhook"/>. Keys may come in any order and unknown
 /// fields are allowed at every level (Meta adds fields without notice); every escaped string is validated, because
-/// PostgreSQL cannot store lone surrogates or \u0000 and one such value must not fail a shared batch.
+/// no UTF-8 consumer can take a lone surrogate and one such value must not fail a shared batch.
 /// Payload reference: developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/overview.
 /// </summary>
 internal ref partial struct WebhookPayloadReader
 {
     // Meta's payloads nest about ten levels deep; 64 (the reader's default) bounds hostile nesting without a stack risk.
+
+    /// <summary>The longest id, phone number or status name accepted (bytes of UTF-8).</summary>
+    public const int MaxKeyBytes = 256;
+
     private static readonly JsonReaderOptions s_options = new() { MaxDepth = 64 };
 
     private readonly ReadOnlySpan<byte> _span;
@@ -136,15 +140,70 @@ internal ref partial struct WebhookPayloadReader
         return CopyCurrentString();
     }
 
+    /// <summary>
+    /// Reads the next value as a string or null, like <see cref="ReadString"/>, for a value that becomes part of a key
+    /// or an index in PostgreSQL (ids, phone numbers, status names): those have a length limit.
+    /// </summary>
+    private Utf8Range ReadKey() => CheckKeyLength(ReadString());
+
+    /// <summary>
+    /// Refuses a key longer than <see cref="MaxKeyBytes"/>. Meta's ids are far shorter (a wamid is about 60 bytes); a
+    /// value past the limit is not a real id, and one past PostgreSQL's index row limit (2,704 bytes) could never be
+    /// stored, so it is answered 400 here rather than failing in the database.
+    /// </summary>
+    private static Utf8Range CheckKeyLength(Utf8Range value)
+    {
+        if (value.Length > MaxKeyBytes)
+        {
+            PayloadRejectedException.Throw(WebhookRejectionReason.KeyTooLong);
+        }
+
+        return value;
+    }
+
+    /// <summary>
+    /// Copies the current string, unescaped, into the arena. A \u0000 in it (valid JSON, but PostgreSQL's text cannot
+    /// hold it) becomes U+FFFD in the column; the raw JSON payload keeps the escape exactly as sent.
+    /// </summary>
     private Utf8Range CopyCurrentString()
     {
         int escapedLength = _reader.HasValueSequence ? checked((int)_reader.ValueSequence.Length) : _reader.ValueSpan.Length;
         Span<byte> destination = _target.Arena.GetSpan(escapedLength);
         int written = UnescapeCurrent(destination);
+        if (_reader.ValueIsEscaped && destination[..written].Contains((byte)0))
+        {
+            written = ReplaceNul(destination, written);
+        }
+
         return _target.Arena.Commit(written);
     }
 
-    /// <summary>Unescapes the current string or property name; refuses what PostgreSQL cannot store.</summary>
+    /// <summary>
+    /// Replaces every NUL byte of <paramref name="text"/>'s first <paramref name="length"/> bytes with U+FFFD (3 bytes)
+    /// in place. There is room: each NUL came from a six-byte escape, and the span holds the escaped length.
+    /// </summary>
+    private static int ReplaceNul(Span<byte> text, int length)
+    {
+        int nuls = text[..length].Count((byte)0);
+        int end = length + (2 * nuls);
+        for (int from = length - 1, to = end - 1; from >= 0; from--)
+        {
+            if (text[from] == 0)
+            {
+                text[to--] = 0xBD;
+                text[to--] = 0xBF;
+                text[to--] = 0xEF;
+            }
+            else
+            {
+                text[to--] = text[from];
+            }
+        }
+
+        return end;
+    }
+
+    /// <summary>Unescapes the current string or property name; refuses escapes that are not valid UTF-16.</summary>
     private readonly int UnescapeCurrent(Span<byte> destination)
     {
         int written = 0;
@@ -154,13 +213,8 @@ internal ref partial struct WebhookPayloadReader
         }
         catch (InvalidOperationException)
         {
-            // CopyString throws for escapes that do not form valid UTF-16 (a lone surrogate such as \ud800).
-            PayloadRejectedException.Throw(WebhookRejectionReason.InvalidStringEscape);
-        }
-
-        if (_reader.ValueIsEscaped && destination[..written].Contains((byte)0))
-        {
-            // \u0000 is valid JSON but neither text nor jsonb can hold it.
+            // CopyString throws for escapes that do not form valid UTF-16 (a lone surrogate such as \ud800), which no
+            // UTF-8 column or consumer can take.
             PayloadRejectedException.Throw(WebhookRejectionReason.InvalidStringEscape);
         }
 

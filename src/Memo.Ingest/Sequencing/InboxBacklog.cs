@@ -1,0 +1,116 @@
+using Memo.Ingest.Configuration;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Memo.Ingest.Sequencing;
+
+/// <summary>
+/// How far sequencing is behind acknowledgement, for every instance alike (the inbox is shared): an estimate of the
+/// records waiting and the age of the oldest, measured every <see cref="SequencerOptions.BacklogCheckMilliseconds"/>
+/// with two index probes. Past <see cref="SequencerOptions.SoftBacklogRecords"/> writers hold their batches back, so
+/// that acknowledgements slow down to the pace of sequencing; past <see cref="SequencerOptions.MaxBacklogRecords"/>
+/// the pipeline answers new webhooks 503 (backlogged), so that the lag between a 200 and visibility stays bounded
+/// however long an overload lasts.
+///
+/// The estimate is the span of inbox ids from the oldest waiting record to the last id handed out, so it counts
+/// records sequenced since the oldest one as waiting too: it errs on the side of refusing early, and it also grows
+/// when one shard is stuck while others move (a shard that changes owner, say).
+/// </summary>
+internal sealed class InboxBacklog : BackgroundService
+{
+    private const string Query = """
+        SELECT COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox) + 1, 0),
+               COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox ORDER BY id LIMIT 1), 0)::float8
+        """;
+
+    private readonly WriterDataSource _dataSource;
+    private readonly DatabaseState _database;
+    private readonly SequencerOptions _options;
+    private long _records;
+    private double _oldestSeconds;
+
+    public InboxBacklog(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics)
+    {
+        _dataSource = dataSource;
+        _database = database;
+        _options = options.Value;
+        metrics.ObserveBacklog(() => Records, () => OldestSeconds);
+    }
+
+    /// <summary>Records acknowledged and not yet sequenced (an upper estimate).</summary>
+    public long Records => Volatile.Read(ref _records);
+
+    /// <summary>Age of the oldest record waiting, in seconds.</summary>
+    public double OldestSeconds => Volatile.Read(ref _oldestSeconds);
+
+    /// <summary>True while new webhooks should be refused until the sequencers catch up.</summary>
+    public bool IsOverLimit => Records > _options.MaxBacklogRecords;
+
+    /// <summary>True while writers should hold their batches back (<see cref="SequencerOptions.SoftBacklogRecords"/>).</summary>
+    public bool IsOverSoftLimit => Records > _options.SoftBacklogRecords;
+
+    /// <summary>
+    /// Waits while the backlog is over the soft limit, at most <see cref="SequencerOptions.MaxHoldMilliseconds"/>.
+    /// Meanwhile the estimate is refreshed every few milliseconds (<see cref="ExecuteAsync"/>), so the hold ends soon
+    /// after the sequencers have caught up.
+    /// </summary>
+    public async ValueTask HoldWhileBackloggedAsync()
+    {
+        if (!IsOverSoftLimit)
+        {
+            return;
+        }
+
+        long until = Environment.TickCount64 + _options.MaxHoldMilliseconds;
+        while (IsOverSoftLimit && Environment.TickCount64 < until)
+        {
+            await Task.Delay(HeldInterval);
+        }
+    }
+
+    // While writers hold batches back, the estimate is refreshed this often.
+    private static readonly TimeSpan HeldInterval = TimeSpan.FromMilliseconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = TimeSpan.FromMilliseconds(Math.Max(10, _options.BacklogCheckMilliseconds));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            if (_database.SchemaReady)
+            {
+                await MeasureAsync(stoppingToken);
+            }
+
+            try
+            {
+                await Task.Delay(IsOverSoftLimit ? HeldInterval : interval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task MeasureAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            await using NpgsqlCommand command = new(Query, connection);
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                Volatile.Write(ref _records, reader.GetInt64(0));
+                Volatile.Write(ref _oldestSeconds, reader.GetDouble(1));
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            // The database is unreachable: the writers answer 503 on their own; keep the last estimate.
+        }
+    }
+}

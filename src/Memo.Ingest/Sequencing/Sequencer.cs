@@ -1,0 +1,165 @@
+using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Redis;
+using Memo.Ingest.Storage;
+using Memo.Redis;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Memo.Ingest.Sequencing;
+
+/// <summary>
+/// Runs this instance's sequencer sessions (<see cref="SequencerLoop"/>) and wakes them: at once when a writer of this
+/// instance has appended to the inbox, and through the Redis channel <c>{prefix}inbox</c> when another instance has
+/// (its shards may be owned here). Without Redis, records acknowledged elsewhere wait at most
+/// <see cref="SequencerOptions.PollMilliseconds"/>.
+///
+/// It stops after the ingest pipeline (hosted services stop in reverse order of registration), so the records of the
+/// last acknowledged webhooks are sequenced before the process exits.
+/// </summary>
+internal sealed class Sequencer : IHostedService, IAsyncDisposable
+{
+    // Records deleted from the inbox by this instance between two vacuums of it.
+    private const long VacuumEveryRecords = 20_000;
+
+    private readonly SequencerLoop[] _loops;
+    private readonly WriterDataSource _dataSource;
+    private readonly GatewayRedis _redis;
+    private readonly byte[] _origin;
+    private readonly CancellationTokenSource _stopping = new();
+    private RedisSubscriber? _wakeups;
+    private Task[] _running = [];
+    private int _disposed;
+
+    public Sequencer(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics,
+        EventBus bus, GatewayRedis redis, DuplicateScreen screen, ILogger<Sequencer> logger)
+    {
+        _redis = redis;
+        _dataSource = dataSource;
+        _origin = bus.InstanceId.ToByteArray();
+        _loops = new SequencerLoop[Math.Max(1, options.Value.Loops)];
+        for (int i = 0; i < _loops.Length; i++)
+        {
+            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(bus, redis, metrics), screen, logger);
+        }
+
+        metrics.ObserveSequencer(() => _loops.Sum(static l => l.OwnedShards));
+    }
+
+    /// <summary>The channel writers publish on after appending, carrying the instance id of the writer.</summary>
+    public string WakeChannel => _redis.InboxChannel;
+
+    /// <summary>Identifies this instance's wake-ups, which it has already delivered locally.</summary>
+    public ReadOnlySpan<byte> Origin => _origin;
+
+    /// <summary>Records were appended to the inbox: every local session runs a round soon.</summary>
+    public void Wake()
+    {
+        foreach (SequencerLoop loop in _loops)
+        {
+            loop.Wake();
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _running = [.. Array.ConvertAll(_loops, loop => Task.Run(() => loop.RunAsync(_stopping.Token), CancellationToken.None)),
+            Task.Run(() => VacuumInboxAsync(_stopping.Token), CancellationToken.None)];
+        if (_redis.ConnectionOptions is not null)
+        {
+            _wakeups = RedisSubscriber.Create(_redis.ConnectionOptions, [WakeChannel], OnWakeup);
+            // After a reconnection, wake-ups published meanwhile are lost: look at the inbox now.
+            _wakeups.StateChanged += change =>
+            {
+                if (change.IsConnected)
+                {
+                    Wake();
+                }
+            };
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Vacuums the inbox when this instance's sequencers have deleted enough of it. The inbox is a queue: every record
+    /// is inserted and deleted within milliseconds, and its dead rows slow down the sequencer's index scan until a
+    /// vacuum removes them. Autovacuum looks at a database at most once per autovacuum_naptime (a minute by default),
+    /// in which a busy gateway leaves hundreds of thousands of dead rows; a VACUUM of the small live table takes
+    /// milliseconds. SKIP_LOCKED: when another instance is vacuuming it, this one does not wait.
+    /// </summary>
+    private async Task VacuumInboxAsync(CancellationToken stopping)
+    {
+        long vacuumedAt = 0;
+        DateTime lastVacuum = DateTime.UtcNow;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            long sequenced = _loops.Sum(static l => l.RecordsSequenced);
+            if (sequenced - vacuumedAt < VacuumEveryRecords && (sequenced == vacuumedAt || DateTime.UtcNow - lastVacuum < TimeSpan.FromSeconds(10)))
+            {
+                continue;
+            }
+
+            try
+            {
+                await using NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(stopping);
+                await using NpgsqlCommand vacuum = new("VACUUM (SKIP_LOCKED) inbox", connection);
+                await vacuum.ExecuteNonQueryAsync(stopping);
+                vacuumedAt = sequenced;
+                lastVacuum = DateTime.UtcNow;
+            }
+            catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
+            {
+                // Autovacuum still does it eventually; try again next time.
+            }
+        }
+    }
+
+    private void OnWakeup(ReadOnlySpan<byte> channel, ReadOnlyMemory<byte> payload)
+    {
+        if (!payload.Span.SequenceEqual(_origin))
+        {
+            Wake();
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_running).WaitAsync(cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // The container disposes this twice (as itself and as a hosted service).
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (_wakeups is not null)
+        {
+            await _wakeups.DisposeAsync();
+            _wakeups = null;
+        }
+
+        foreach (SequencerLoop loop in _loops)
+        {
+            await loop.DisposeAsync();
+        }
+
+        _stopping.Dispose();
+    }
+}

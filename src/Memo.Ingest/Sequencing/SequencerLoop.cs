@@ -1,0 +1,396 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Memo.Ingest.Configuration;
+using Memo.Ingest.Events;
+using Memo.Ingest.Ingest;
+using Memo.Ingest.Observability;
+using Memo.Ingest.Redis;
+using Memo.Ingest.Storage;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Memo.Ingest.Sequencing;
+
+/// <summary>
+/// One sequencer session: a PostgreSQL connection of its own that holds a member slot and the advisory locks of the
+/// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.Drain"/> over them whenever
+/// records arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
+/// another session takes the shards over at its next rebalance. Its statement is idempotent against a crash at any
+/// point: it commits the deletion of the records and their projection together, or neither.
+///
+/// Data that PostgreSQL refuses is isolated by halving the batch until a single record fails alone; that record goes
+/// to <c>dead_letters</c> with the reason, and the loop goes on. A refused record can therefore delay its shards by a
+/// few rounds, never stop them.
+/// </summary>
+internal sealed partial class SequencerLoop : IAsyncDisposable
+{
+    private readonly int _id;
+    private readonly WriterDataSource _dataSource;
+    private readonly DatabaseState _database;
+    private readonly SequencerOptions _options;
+    private readonly IngestMetrics _metrics;
+    private readonly CommittedEventPublisher _publisher;
+    private readonly DuplicateScreen _screen;
+    private readonly ILogger _logger;
+    private readonly Channel<bool> _wakeups = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
+    {
+        FullMode = BoundedChannelFullMode.DropWrite,
+        SingleReader = true,
+    });
+
+    private readonly List<int> _owned = [];
+    private readonly List<int> _assigned = [];
+    private readonly List<int> _members = [];
+    private readonly List<CommittedEvent> _events = [];
+    private NpgsqlConnection? _connection;
+    private NpgsqlCommand? _drain;
+    private int _memberSlot = -1;
+    private long _nextRebalance;
+    private long _lastRoundStarted;
+    private int _limit;
+
+    public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
+        IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
+    {
+        _id = id;
+        _dataSource = dataSource;
+        _database = database;
+        _options = options;
+        _metrics = metrics;
+        _publisher = publisher;
+        _screen = screen;
+        _logger = logger;
+        _limit = Math.Max(1, options.MaxBatchRecords);
+    }
+
+    /// <summary>Shards this session holds right now (a gauge).</summary>
+    public int OwnedShards => Volatile.Read(ref _ownedCount);
+
+    private int _ownedCount;
+    private long _recordsSequenced;
+
+    /// <summary>Inbox records this session has taken (and deleted) so far.</summary>
+    public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced);
+
+    /// <summary>Records may be waiting: run a round soon. Never blocks; wake-ups while one is pending coalesce.</summary>
+    public void Wake() => _wakeups.Writer.TryWrite(true);
+
+    /// <summary>
+    /// Runs until <paramref name="stopping"/> is cancelled, then runs rounds until its shards are drained (or the
+    /// database refuses), so that what this instance acknowledged before a graceful stop is visible when it exits.
+    /// </summary>
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        while (true)
+        {
+            bool full = false;
+            try
+            {
+                if (_database.SchemaReady)
+                {
+                    await EnsureSessionAsync();
+                    if (Stopwatch.GetTimestamp() >= _nextRebalance)
+                    {
+                        await RebalanceAsync();
+                    }
+
+                    if (_owned.Count > 0)
+                    {
+                        full = await RoundAsync();
+                    }
+                }
+            }
+            catch (PostgresException e) when (SqlStates.IsDataError(e))
+            {
+                await IsolateRefusedAsync(e);
+                continue;
+            }
+            catch (PostgresException e) when (SqlStates.IsRetryable(e))
+            {
+                continue;
+            }
+            catch (Exception e)
+            {
+                // The connection (and with it the shard locks) is gone or unusable: start a new session after a pause.
+                Log.RoundFailed(_logger, _id, e);
+                _metrics.SequencerFailed();
+                await ResetAsync();
+                if (stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                await PauseAsync(TimeSpan.FromMilliseconds(Math.Max(100, _options.PollMilliseconds)), stopping);
+                continue;
+            }
+
+            if (stopping.IsCancellationRequested && !full)
+            {
+                return;
+            }
+
+            if (!full)
+            {
+                await WaitForWorkAsync(stopping);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One statement: takes up to <see cref="_limit"/> records, projects them, and publishes the events it assigned.
+    /// Returns true when it took a full batch (more are probably waiting).
+    /// </summary>
+    private async Task<bool> RoundAsync()
+    {
+        _lastRoundStarted = Stopwatch.GetTimestamp();
+        _drain!.Parameters[0].Value = _owned.ToArray();
+        ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
+        _events.Clear();
+        long taken = 0;
+        long oldestMicroseconds = 0;
+        long identified = 0;
+        var summary = new BatchSummary();
+        await using (NpgsqlDataReader reader = await _drain.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                var kind = (EventKind)reader.GetInt16(2);
+                if (kind == 0)
+                {
+                    taken = reader.GetInt64(1);
+                    oldestMicroseconds = reader.GetInt64(5);
+                    identified = reader.GetInt64(6);
+                    continue;
+                }
+
+                _events.Add(new CommittedEvent(reader.GetString(0), reader.GetInt64(1), kind, reader.GetString(3),
+                    reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? 0 : reader.GetInt64(5)));
+                summary.Add(kind);
+            }
+
+            // Reading to the end consumes ReadyForQuery: only then is the statement's implicit transaction committed.
+            await reader.NextResultAsync();
+        }
+
+        if (taken == 0)
+        {
+            return false;
+        }
+
+        Interlocked.Add(ref _recordsSequenced, taken);
+        // Messages and statuses taken that made no event were copies of something already stored (or repeated here).
+        int duplicates = (int)(identified - summary.MessagesCreated - summary.StatusEvents);
+        _metrics.DuplicatesScreened(0, duplicates);
+        _screen.DuplicatesBehindScreen(duplicates);
+        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(_lastRoundStarted), TimeSpan.FromMicroseconds(oldestMicroseconds));
+        await _publisher.PublishAsync(_events);
+        bool full = taken >= _limit;
+        if (_limit < _options.MaxBatchRecords)
+        {
+            // Isolating refused data shrank the batch; grow it back once rounds succeed again.
+            _limit = Math.Min(_options.MaxBatchRecords, _limit * 2);
+        }
+
+        return full;
+    }
+
+    /// <summary>
+    /// PostgreSQL refused something in the batch (the statement rolled back). Halve the batch until a single record
+    /// fails on its own, then move that record aside, so that its neighbours are sequenced.
+    /// </summary>
+    private async Task IsolateRefusedAsync(PostgresException refusal)
+    {
+        if (_limit > 1)
+        {
+            _limit = Math.Max(1, _limit / 2);
+            Log.Isolating(_logger, _id, refusal.SqlState, _limit);
+            return;
+        }
+
+        try
+        {
+            await using NpgsqlCommand command = new(SequencerSql.DeadLetterOldest, _connection);
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. _owned] });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
+            object? account = await command.ExecuteScalarAsync();
+            Interlocked.Increment(ref _recordsSequenced);
+            Log.DeadLettered(_logger, account as string, refusal.SqlState, refusal.MessageText);
+            _metrics.DeadLettered(DeadLetterStage.Sequencer);
+            _limit = Math.Max(1, _options.MaxBatchRecords);
+        }
+        catch (Exception e)
+        {
+            // Even the dead-letter insert failed: try again after a pause rather than spin on the same record.
+            Log.DeadLetterFailed(_logger, _id, e);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private async Task EnsureSessionAsync()
+    {
+        if (_connection is { State: System.Data.ConnectionState.Open })
+        {
+            return;
+        }
+
+        await ResetAsync();
+        NpgsqlConnection connection = await _dataSource.OpenConnectionAsync();
+        try
+        {
+            await using (NpgsqlCommand join = new(SequencerSql.JoinMembers, connection))
+            {
+                _memberSlot = await join.ExecuteScalarAsync() is int slot ? slot : -1;
+            }
+
+            var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
+            drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
+            await drain.PrepareAsync();
+            _connection = connection;
+            _drain = drain;
+            _nextRebalance = 0;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Takes the shards assigned to this session and gives up the others (between rounds only).</summary>
+    private async Task RebalanceAsync()
+    {
+        _members.Clear();
+        await using (NpgsqlCommand members = new(SequencerSql.Members, _connection))
+        await using (NpgsqlDataReader reader = await members.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                _members.Add(reader.GetInt32(0));
+            }
+        }
+
+        ShardAssignment.For(_members.IndexOf(_memberSlot), _members.Count, SequencerSql.ShardCount, _assigned);
+        int[] release = [.. _owned.Where(s => !_assigned.Contains(s))];
+        int[] acquire = [.. _assigned.Where(s => !_owned.Contains(s))];
+        if (release.Length > 0)
+        {
+            await using NpgsqlCommand command = new(SequencerSql.Release, _connection);
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = release });
+            await command.ExecuteScalarAsync();
+            _owned.RemoveAll(release.Contains);
+        }
+
+        if (acquire.Length > 0)
+        {
+            await using NpgsqlCommand command = new(SequencerSql.Acquire, _connection);
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = acquire });
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                _owned.Add(reader.GetInt32(0));
+            }
+        }
+
+        _owned.Sort();
+        Volatile.Write(ref _ownedCount, _owned.Count);
+        // Shards still held by a session that is leaving are retried sooner than the regular interval.
+        int interval = _owned.Count < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
+        _nextRebalance = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
+        if (release.Length > 0 || acquire.Length > 0)
+        {
+            Log.Rebalanced(_logger, _id, _members.Count, _owned.Count);
+        }
+    }
+
+    /// <summary>
+    /// Waits for a wake-up (or the poll interval, or the next rebalance), then keeps rounds at least
+    /// <see cref="SequencerOptions.MinRoundIntervalMilliseconds"/> apart so that a trickle is taken in groups.
+    /// </summary>
+    private async Task WaitForWorkAsync(CancellationToken stopping)
+    {
+        if (!_wakeups.Reader.TryRead(out _))
+        {
+            long untilRebalance = Math.Max(0, _nextRebalance - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+            int wait = (int)Math.Min(_options.PollMilliseconds, Math.Max(1, untilRebalance));
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            timeout.CancelAfter(wait);
+            try
+            {
+                await _wakeups.Reader.WaitToReadAsync(timeout.Token);
+                _wakeups.Reader.TryRead(out _);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        TimeSpan sinceLast = Stopwatch.GetElapsedTime(_lastRoundStarted);
+        TimeSpan minimum = TimeSpan.FromMilliseconds(_options.MinRoundIntervalMilliseconds);
+        if (sinceLast < minimum)
+        {
+            await PauseAsync(minimum - sinceLast, stopping);
+        }
+    }
+
+    private static async Task PauseAsync(TimeSpan delay, CancellationToken stopping)
+    {
+        try
+        {
+            await Task.Delay(delay, stopping);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async ValueTask ResetAsync()
+    {
+        _owned.Clear();
+        Volatile.Write(ref _ownedCount, 0);
+        _memberSlot = -1;
+        if (_drain is not null)
+        {
+            await _drain.DisposeAsync();
+            _drain = null;
+        }
+
+        if (_connection is not null)
+        {
+            // Closing the session releases its advisory locks; a broken connection is discarded, never reused.
+            await _connection.DisposeAsync();
+            _connection = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await ResetAsync();
+        _publisher.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 700, EventName = "SequencerRoundFailed", Level = LogLevel.Warning,
+            Message = "Sequencer {Loop} lost its session; its shards are released and it reconnects. Acknowledged records wait in the inbox.")]
+        public static partial void RoundFailed(ILogger logger, int loop, Exception exception);
+
+        [LoggerMessage(EventId = 701, EventName = "SequencerIsolating", Level = LogLevel.Debug,
+            Message = "Sequencer {Loop}: PostgreSQL refused a batch ({SqlState}); retrying with at most {Limit} record(s) to find the refused one.")]
+        public static partial void Isolating(ILogger logger, int loop, string sqlState, int limit);
+
+        [LoggerMessage(EventId = 702, EventName = "RecordDeadLettered", Level = LogLevel.Warning,
+            Message = "A record of account {Account} was refused by PostgreSQL ({SqlState}: {Reason}) and moved to dead_letters; the webhook was already acknowledged.")]
+        public static partial void DeadLettered(ILogger logger, string? account, string sqlState, string reason);
+
+        [LoggerMessage(EventId = 703, EventName = "DeadLetterFailed", Level = LogLevel.Error,
+            Message = "Sequencer {Loop} could not move a refused record to dead_letters; retrying.")]
+        public static partial void DeadLetterFailed(ILogger logger, int loop, Exception exception);
+
+        [LoggerMessage(EventId = 704, EventName = "SequencerRebalanced", Level = LogLevel.Information,
+            Message = "Sequencer {Loop}: {Members} sequencer session(s) live; this one now owns {Shards} shard(s).")]
+        public static partial void Rebalanced(ILogger logger, int loop, int members, int shards);
+    }
+}

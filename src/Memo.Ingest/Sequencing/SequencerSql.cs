@@ -1,0 +1,203 @@
+namespace Memo.Ingest.Sequencing;
+
+/// <summary>
+/// The sequencer's SQL. <see cref="Drain"/> is one statement (so one snapshot and one implicit transaction) that
+/// takes the oldest inbox records of the shards this session owns, deletes them, and projects them:
+/// <list type="number">
+/// <item>keeps one copy of each message and status event and the last of each contact (retries and repeats inside the
+/// batch), and drops what is already stored (index probes through LATERAL … LIMIT 1, which no estimate can turn into
+/// a scan of a large table);</item>
+/// <item>numbers every event per account in arrival order (inbox id), continuing from <c>accounts.last_seq</c> as this
+/// snapshot sees it. The caller holds the shard's advisory lock, so no other session writes these accounts: the
+/// snapshot is current, seqs of an account are assigned by one session at a time, and they become visible in commit
+/// order (the accounts upsert also locks each row, and <c>account_events</c>' primary key refuses a seq given twice);</item>
+/// <item>writes each table once per key (PostgreSQL refuses to touch one row twice in a statement, so a message and
+/// its statuses from the same batch are merged into one messages row first), and appends the events to the log;</item>
+/// <item>returns a summary row (kind 0: records taken, the oldest one's age in µs, how many of them were messages or
+/// statuses) and then the events, per account in seq order, for the live path.</item>
+/// </list>
+/// Parameters: $1 the owned shards (smallint[]), $2 the most records to take.
+/// </summary>
+internal static class SequencerSql
+{
+    /// <summary>Shards of accounts; fixed by the inbox's generated <c>shard</c> column (migration 0003).</summary>
+    public const int ShardCount = 64;
+
+    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM2" in ASCII): one lock per shard, one per live
+    // sequencer session. Strings, so that the statements below stay constants.
+    private const string ShardLockSpace = "1296387377";
+    private const string MemberLockSpace = "1296387378";
+
+    public const string Drain = """
+        WITH taken AS (
+            DELETE FROM inbox
+            WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) ORDER BY id LIMIT $2))
+            RETURNING id, kind, account, display_phone, waba_id, msg_id, wa_id, ts, type, body, context_id, errors, payload, received_at
+        ), candidates AS (
+            SELECT t.*, row_number() OVER (
+                       PARTITION BY t.kind, t.account, CASE WHEN t.kind = 3 THEN t.wa_id ELSE t.msg_id END,
+                                    CASE WHEN t.kind = 2 THEN t.type END, CASE WHEN t.kind = 2 THEN t.ts END
+                       ORDER BY CASE WHEN t.kind = 3 THEN -t.id ELSE t.id END) AS copy
+            FROM taken t
+            WHERE t.kind <> 4
+        ), fresh AS (
+            SELECT c.* FROM candidates c
+            LEFT JOIN LATERAL (SELECT 1 AS hit FROM messages m
+                               WHERE c.kind = 1 AND m.account = c.account AND m.wamid = c.msg_id AND m.payload IS NOT NULL LIMIT 1) m ON true
+            LEFT JOIN LATERAL (SELECT 1 AS hit FROM message_statuses s
+                               WHERE c.kind = 2 AND s.account = c.account AND s.wamid = c.msg_id AND s.status = c.type AND s.ts = c.ts LIMIT 1) s ON true
+            LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts k
+                               WHERE c.kind = 3 AND k.account = c.account AND k.wa_id = c.wa_id AND k.profile_name IS NOT DISTINCT FROM c.body LIMIT 1) k ON true
+            WHERE c.copy = 1 AND m.hit IS NULL AND s.hit IS NULL AND k.hit IS NULL
+        ), conversation_changes AS (
+            SELECT account, wa_id, id, n, last_wamid, last_ts, last_type, last_body
+            FROM (SELECT f.account, f.wa_id, f.id,
+                         count(*) OVER contact AS n,
+                         max(f.id) OVER contact AS last_id,
+                         first_value(f.msg_id) OVER newest AS last_wamid,
+                         first_value(f.ts) OVER newest AS last_ts,
+                         first_value(f.type) OVER newest AS last_type,
+                         first_value(f.body) OVER newest AS last_body
+                  FROM fresh f
+                  WHERE f.kind = 1 AND f.wa_id IS NOT NULL
+                  WINDOW contact AS (PARTITION BY f.account, f.wa_id),
+                         newest AS (PARTITION BY f.account, f.wa_id ORDER BY f.ts DESC, f.id DESC)) x
+            WHERE x.id = x.last_id
+        ), planned AS (
+            SELECT account, kind AS event_kind, id AS ord, CASE WHEN kind = 3 THEN wa_id ELSE msg_id END AS key,
+                   wa_id, ts, type, body, context_id, errors, payload, NULL::text AS last_wamid, NULL::bigint AS n
+            FROM fresh
+            UNION ALL
+            SELECT account, 4, id, wa_id, NULL, last_ts, last_type, last_body, NULL, NULL, NULL, last_wamid, n
+            FROM conversation_changes
+        ), numbered AS (
+            SELECT p.*, COALESCE(a.last_seq, 0) + row_number() OVER (PARTITION BY p.account ORDER BY p.ord, p.event_kind) AS seq
+            FROM planned p
+            LEFT JOIN LATERAL (SELECT last_seq FROM accounts WHERE phone_number_id = p.account LIMIT 1) a ON true
+        ), advanced AS (
+            INSERT INTO accounts AS a (phone_number_id, display_phone_number, waba_id, last_seq)
+            SELECT account, max(display_phone), max(waba_id), sum(n)
+            FROM (SELECT account, display_phone, waba_id, 0 AS n FROM taken WHERE kind <> 4
+                  UNION ALL
+                  SELECT account, NULL, NULL, 1 FROM numbered) x
+            GROUP BY account
+            ON CONFLICT (phone_number_id) DO UPDATE
+            SET last_seq = a.last_seq + EXCLUDED.last_seq,
+                display_phone_number = COALESCE(EXCLUDED.display_phone_number, a.display_phone_number),
+                waba_id = COALESCE(EXCLUDED.waba_id, a.waba_id)
+            WHERE EXCLUDED.last_seq > 0
+               OR EXCLUDED.display_phone_number IS DISTINCT FROM a.display_phone_number AND EXCLUDED.display_phone_number IS NOT NULL
+               OR EXCLUDED.waba_id IS DISTINCT FROM a.waba_id AND EXCLUDED.waba_id IS NOT NULL
+        ), message_rows AS (
+            INSERT INTO messages AS m (account, wamid, seq, direction, from_wa_id, to_wa_id, ts, type, body, context_id, payload,
+                                       status, status_rank, status_ts, status_errors)
+            SELECT account, key, seq,
+                   CASE WHEN payload IS NULL THEN 'outbound' ELSE 'inbound' END,
+                   from_wa_id, to_wa_id, ts, type, body, context_id, payload,
+                   status, CASE WHEN status IS NOT NULL THEN memo_status_rank(status) END, status_ts, status_errors
+            FROM (SELECT account, key, max(seq) AS seq,
+                         max(wa_id) FILTER (WHERE event_kind = 1) AS from_wa_id,
+                         max(ts) FILTER (WHERE event_kind = 1) AS ts,
+                         max(type) FILTER (WHERE event_kind = 1) AS type,
+                         max(body) FILTER (WHERE event_kind = 1) AS body,
+                         max(context_id) FILTER (WHERE event_kind = 1) AS context_id,
+                         (array_agg(payload) FILTER (WHERE event_kind = 1))[1] AS payload,
+                         (array_agg(type ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status,
+                         (array_agg(ts ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_ts,
+                         (array_agg(errors ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_errors,
+                         (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS to_wa_id
+                  FROM numbered
+                  WHERE event_kind IN (1, 2)
+                  GROUP BY account, key) g
+            ON CONFLICT (account, wamid) DO UPDATE
+            SET seq = EXCLUDED.seq,
+                direction = CASE WHEN EXCLUDED.payload IS NULL THEN m.direction ELSE EXCLUDED.direction END,
+                from_wa_id = CASE WHEN EXCLUDED.payload IS NULL THEN m.from_wa_id ELSE EXCLUDED.from_wa_id END,
+                ts = CASE WHEN EXCLUDED.payload IS NULL THEN m.ts ELSE EXCLUDED.ts END,
+                type = CASE WHEN EXCLUDED.payload IS NULL THEN m.type ELSE EXCLUDED.type END,
+                body = CASE WHEN EXCLUDED.payload IS NULL THEN m.body ELSE EXCLUDED.body END,
+                context_id = CASE WHEN EXCLUDED.payload IS NULL THEN m.context_id ELSE EXCLUDED.context_id END,
+                payload = COALESCE(EXCLUDED.payload, m.payload),
+                to_wa_id = COALESCE(m.to_wa_id, EXCLUDED.to_wa_id),
+                status = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status ELSE m.status END,
+                status_rank = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status_rank ELSE m.status_rank END,
+                status_ts = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status_ts ELSE m.status_ts END,
+                status_errors = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
+                                     THEN COALESCE(EXCLUDED.status_errors, m.status_errors) ELSE m.status_errors END
+            WHERE EXCLUDED.payload IS NOT NULL OR EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
+        ), status_history AS (
+            INSERT INTO message_statuses (account, wamid, status, ts, seq, recipient_id, errors, payload)
+            SELECT account, key, type, ts, seq, wa_id, errors, payload FROM numbered WHERE event_kind = 2
+        ), contact_rows AS (
+            INSERT INTO contacts AS k (account, wa_id, profile_name, seq)
+            SELECT account, key, body, seq FROM numbered WHERE event_kind = 3
+            ON CONFLICT (account, wa_id) DO UPDATE SET profile_name = EXCLUDED.profile_name, seq = EXCLUDED.seq, updated_at = now()
+        ), conversation_rows AS (
+            INSERT INTO conversations AS c (account, wa_id, seq, message_count, last_message_wamid, last_message_at,
+                                            last_message_type, last_message_preview)
+            SELECT account, key, seq, n, last_wamid, ts, type, left(body, 200) FROM numbered WHERE event_kind = 4
+            ON CONFLICT (account, wa_id) DO UPDATE
+            SET seq = EXCLUDED.seq,
+                message_count = c.message_count + EXCLUDED.message_count,
+                last_message_wamid = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_wamid ELSE c.last_message_wamid END,
+                last_message_type = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_type ELSE c.last_message_type END,
+                last_message_preview = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END,
+                last_message_at = GREATEST(EXCLUDED.last_message_at, c.last_message_at),
+                updated_at = now()
+        ), other_changes AS (
+            INSERT INTO account_updates (waba_id, phone_number_id, field, payload, payload_md5)
+            SELECT waba_id, account, type, payload, md5(COALESCE(payload, ''::bytea)) FROM taken WHERE kind = 4
+            ON CONFLICT DO NOTHING
+        ), logged AS (
+            INSERT INTO account_events (account, seq, kind, key, status, ts)
+            SELECT account, seq, event_kind, key, CASE WHEN event_kind = 2 THEN type END, CASE WHEN event_kind = 2 THEN ts END
+            FROM numbered
+            RETURNING account, seq, kind, key, status, ts
+        )
+        SELECT * FROM (
+            SELECT NULL::text AS account, count(*)::bigint AS seq, 0::smallint AS kind, NULL::text AS key, NULL::text AS status,
+                   COALESCE((extract(epoch FROM clock_timestamp() - min(received_at)) * 1000000)::bigint, 0) AS ts,
+                   count(*) FILTER (WHERE kind IN (1, 2)) AS identified
+            FROM taken
+            UNION ALL
+            SELECT account, seq, kind, key, status, ts, NULL FROM logged) r
+        ORDER BY account NULLS FIRST, seq
+        """;
+
+    /// <summary>
+    /// Moves the single oldest record of the owned shards to <c>dead_letters</c> with the reason PostgreSQL gave for
+    /// refusing it alone. $1 shards, $2 SQLSTATE, $3 reason.
+    /// </summary>
+    public const string DeadLetterOldest = """
+        WITH dead AS (
+            DELETE FROM inbox
+            WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) ORDER BY id LIMIT 1))
+            RETURNING *
+        )
+        INSERT INTO dead_letters (stage, sqlstate, reason, account, record, body, received_at)
+        SELECT 'sequencer', $2, $3, account, to_jsonb(dead) - 'payload', payload, received_at FROM dead
+        RETURNING account
+        """;
+
+    /// <summary>
+    /// Takes the lowest free member slot of this database (none if 1,024 sessions hold one). Call once per session: a
+    /// session that already holds a slot would take it again (advisory locks are re-entrant).
+    /// </summary>
+    public const string JoinMembers = $"""
+        SELECT s FROM generate_series(0, 1023) AS s WHERE pg_try_advisory_lock({MemberLockSpace}, s) LIMIT 1
+        """;
+
+    /// <summary>The member slots held by live sequencer sessions of this database, in order.</summary>
+    public const string Members = $"""
+        SELECT objid::int FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND classid = {MemberLockSpace} AND objsubid = 2
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY objid
+        """;
+
+    /// <summary>Tries to take the shards in $1 (none of which this session holds); returns those it now holds.</summary>
+    public const string Acquire = $"SELECT s FROM unnest($1::int[]) AS s WHERE pg_try_advisory_lock({ShardLockSpace}, s)";
+
+    /// <summary>Gives up the shards in $1.</summary>
+    public const string Release = $"SELECT count(*) FROM unnest($1::int[]) AS s WHERE pg_advisory_unlock({ShardLockSpace}, s)";
+}
