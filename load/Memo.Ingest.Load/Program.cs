@@ -4,6 +4,7 @@ using Memo.Ingest.Load.Ceilings;
 using Memo.Ingest.Load.ClosedLoop;
 using Memo.Ingest.Load.Faults;
 using Memo.Ingest.Load.Overload;
+using Memo.Ingest.Load.Profile;
 using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
@@ -14,6 +15,7 @@ using Memo.Ingest.Load.Run;
 //                                                                              each figure beside the machine's ceiling
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   closed-loop --url URL --connections N --messages-per-post N --seconds N   closed loop against a running receiver
+//   profile write-path                                                         PostgreSQL CPU per statement of the write path
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
@@ -21,6 +23,7 @@ const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-se
                      "           [--statuses RATIO] [--subscribers N] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
+                     "       Memo.Ingest.Load profile write-path\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
                      "       Memo.Ingest.Load overload [--long] [--max-rate R] [--factors F1,F2] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
 return args switch
@@ -29,6 +32,7 @@ return args switch
     ["storm", .. var options] => await RunStormAsync(options),
     ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
     ["faults", .. var options] => await RunFaultsAsync(options),
+    ["profile", "write-path"] => await WritePathProfile.RunAsync(Console.Out),
     ["overload", .. var options] => await RunOverloadAsync(options),
     ["closed-loop", "--url", var url, "--connections", var connections, "--messages-per-post", var perPost, "--seconds", var seconds] =>
         await ClosedLoopCommand.RunAsync(new Uri(url), int.Parse(connections, CultureInfo.InvariantCulture),

@@ -40,6 +40,9 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             report.WriteLine();
             report.WriteLine("| offered/s | 200 | other | accepted/s | latency (sender) | sustainable |");
             report.WriteLine("|---|---|---|---|---|---|");
+            // Warm-up, not counted: the sender opens its connections and both processes settle.
+            acknowledged += (await RunStepsAsync(gateway, phase++, [new LoadStep("warm-up", settings.CalibrationRates[0] / 2, TimeSpan.FromSeconds(3))]))
+                .Count(static s => s.Status == 200);
             foreach (double rate in settings.CalibrationRates)
             {
                 RequestSample[] step = await RunStepsAsync(gateway, phase++, [new LoadStep("calibration", rate, TimeSpan.FromSeconds(settings.CalibrationSeconds))]);

@@ -19,7 +19,7 @@ internal sealed record OverloadSettings(
 {
     public double[] Factors { get; init; } = [2, 5];
 
-    public double[] CalibrationRates { get; init; } = [1000, 2000, 3000, 4500, 6000, 8000, 10000, 12500, 15000];
+    public double[] CalibrationRates { get; init; } = [500, 1000, 2000, 3000, 4500, 6000, 8000, 10000, 12500, 15000];
 
     /// <summary>Gateway settings for the run, as environment variables (<c>--set Memo__Ingest__Writers=4</c>).</summary>
     public IReadOnlyDictionary<string, string?> GatewaySettings { get; init; } = new Dictionary<string, string?>();
