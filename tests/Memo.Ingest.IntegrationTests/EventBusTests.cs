@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using Memo.Ingest.Events;
 using Memo.Ingest.Ingest;
+using Memo.Ingest.Testing;
 using Memo.Ingest.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -63,14 +64,19 @@ public sealed class EventBusTests(PostgresFixture postgres)
         string database = await postgres.Server.CreateDatabaseAsync("bus_gap");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        await using GatewayHost listening = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        // An instance without Redis shares the database: its events never reach the channel.
-        await using GatewayHost silent = await GatewayHost.StartAsync(database);
+        // The listening instance runs no sequencer, so every event reaches it through Redis.
+        await using GatewayHost listening = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
         var heard = new Listener(listening);
         string[] account = ["PNgap"];
         await PrimeAsync(publishing, heard, account);
 
-        await SendConcurrentlyAsync(silent, account, messagesPerAccount: 5, tag: "silent");
+        // The events of the next 5 rounds never reach the channel, as if their PUBLISH were lost.
+        publishing.App.Services.GetRequiredService<FaultInjector>().Arm(FaultInjector.LosePublish, times: 5);
+        foreach (int i in Enumerable.Range(0, 5))
+        {
+            await SendConcurrentlyAsync(publishing, account, messagesPerAccount: 1, tag: $"lost{i}");
+        }
+
         await SendConcurrentlyAsync(publishing, account, messagesPerAccount: 1, tag: "loud");
 
         await heard.AssertEverySeqOfTheLogAsync(database, account);

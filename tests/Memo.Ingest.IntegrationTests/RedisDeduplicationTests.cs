@@ -161,12 +161,12 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         Assert.Contains("\"redis\":\"disconnected\"", ready, StringComparison.Ordinal);
     }
 
-    internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis) =>
-        StartWithRedisAsync(database, redis.ConnectionString);
+    internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis, params string[] extraArguments) =>
+        StartWithRedisAsync(database, redis.ConnectionString, extraArguments);
 
-    internal static async Task<GatewayHost> StartWithRedisAsync(string database, string redis)
+    internal static async Task<GatewayHost> StartWithRedisAsync(string database, string redis, params string[] extraArguments)
     {
-        GatewayHost gateway = await GatewayHost.StartAsync(database, $"--ConnectionStrings:Redis={redis}");
+        GatewayHost gateway = await GatewayHost.StartAsync(database, [$"--ConnectionStrings:Redis={redis}", .. extraArguments]);
         await Eventually.TrueAsync(() => gateway.App.Services.GetRequiredService<GatewayRedis>().IsConnected, "the gateway connects to Redis");
         return gateway;
     }

@@ -9,7 +9,8 @@ public sealed class SequencerOptions
     public const string Section = "Memo:Sequencer";
 
     /// <summary>Sequencer sessions on this instance. The 64 account shards are spread over every session of every
-    /// instance; each has its own PostgreSQL connection from the write pool.</summary>
+    /// instance; each has its own PostgreSQL connection from the write pool. 0: this instance sequences nothing (it
+    /// still acknowledges and serves reads), for a deployment that keeps sequencing on other instances.</summary>
     public int Loops { get; set; } = 1;
 
     /// <summary>The most inbox records one sequencer statement takes. Larger rounds cost PostgreSQL less per message

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Testing;
 using Memo.Redis;
 using Memo.Redis.Protocol;
 
@@ -12,7 +13,7 @@ namespace Memo.Ingest.Events;
 /// is waited for at most the screening timeout; an event it loses is repaired by the other instances' buses from the
 /// event log, so nothing here can hold the sequencer back.
 /// </summary>
-internal sealed class CommittedEventPublisher(EventBus bus, GatewayRedis redis, IngestMetrics metrics) : IDisposable
+internal sealed class CommittedEventPublisher(EventBus bus, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults) : IDisposable
 {
     private readonly ArrayBufferWriter<byte> _frame = new(4096);
     private readonly RespCommandBuffer _commands = new(4096);
@@ -34,7 +35,7 @@ internal sealed class CommittedEventPublisher(EventBus bus, GatewayRedis redis, 
 
         bus.DeliverLocal(_frame.WrittenSpan);
         RedisConnection? connection = redis.Commands;
-        if (connection is null || !connection.IsConnected)
+        if (connection is null || !connection.IsConnected || faults.Fires(FaultInjector.LosePublish))
         {
             return;
         }

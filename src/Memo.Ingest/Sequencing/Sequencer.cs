@@ -7,6 +7,7 @@ using Memo.Redis;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Memo.Ingest.Testing;
 using Npgsql;
 
 namespace Memo.Ingest.Sequencing;
@@ -20,7 +21,7 @@ namespace Memo.Ingest.Sequencing;
 /// It stops after the ingest pipeline (hosted services stop in reverse order of registration), so the records of the
 /// last acknowledged webhooks are sequenced before the process exits.
 /// </summary>
-internal sealed class Sequencer : IHostedService, IAsyncDisposable
+internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
 {
     // Records deleted from the inbox by this instance between two vacuums of it.
     private const long VacuumEveryRecords = 20_000;
@@ -35,18 +36,22 @@ internal sealed class Sequencer : IHostedService, IAsyncDisposable
     private int _disposed;
 
     public Sequencer(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics,
-        EventBus bus, GatewayRedis redis, DuplicateScreen screen, ILogger<Sequencer> logger)
+        EventBus bus, GatewayRedis redis, DuplicateScreen screen, FaultInjector faults, ILogger<Sequencer> logger)
     {
         _redis = redis;
         _dataSource = dataSource;
         _origin = bus.InstanceId.ToByteArray();
-        _loops = new SequencerLoop[Math.Max(1, options.Value.Loops)];
+        _loops = new SequencerLoop[Math.Max(0, options.Value.Loops)];
         for (int i = 0; i < _loops.Length; i++)
         {
-            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(bus, redis, metrics), screen, logger);
+            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(bus, redis, metrics, faults), screen, logger);
         }
 
         metrics.ObserveSequencer(() => _loops.Sum(static l => l.OwnedShards));
+        if (_loops.Length == 0)
+        {
+            Log.NoSequencer(logger);
+        }
     }
 
     /// <summary>The channel writers publish on after appending, carrying the instance id of the writer.</summary>
@@ -161,5 +166,12 @@ internal sealed class Sequencer : IHostedService, IAsyncDisposable
         }
 
         _stopping.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 705, EventName = "NoSequencer", Level = LogLevel.Warning,
+            Message = "Memo:Sequencer:Loops is 0: this instance acknowledges webhooks but sequences none; another instance must run sequencer sessions, or nothing acknowledged becomes visible.")]
+        public static partial void NoSequencer(ILogger logger);
     }
 }

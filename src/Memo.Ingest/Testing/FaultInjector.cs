@@ -7,8 +7,11 @@ namespace Memo.Ingest.Testing;
 /// </summary>
 internal sealed class FaultInjector
 {
-    /// <summary>A writer, after taking a batch from the queue and before writing it.</summary>
+    /// <summary>A writer, after taking a batch from the queue and before writing it (throws).</summary>
     public const string WriterBatch = "writer.batch";
+
+    /// <summary>A sequencer's events are not published on Redis, as if the PUBLISH were lost (<see cref="Fires"/>).</summary>
+    public const string LosePublish = "publisher.lose";
 
     private volatile string? _armed;
     private int _remaining;
@@ -20,21 +23,26 @@ internal sealed class FaultInjector
         _armed = point;
     }
 
+    /// <summary>Throws when <paramref name="point"/> is armed.</summary>
     public void Hit(string point)
     {
-        if (_armed is not null && _armed == point)
+        if (Fires(point))
         {
-            HitArmed();
+            throw new InjectedFaultException(point);
         }
     }
 
-    private void HitArmed()
+    /// <summary>True (and counted) when <paramref name="point"/> is armed: for faults that are not exceptions.</summary>
+    public bool Fires(string point) => _armed is not null && _armed == point && Consume();
+
+    private bool Consume()
     {
         if (Interlocked.Decrement(ref _remaining) >= 0)
         {
-            throw new InjectedFaultException(_armed!);
+            return true;
         }
 
         _armed = null;
+        return false;
     }
 }
