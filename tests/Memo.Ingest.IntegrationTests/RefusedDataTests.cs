@@ -100,7 +100,7 @@ public sealed class RefusedDataTests(PostgresFixture postgres)
         (string Stage, string SqlState, byte[] Body) letter = Assert.Single(await DeadLettersAsync(database));
         Assert.Equal(("sequencer", "23514"), (letter.Stage, letter.SqlState));
         Assert.Equal(Encoding.UTF8.GetBytes(messages[23]), letter.Body);
-        Assert.Equal(1, await CountAsync(database, "SELECT count(*) FROM dead_letters WHERE account = 'PNrefseq' AND record->>'msg_id' = 'wamid.seq23'"));
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM dead_letters WHERE account = 'PNrefseq' AND record->>'msg_id' = 'wamid.seq23'"));
         Assert.Equal(1, deadLetters["sequencer"]);
         Assert.Contains(logs.Entries, static e => e.EventId.Name == "RecordDeadLettered" && e.Level == LogLevel.Warning);
 
@@ -133,8 +133,6 @@ public sealed class RefusedDataTests(PostgresFixture postgres)
 
         return letters;
     }
-
-    private static Task<long> CountAsync(string database, string sql) => Database.CountAsync(database, sql);
 
     private static async Task ExecuteAsync(string database, string sql)
     {

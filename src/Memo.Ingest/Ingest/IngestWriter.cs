@@ -87,7 +87,6 @@ internal sealed partial class IngestWriter : IAsyncDisposable
 
             _faults.Hit(FaultInjector.WriterBatch);
             await WriteAsync(_batch);
-            _batch.Clear();
         }
     }
 
@@ -98,9 +97,10 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     public int FailInFlight()
     {
         int failed = 0;
-        foreach (ParsedWebhook webhook in _batch)
+        foreach (ParsedWebhook? webhook in _batch)
         {
-            failed += webhook.TryComplete(IngestOutcome.Unavailable) ? 1 : 0;
+            // Only webhooks not answered yet are here (answered ones are removed at once, see Finish).
+            failed += webhook?.TryComplete(IngestOutcome.Unavailable) == true ? 1 : 0;
         }
 
         _batch.Clear();
@@ -122,7 +122,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     {
         if (!_database.SchemaReady || Stopwatch.GetTimestamp() < _reconnectNotBefore)
         {
-            Complete(batch, IngestOutcome.Unavailable);
+            Finish(batch, IngestOutcome.Unavailable);
             return;
         }
 
@@ -135,17 +135,21 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         {
             // Some webhook's data was refused. Append them one by one, so that one bad payload cannot fail the others,
             // and keep the refused ones aside whole: their senders get 200, because the data is safely kept.
-            foreach (ParsedWebhook webhook in batch)
+            for (int i = 0; i < batch.Count; i++)
             {
+                ParsedWebhook webhook = batch[i];
                 IngestOutcome single = await TryAppendAsync([webhook], 1);
                 if (single == IngestOutcome.RejectedByDatabase)
                 {
                     single = await DeadLetterAsync(webhook);
                 }
 
+                // Answered: from now on the request may hand the webhook back to the pool for another request.
+                batch[i] = null!;
                 Finish([webhook], single);
             }
 
+            batch.Clear();
             return;
         }
 
@@ -178,6 +182,8 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Complete(batch, outcome);
+        // Answered webhooks go back to the pool with their requests: drop them before anything else can happen.
+        batch.Clear();
         if (redisCall is not null)
         {
             _ = ObserveAsync(redisCall);

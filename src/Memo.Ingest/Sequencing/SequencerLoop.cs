@@ -39,6 +39,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     });
 
     private readonly List<int> _owned = [];
+    private int[] _ownedArray = [];
     private readonly List<int> _assigned = [];
     private readonly List<int> _members = [];
     private readonly List<CommittedEvent> _events = [];
@@ -143,7 +144,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private async Task<bool> RoundAsync()
     {
         _lastRoundStarted = Stopwatch.GetTimestamp();
-        _drain!.Parameters[0].Value = _owned.ToArray();
+        ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _ownedArray;
         ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
         _events.Clear();
         long taken = 0;
@@ -210,7 +211,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         try
         {
             await using NpgsqlCommand command = new(SequencerSql.DeadLetterOldest, _connection);
-            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. _owned] });
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = _ownedArray });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
             object? account = await command.ExecuteScalarAsync();
@@ -294,6 +295,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         _owned.Sort();
+        _ownedArray = [.. _owned];
         Volatile.Write(ref _ownedCount, _owned.Count);
         // Shards still held by a session that is leaving are retried sooner than the regular interval.
         int interval = _owned.Count < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
@@ -349,6 +351,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private async ValueTask ResetAsync()
     {
         _owned.Clear();
+        _ownedArray = [];
         Volatile.Write(ref _ownedCount, 0);
         _memberSlot = -1;
         if (_drain is not null)
