@@ -84,6 +84,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     {
         while (true)
         {
+            // Sampled before the round: only a round that starts after the stop was requested (so after the writers
+            // appended their last records) may be the last one.
+            bool stopRequested = stopping.IsCancellationRequested;
             bool full = false;
             try
             {
@@ -125,12 +128,12 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 continue;
             }
 
-            if (stopping.IsCancellationRequested && !full)
+            if (stopRequested && !full)
             {
                 return;
             }
 
-            if (!full)
+            if (!full && !stopping.IsCancellationRequested)
             {
                 await WaitForWorkAsync(stopping);
             }
