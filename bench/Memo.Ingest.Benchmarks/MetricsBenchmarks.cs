@@ -44,7 +44,7 @@ public class MetricsBenchmarks
             _metrics.WebhookAnswered(reason == WebhookRejectionReason.None ? 200 : 400, reason, TimeSpan.FromMilliseconds(2));
         }
 
-        _metrics.BatchAppended(20, 25, TimeSpan.FromMilliseconds(3));
+        _metrics.BatchAppended(20, TimeSpan.FromMilliseconds(3));
         _metrics.SequencerRound(500, _summary, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(5));
         _metrics.RedisScreened(TimeSpan.FromMilliseconds(0.2));
     }

@@ -52,11 +52,12 @@ public sealed class AllocationBudgetTests
         ["bus frame for one event"] = () =>
         {
             var frame = new ArrayBufferWriter<byte>(256);
+            var committed = new CommittedEvent("106540352242922", 18231, EventKind.MessageStatus, "wamid.x", "read", 1700000000);
             return () =>
             {
                 frame.ResetWrittenCount();
                 EventFrame.WriteHeader(frame, Guid.Empty, 1);
-                EventFrame.WriteEvent(frame, "106540352242922"u8, 18231, EventKind.MessageStatus, "wamid.x"u8, "read"u8, hasStatus: true, 1700000000);
+                EventFrame.WriteEvent(frame, committed);
             };
         },
         ["SSE frame for one event, per connection"] = () =>
@@ -150,7 +151,7 @@ public sealed class AllocationBudgetTests
             metrics.WebhookAnswered(200, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(3));
             metrics.WebhookAnswered(401, WebhookRejectionReason.SignatureMismatch, TimeSpan.FromMilliseconds(1));
             metrics.WebhookAnswered(503, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(1));
-            metrics.BatchAppended(12, 14, TimeSpan.FromMilliseconds(4));
+            metrics.BatchAppended(12, TimeSpan.FromMilliseconds(4));
             metrics.SequencerRound(14, summary, TimeSpan.FromMilliseconds(4), TimeSpan.FromMilliseconds(2));
             metrics.DuplicatesScreened(5, 1);
             metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));

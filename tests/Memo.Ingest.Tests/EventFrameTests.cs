@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using Memo.Ingest.Events;
 using Memo.Ingest.Ingest;
 using Xunit;
@@ -13,21 +12,23 @@ public sealed class EventFrameTests
     {
         var origin = Guid.NewGuid();
         var output = new ArrayBufferWriter<byte>();
-        EventFrame.WriteHeader(output, origin, 3);
-        EventFrame.WriteEvent(output, "PN1"u8, 41, EventKind.MessageCreated, "wamid.a"u8, default, hasStatus: false, 0);
-        EventFrame.WriteEvent(output, "PN1"u8, 42, EventKind.MessageStatus, "wamid.a"u8, "read"u8, hasStatus: true, 1700000000);
-        EventFrame.WriteEvent(output, "PN2"u8, 7, EventKind.ContactUpdated, Encoding.UTF8.GetBytes("49\u00e9\U0001F600"), ""u8, hasStatus: true, -1);
+        CommittedEvent[] written =
+        [
+            new("PN1", 41, EventKind.MessageCreated, "wamid.a", null, 0),
+            new("PN1", 42, EventKind.MessageStatus, "wamid.a", "read", 1700000000),
+            new("PN2", 7, EventKind.ContactUpdated, "49\u00e9\U0001F600", "", -1),
+        ];
+        EventFrame.WriteHeader(output, origin, written.Length);
+        foreach (CommittedEvent committed in written)
+        {
+            EventFrame.WriteEvent(output, committed);
+        }
 
         var events = new List<CommittedEvent>();
         Guid decodedOrigin = EventFrame.Read(output.WrittenSpan, events);
 
         Assert.Equal(origin, decodedOrigin);
-        Assert.Equal(
-        [
-            new CommittedEvent("PN1", 41, EventKind.MessageCreated, "wamid.a", null, 0),
-            new CommittedEvent("PN1", 42, EventKind.MessageStatus, "wamid.a", "read", 1700000000),
-            new CommittedEvent("PN2", 7, EventKind.ContactUpdated, "49\u00e9\U0001F600", "", -1),
-        ], events);
+        Assert.Equal(written, events);
     }
 
     [Fact]
@@ -35,7 +36,7 @@ public sealed class EventFrameTests
     {
         var output = new ArrayBufferWriter<byte>();
         EventFrame.WriteHeader(output, Guid.NewGuid(), 1);
-        EventFrame.WriteEvent(output, "PN1"u8, 1, EventKind.MessageCreated, "w"u8, default, hasStatus: false, 0);
+        EventFrame.WriteEvent(output, new CommittedEvent("PN1", 1, EventKind.MessageCreated, "w", null, 0));
         byte[] frame = output.WrittenSpan.ToArray();
 
         for (int length = 0; length < frame.Length; length++)

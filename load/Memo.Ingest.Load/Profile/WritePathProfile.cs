@@ -98,7 +98,7 @@ internal static class WritePathProfile
             await using NpgsqlBinaryImporter importer = await connection.BeginBinaryImportAsync(InboxSql.Copy);
             foreach (ParsedWebhook webhook in batch)
             {
-                await InboxRowWriter.WriteAsync(importer, webhook.Arena, webhook[0], CancellationToken.None);
+                await InboxRow.WriteAsync(importer, webhook.Arena, webhook[0], CancellationToken.None);
             }
 
             await importer.CompleteAsync();

@@ -29,21 +29,7 @@ internal static class EventFrame
         output.Advance(HeaderLength);
     }
 
-    public static void WriteEvent(IBufferWriter<byte> output, ReadOnlySpan<byte> account, long seq, EventKind kind,
-        ReadOnlySpan<byte> key, ReadOnlySpan<byte> status, bool hasStatus, long timestamp)
-    {
-        WriteString(output, account, present: true);
-        Span<byte> middle = output.GetSpan(9);
-        BinaryPrimitives.WriteInt64LittleEndian(middle, seq);
-        middle[8] = (byte)kind;
-        output.Advance(9);
-        WriteString(output, key, present: true);
-        WriteString(output, status, hasStatus);
-        BinaryPrimitives.WriteInt64LittleEndian(output.GetSpan(8), timestamp);
-        output.Advance(8);
-    }
-
-    /// <summary>Writes one event read back from PostgreSQL (the sequencer's case: its text arrives as strings).</summary>
+    /// <summary>Writes one event as the sequencer read it back from PostgreSQL (its text arrives as strings).</summary>
     public static void WriteEvent(IBufferWriter<byte> output, CommittedEvent committed)
     {
         WriteString(output, committed.Account);
@@ -92,19 +78,6 @@ internal static class EventFrame
         }
 
         return rest.IsEmpty ? origin : throw new FormatException("Trailing bytes after the last event.");
-    }
-
-    private static void WriteString(IBufferWriter<byte> output, ReadOnlySpan<byte> value, bool present)
-    {
-        if (value.Length >= NullLength)
-        {
-            throw new ArgumentOutOfRangeException(nameof(value), "Event strings are limited to 65534 bytes.");
-        }
-
-        Span<byte> span = output.GetSpan(2 + value.Length);
-        BinaryPrimitives.WriteUInt16LittleEndian(span, present ? (ushort)value.Length : NullLength);
-        value.CopyTo(span[2..]);
-        output.Advance(2 + (present ? value.Length : 0));
     }
 
     private static void WriteString(IBufferWriter<byte> output, string? value)

@@ -130,7 +130,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         await _backlog.HoldWhileBackloggedAsync();
         int screened = await _screen.ScreenAsync(batch, _redisCommands);
         _metrics.DuplicatesScreened(screened, 0);
-        IngestOutcome outcome = await TryAppendAsync(batch, batch.Count);
+        IngestOutcome outcome = await TryAppendAsync(batch);
         if (outcome == IngestOutcome.RejectedByDatabase)
         {
             // Some webhook's data was refused. Append them one by one, so that one bad payload cannot fail the others,
@@ -138,7 +138,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             for (int i = 0; i < batch.Count; i++)
             {
                 ParsedWebhook webhook = batch[i];
-                IngestOutcome single = await TryAppendAsync([webhook], 1);
+                IngestOutcome single = await TryAppendAsync([webhook]);
                 if (single == IngestOutcome.RejectedByDatabase)
                 {
                     single = await DeadLetterAsync(webhook);
@@ -219,9 +219,9 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     }
 
     /// <summary>Appends every unscreened record of the batch to the inbox in one transaction; the outcome is final.</summary>
-    private async Task<IngestOutcome> TryAppendAsync(List<ParsedWebhook> batch, int webhooks)
+    private async Task<IngestOutcome> TryAppendAsync(List<ParsedWebhook> batch)
     {
-        if (!HasUnscreened(batch))
+        if (InboxAppender.CountUnscreened(batch) == 0)
         {
             // Every record was screened as already stored: there is nothing to write, and the retry is answered 200.
             return IngestOutcome.Committed;
@@ -230,45 +230,27 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         long started = Stopwatch.GetTimestamp();
         try
         {
-            int records = await AppendAsync(batch);
-            _metrics.BatchAppended(webhooks, records, Stopwatch.GetElapsedTime(started));
+            await (await EnsureAppenderAsync()).AppendAsync(batch);
+            _metrics.BatchAppended(batch.Count, Stopwatch.GetElapsedTime(started));
             return IngestOutcome.Committed;
         }
         catch (PostgresException e) when (SqlStates.IsDataError(e))
         {
             _refusal = e;
-            Log.DataRejected(_logger, _id, webhooks, e.SqlState, e.MessageText);
+            Log.DataRejected(_logger, _id, batch.Count, e.SqlState, e.MessageText);
             return IngestOutcome.RejectedByDatabase;
         }
         catch (Exception e)
         {
-            // The COPY rolled back, or its commit's fate is unknown: the webhooks are answered 503 and Meta redelivers
+            // The append rolled back, or its commit's fate is unknown: the webhooks are answered 503 and Meta redelivers
             // them; if the commit did happen, the sequencer drops the redelivered copies.
-            Log.WriteFailed(_logger, _id, webhooks, e);
+            Log.WriteFailed(_logger, _id, batch.Count, e);
             _metrics.WriteFailed();
             await ResetConnectionAsync();
             _reconnectNotBefore = Stopwatch.GetTimestamp() + (_options.ReconnectBackoffMilliseconds * Stopwatch.Frequency / 1000);
             return IngestOutcome.Unavailable;
         }
     }
-
-    private static bool HasUnscreened(List<ParsedWebhook> batch)
-    {
-        foreach (ParsedWebhook webhook in batch)
-        {
-            foreach (ref readonly StagedRecord record in webhook.Records)
-            {
-                if (!record.Screened)
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
-
-    private async Task<int> AppendAsync(List<ParsedWebhook> batch) => await (await EnsureAppenderAsync()).AppendAsync(batch);
 
     /// <summary>
     /// Keeps a webhook that PostgreSQL refused in <c>dead_letters</c>, with its exact signed body and the reason, and

@@ -149,7 +149,7 @@ internal sealed class IngestMetrics
     public void ObserveSequencer(Func<int> shards) =>
         _meter.CreateObservableGauge("memo.sequencer.shards", shards, "{shard}", "Account shards this instance's sequencers own (64 across all instances).");
 
-    public void BatchAppended(int webhooks, int records, TimeSpan elapsed)
+    public void BatchAppended(int webhooks, TimeSpan elapsed)
     {
         if (_batchWebhooks.Enabled)
         {

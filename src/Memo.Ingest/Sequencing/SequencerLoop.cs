@@ -38,8 +38,10 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         SingleReader = true,
     });
 
-    private readonly List<int> _owned = [];
-    private int[] _ownedArray = [];
+    // The shards this session holds, sorted: the sequencer statement's parameter as it is, replaced (never changed in
+    // place) by RebalanceAsync, so the gauge can read it from another thread.
+    private int[] _owned = [];
+    private long _recordsSequenced;
     private readonly List<int> _assigned = [];
     private readonly List<int> _members = [];
     private readonly List<CommittedEvent> _events = [];
@@ -65,10 +67,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     }
 
     /// <summary>Shards this session holds right now (a gauge).</summary>
-    public int OwnedShards => Volatile.Read(ref _ownedCount);
-
-    private int _ownedCount;
-    private long _recordsSequenced;
+    public int OwnedShards => Volatile.Read(ref _owned).Length;
 
     /// <summary>Inbox records this session has taken (and deleted) so far.</summary>
     public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced);
@@ -98,7 +97,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                         await RebalanceAsync();
                     }
 
-                    if (_owned.Count > 0)
+                    if (_owned.Length > 0)
                     {
                         full = await RoundAsync();
                     }
@@ -147,7 +146,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private async Task<bool> RoundAsync()
     {
         _lastRoundStarted = Stopwatch.GetTimestamp();
-        ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _ownedArray;
+        ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
         ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
         _events.Clear();
         long taken = 0;
@@ -214,7 +213,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         try
         {
             await using NpgsqlCommand command = new(SequencerSql.DeadLetterOldest, _connection);
-            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = _ownedArray });
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = _owned });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
             object? account = await command.ExecuteScalarAsync();
@@ -276,6 +275,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         ShardAssignment.For(_members.IndexOf(_memberSlot), _members.Count, SequencerSql.ShardCount, _assigned);
+        List<int> owned = [.. _owned];
         int[] release = [.. _owned.Where(s => !_assigned.Contains(s))];
         int[] acquire = [.. _assigned.Where(s => !_owned.Contains(s))];
         if (release.Length > 0)
@@ -283,7 +283,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             await using NpgsqlCommand command = new(SequencerSql.Release, _connection);
             command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = release });
             await command.ExecuteScalarAsync();
-            _owned.RemoveAll(release.Contains);
+            owned.RemoveAll(release.Contains);
         }
 
         if (acquire.Length > 0)
@@ -293,19 +293,18 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                _owned.Add(reader.GetInt32(0));
+                owned.Add(reader.GetInt32(0));
             }
         }
 
-        _owned.Sort();
-        _ownedArray = [.. _owned];
-        Volatile.Write(ref _ownedCount, _owned.Count);
+        owned.Sort();
+        Volatile.Write(ref _owned, [.. owned]);
         // Shards still held by a session that is leaving are retried sooner than the regular interval.
-        int interval = _owned.Count < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
+        int interval = _owned.Length < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
         _nextRebalance = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
         if (release.Length > 0 || acquire.Length > 0)
         {
-            Log.Rebalanced(_logger, _id, _members.Count, _owned.Count);
+            Log.Rebalanced(_logger, _id, _members.Count, _owned.Length);
         }
     }
 
@@ -353,9 +352,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
     private async ValueTask ResetAsync()
     {
-        _owned.Clear();
-        _ownedArray = [];
-        Volatile.Write(ref _ownedCount, 0);
+        Volatile.Write(ref _owned, []);
         _memberSlot = -1;
         if (_drain is not null)
         {

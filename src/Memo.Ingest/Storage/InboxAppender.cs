@@ -13,12 +13,11 @@ namespace Memo.Ingest.Storage;
 /// one round trip and no statement to parse. Binary COPY needs two round trips and sets up each COPY anew; measured on
 /// our machine it cost PostgreSQL 200 µs for 8 rows against 145 µs for the INSERT, and 145 µs against 100 µs for one
 /// row (docs/PERFORMANCE.md). From <see cref="CopyFromRows"/> rows on, COPY's cheaper rows win and it is used.
-/// Values go in straight from the webhooks' UTF-8 arenas (no strings), the raw JSON as bytea.
+/// Both ways write the same row (<see cref="InboxRow"/>).
 /// </summary>
 internal sealed class InboxAppender : IAsyncDisposable
 {
     public const int CopyFromRows = 64;
-    private const int Columns = 12;
 
     // One prepared command per power of two below CopyFromRows: a count below it is a sum of distinct ones.
     private readonly NpgsqlBatchCommand[] _inserts = new NpgsqlBatchCommand[6];
@@ -46,8 +45,8 @@ internal sealed class InboxAppender : IAsyncDisposable
         return appender;
     }
 
-    /// <summary>Appends every record of <paramref name="batch"/> not screened as already stored; returns how many.</summary>
-    public async Task<int> AppendAsync(IReadOnlyList<ParsedWebhook> batch)
+    /// <summary>The records of <paramref name="batch"/> that are to be appended: those not screened as already stored.</summary>
+    public static int CountUnscreened(IReadOnlyList<ParsedWebhook> batch)
     {
         int count = 0;
         foreach (ParsedWebhook webhook in batch)
@@ -58,15 +57,22 @@ internal sealed class InboxAppender : IAsyncDisposable
             }
         }
 
+        return count;
+    }
+
+    /// <summary>Appends every record of <paramref name="batch"/> not screened as already stored.</summary>
+    public async Task AppendAsync(IReadOnlyList<ParsedWebhook> batch)
+    {
+        int count = CountUnscreened(batch);
         if (count >= CopyFromRows)
         {
             await CopyAsync(batch);
-            return count;
+            return;
         }
 
         if (count == 0)
         {
-            return 0;
+            return;
         }
 
         // Largest chunk first, so that inbox ids follow the records' order (the sequencer numbers by id).
@@ -83,14 +89,13 @@ internal sealed class InboxAppender : IAsyncDisposable
             for (int row = 0; row < 1 << k; row++)
             {
                 rows.MoveNext();
-                Bind(insert.Parameters, row * Columns, rows.Webhook.Arena, in rows.Record);
+                Bind(insert.Parameters, row * InboxRow.Columns, rows.Webhook.Arena, in rows.Record);
             }
 
             _batch.BatchCommands.Add(insert);
         }
 
         await _batch.ExecuteNonQueryAsync();
-        return count;
     }
 
     private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch)
@@ -102,7 +107,7 @@ internal sealed class InboxAppender : IAsyncDisposable
             {
                 if (!webhook[i].Screened)
                 {
-                    await InboxRowWriter.WriteAsync(importer, webhook.Arena, webhook[i], CancellationToken.None);
+                    await InboxRow.WriteAsync(importer, webhook.Arena, webhook[i], CancellationToken.None);
                 }
             }
         }
@@ -112,52 +117,36 @@ internal sealed class InboxAppender : IAsyncDisposable
 
     private static void Bind(NpgsqlParameterCollection parameters, int at, Utf8Arena arena, in StagedRecord record)
     {
-        ((NpgsqlParameter<short>)parameters[at]).TypedValue = (short)record.Kind;
-        Text(parameters[at + 1], arena, record.Account);
-        Text(parameters[at + 2], arena, record.DisplayPhoneNumber);
-        Text(parameters[at + 3], arena, record.WabaId);
-        Text(parameters[at + 4], arena, record.Id);
-        Text(parameters[at + 5], arena, record.WaId);
-        ((NpgsqlParameter<long?>)parameters[at + 6]).TypedValue =
-            record.Kind is RecordKind.Message or RecordKind.Status ? record.Timestamp : null;
-        Text(parameters[at + 7], arena, record.Type);
-        Text(parameters[at + 8], arena, record.Body);
-        Text(parameters[at + 9], arena, record.ContextId);
-        Text(parameters[at + 10], arena, record.Errors);
-        Text(parameters[at + 11], arena, record.Payload);
+        ((NpgsqlParameter<short>)parameters[at]).TypedValue = InboxRow.Kind(record);
+        ((NpgsqlParameter<long?>)parameters[at + 1]).TypedValue = InboxRow.Timestamp(record);
+        for (int i = 0; i < InboxRow.Slices; i++)
+        {
+            Utf8Range value = InboxRow.Slice(record, i);
+            // The cast matters: "? null : memory" would type the null as ReadOnlyMemory<byte> (through byte[]), an empty value.
+            ((NpgsqlParameter<ReadOnlyMemory<byte>?>)parameters[at + 2 + i]).TypedValue =
+                value.IsNull ? (ReadOnlyMemory<byte>?)null : arena.GetMemory(value);
+        }
     }
-
-    // The cast matters: "? null : memory" would type the null as ReadOnlyMemory<byte> (through byte[]), an empty value.
-    private static void Text(NpgsqlParameter parameter, Utf8Arena arena, Utf8Range value) =>
-        ((NpgsqlParameter<ReadOnlyMemory<byte>?>)parameter).TypedValue = value.IsNull ? (ReadOnlyMemory<byte>?)null : arena.GetMemory(value);
 
     private static NpgsqlBatchCommand CreateInsert(int rows)
     {
-        var sql = new StringBuilder("INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, ts, type, body, context_id, errors, payload) VALUES ");
+        var sql = new StringBuilder($"INSERT INTO inbox ({InboxSql.Columns}) VALUES ");
         var command = new NpgsqlBatchCommand();
         for (int row = 0; row < rows; row++)
         {
             sql.Append(row == 0 ? "(" : ", (");
-            for (int column = 0; column < Columns; column++)
+            for (int column = 0; column < InboxRow.Columns; column++)
             {
-                sql.Append(column == 0 ? "$" : ", $").Append((row * Columns) + column + 1);
+                sql.Append(column == 0 ? "$" : ", $").Append((row * InboxRow.Columns) + column + 1);
             }
 
             sql.Append(')');
             command.Parameters.Add(new NpgsqlParameter<short> { NpgsqlDbType = NpgsqlDbType.Smallint });
-            for (int column = 1; column <= 5; column++)
-            {
-                command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = NpgsqlDbType.Text });
-            }
-
             command.Parameters.Add(new NpgsqlParameter<long?> { NpgsqlDbType = NpgsqlDbType.Bigint });
-            for (int column = 7; column <= 9; column++)
+            for (int i = 0; i < InboxRow.Slices; i++)
             {
-                command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = NpgsqlDbType.Text });
+                command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = InboxRow.SliceType(i) });
             }
-
-            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = NpgsqlDbType.Bytea });
-            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = NpgsqlDbType.Bytea });
         }
 
         command.CommandText = sql.ToString();

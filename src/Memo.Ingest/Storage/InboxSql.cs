@@ -1,16 +1,17 @@
 namespace Memo.Ingest.Storage;
 
 /// <summary>
-/// The acknowledgement's SQL: one binary COPY of a batch's records into <c>inbox</c>, in autocommit (the COPY is its
-/// own transaction). It takes no lock and reads nothing, so writers on any number of instances never wait for each
-/// other; ordering and deduplication happen later, in the sequencer (<see cref="SequencerSql"/>).
+/// The acknowledgement's SQL: a batch's records appended to <c>inbox</c> in one implicit transaction (prepared
+/// INSERTs or one binary COPY, <see cref="InboxAppender"/>). It takes no lock and reads nothing, so writers on any
+/// number of instances never wait for each other; ordering and deduplication happen later, in the sequencer
+/// (<see cref="Sequencing.SequencerSql"/>).
 /// </summary>
 internal static class InboxSql
 {
-    public const string Copy = """
-        COPY inbox (kind, account, display_phone, waba_id, msg_id, wa_id, ts, type, body, context_id, errors, payload)
-        FROM STDIN (FORMAT BINARY)
-        """;
+    /// <summary>The columns a row is written in, by either way in (<see cref="InboxRow"/>).</summary>
+    public const string Columns = "kind, ts, account, display_phone, waba_id, msg_id, wa_id, type, body, context_id, errors, payload";
+
+    public const string Copy = $"COPY inbox ({Columns}) FROM STDIN (FORMAT BINARY)";
 
     /// <summary>
     /// Keeps a whole signed webhook that PostgreSQL refused even as inbox rows. $1 SQLSTATE, $2 reason, $3 body.

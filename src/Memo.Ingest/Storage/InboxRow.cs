@@ -1,0 +1,64 @@
+using Memo.Ingest.Webhooks.Parsing;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Memo.Ingest.Storage;
+
+/// <summary>
+/// One parsed record as a row of <c>inbox</c>, in the column order of <see cref="InboxSql.Columns"/>: the one mapping
+/// that both ways in (prepared INSERTs and binary COPY, <see cref="InboxAppender"/>) use. Text and the raw JSON are
+/// written straight from the webhook's UTF-8 arena as <see cref="ReadOnlyMemory{T}"/> (no string per value); the raw
+/// JSON goes in as bytea, byte for byte (no jsonb parse on the acknowledgement).
+/// </summary>
+internal static class InboxRow
+{
+    public const int Columns = 12;
+
+    /// <summary>Columns after <c>kind</c> and <c>ts</c> that hold a slice of the arena.</summary>
+    public const int Slices = Columns - 2;
+
+    public static short Kind(in StagedRecord record) => (short)record.Kind;
+
+    public static long? Timestamp(in StagedRecord record) =>
+        record.Kind is RecordKind.Message or RecordKind.Status ? record.Timestamp : null;
+
+    /// <summary>The <paramref name="index"/>th arena column (0 to <see cref="Slices"/> - 1).</summary>
+    public static Utf8Range Slice(in StagedRecord record, int index) => index switch
+    {
+        0 => record.Account,
+        1 => record.DisplayPhoneNumber,
+        2 => record.WabaId,
+        3 => record.Id,
+        4 => record.WaId,
+        5 => record.Type,
+        6 => record.Body,
+        7 => record.ContextId,
+        8 => record.Errors,
+        _ => record.Payload,
+    };
+
+    /// <summary>The last two arena columns are raw JSON (bytea); the others text.</summary>
+    public static NpgsqlDbType SliceType(int index) => index >= 8 ? NpgsqlDbType.Bytea : NpgsqlDbType.Text;
+
+    public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
+    {
+        await importer.StartRowAsync(cancellationToken);
+        await importer.WriteAsync(Kind(record), NpgsqlDbType.Smallint, cancellationToken);
+        if (Timestamp(record) is long timestamp)
+        {
+            await importer.WriteAsync(timestamp, NpgsqlDbType.Bigint, cancellationToken);
+        }
+        else
+        {
+            await importer.WriteNullAsync(cancellationToken);
+        }
+
+        for (int i = 0; i < Slices; i++)
+        {
+            Utf8Range value = Slice(record, i);
+            await (value.IsNull
+                ? importer.WriteNullAsync(cancellationToken)
+                : importer.WriteAsync(arena.GetMemory(value), SliceType(i), cancellationToken));
+        }
+    }
+}
