@@ -28,6 +28,11 @@ public sealed class AllocationBudgetTests
 {
     private const int Operations = 200;
 
+    private const int Rounds = 3;
+
+    /// <summary>More calls than the runtime's tier-up threshold (30), so that the measured rounds run tier-1 code.</summary>
+    private const int WarmUpOperations = 50;
+
     private static readonly IReadOnlyDictionary<string, long> Budgets = ReadBudgets();
 
     public static TheoryData<string> HotPaths() => [.. HotPathFactories.Keys];
@@ -105,18 +110,25 @@ public sealed class AllocationBudgetTests
         }
 
         Action operation = HotPathFactories[path]();
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < WarmUpOperations; i++)
         {
-            operation(); // warm up: grow pooled buffers, JIT, create metric points
+            operation(); // warm up: grow pooled buffers, JIT through the tiers, create metric points
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < Operations; i++)
+        // The least of a few rounds: an allocation made once by the runtime on this thread (a tier-up, a lazily built
+        // cache; seen on CI as 4.4 KB in one round) is not the path's, while a per-operation allocation shows in every round.
+        double perOperation = double.MaxValue;
+        for (int round = 0; round < Rounds; round++)
         {
-            operation();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < Operations; i++)
+            {
+                operation();
+            }
+
+            perOperation = Math.Min(perOperation, (GC.GetAllocatedBytesForCurrentThread() - before) / (double)Operations);
         }
 
-        double perOperation = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)Operations;
         Assert.True(perOperation <= Budgets[path], $"{path}: {perOperation:F1} B per operation, budget {Budgets[path]} B (bench/allocation-budget.json)");
     }
 
