@@ -78,6 +78,7 @@ internal static class SyncEndpoints
             json.WriteStartObject();
             json.WriteStartArray("items");
             long latestSeq = 0;
+            long lastItemSeq = 0;
             int count = 0;
             bool hasMore = false;
             while (await reader.ReadAsync(context.RequestAborted))
@@ -94,6 +95,8 @@ internal static class SyncEndpoints
                     break;
                 }
 
+                lastItemSeq = reader.GetInt64(1);
+
                 switch (collection)
                 {
                     case SyncCollection.Messages: SyncItemWriter.WriteMessage(json, reader); break;
@@ -108,7 +111,10 @@ internal static class SyncEndpoints
             }
 
             json.WriteEndArray();
-            json.WriteNumber("latest_seq", latestSeq);
+            // latest_seq is the cursor to continue from: the page's last item while more follow (the account's latest
+            // seq would skip the rows between), else the account's latest seq in this snapshot (every seq up to it
+            // is visible, as seqs commit in order, and none of them belongs to this collection past the last item).
+            json.WriteNumber("latest_seq", hasMore ? lastItemSeq : Math.Max(latestSeq, lastItemSeq));
             json.WriteBoolean("has_more", hasMore);
             json.WriteEndObject();
             await json.FlushAsync(context.RequestAborted);
