@@ -42,7 +42,8 @@ public class FanOutBenchmarks
     public void FreshQueues()
     {
         var options = new StreamOptions { QueueCapacity = int.MaxValue };
-        _sessions = [.. Enumerable.Range(0, Subscribers).Select(_ => new StreamSession(new Dictionary<string, long> { ["106540352242922"] = 0 }, options, _metrics, "websocket"))];
+        _sessions = [.. Enumerable.Range(0, Subscribers).Select(_ => new StreamSession(new Dictionary<string, long> { ["106540352242922"] = 0 }, options, _metrics, "websocket",
+            DateTimeOffset.MaxValue, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))];
         _channels = [.. Enumerable.Range(0, Subscribers).Select(static _ => Channel.CreateUnbounded<StreamEvent[]>(new UnboundedChannelOptions { SingleReader = true }))];
     }
 

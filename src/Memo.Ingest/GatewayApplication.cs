@@ -94,9 +94,9 @@ public static partial class GatewayApplication
         builder.Services.AddSingleton<GatewayRedis>();
         builder.Services.AddSingleton<DuplicateScreen>();
         // Registered in this order because hosted services stop in reverse order: the writers drain the queue into the
-        // inbox, then the sequencers drain the inbox (and publish), then the bus stops.
-        builder.Services.AddSingleton<EventBus>();
-        builder.Services.AddHostedService(static sp => sp.GetRequiredService<EventBus>());
+        // inbox, then the sequencers drain the inbox (and announce), then the stream hub stops.
+        builder.Services.AddSingleton<StreamHub>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<StreamHub>());
         builder.Services.AddSingleton<Sequencer>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<Sequencer>());
         builder.Services.AddSingleton<InboxBacklog>();
@@ -110,8 +110,6 @@ public static partial class GatewayApplication
         builder.Services.AddSingleton<ObjectPool<ParsedWebhook>>(
             new DefaultObjectPool<ParsedWebhook>(new DefaultPooledObjectPolicy<ParsedWebhook>(), maximumRetained: 256));
         builder.Services.AddSingleton<WebhookReceiver>();
-        builder.Services.AddSingleton<StreamHub>();
-        builder.Services.AddHostedService(static sp => sp.GetRequiredService<StreamHub>());
 
         configure?.Invoke(builder);
         WebApplication app = builder.Build();

@@ -26,7 +26,7 @@ public sealed class StreamTests(PostgresFixture postgres)
         await sseOnA.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "SSE ready");
         await wsOnB.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "WebSocket ready");
 
-        await EventBusTests.SendConcurrentlyAsync(a, accounts, messagesPerAccount: 30);
+        await LiveEventTests.SendConcurrentlyAsync(a, accounts, messagesPerAccount: 30);
 
         await AssertEveryLoggedEventOnceAsync(database, sseOnA, ["PNs1", "PNs2"], after: 0);
         await AssertEveryLoggedEventOnceAsync(database, wsOnB, accounts, after: 0);
@@ -46,7 +46,7 @@ public sealed class StreamTests(PostgresFixture postgres)
         {
             for (int round = 0; !stop.IsCancellationRequested; round++)
             {
-                await EventBusTests.SendConcurrentlyAsync(gateway, accounts, messagesPerAccount: 4, tag: $"r{round}");
+                await LiveEventTests.SendConcurrentlyAsync(gateway, accounts, messagesPerAccount: 4, tag: $"r{round}");
             }
         });
 
@@ -100,7 +100,7 @@ public sealed class StreamTests(PostgresFixture postgres)
         await Assert.ThrowsAsync<WebSocketException>(() => StreamClient.OpenWebSocketAsync(gateway.Address, "not-a-token", "PNalice"));
 
         await using StreamClient alice = await StreamClient.OpenWebSocketAsync(gateway.Address, aliceToken, "PNalice", since: "PNalice:0");
-        await EventBusTests.SendConcurrentlyAsync(gateway, ["PNalice", "PNbob"], messagesPerAccount: 10);
+        await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNalice", "PNbob"], messagesPerAccount: 10);
         await AssertEveryLoggedEventOnceAsync(database, alice, ["PNalice"], after: 0);
         Assert.All(alice.Events, static e => Assert.Equal("PNalice", e.Account));
     }

@@ -54,15 +54,19 @@ public sealed class AllocationBudgetTests
             };
         },
         ["metrics: record a webhook and a batch"] = RecordMetrics,
-        ["bus frame for one event"] = () =>
+        ["event frame: read one event of an unfollowed account"] = () =>
         {
-            var frame = new ArrayBufferWriter<byte>(256);
-            var committed = new CommittedEvent("106540352242922", 18231, EventKind.MessageStatus, "wamid.x", "read", 1700000000);
+            var output = new ArrayBufferWriter<byte>(1024);
+            EventFrame.WriteHeader(output, Guid.Empty);
+            int lengthAt = EventFrame.BeginEvent(output, "106540352242922", 18231, EventKind.MessageStatus);
+            output.Write(new byte[600]);
+            EventFrame.EndEvent(output, lengthAt);
+            EventFrame.SetCount(output, 1);
+            byte[] frame = output.WrittenSpan.ToArray();
             return () =>
             {
-                frame.ResetWrittenCount();
-                EventFrame.WriteHeader(frame, Guid.Empty, 1);
-                EventFrame.WriteEvent(frame, committed);
+                var reader = new EventFrame.Reader(frame);
+                Require(reader.TryReadNext(out ReadOnlySpan<byte> account, out _, out _, out ReadOnlySpan<byte> json) && account.Length == 15 && json.Length == 600);
             };
         },
         ["SSE frame for one event, per connection"] = () =>
@@ -87,7 +91,8 @@ public sealed class AllocationBudgetTests
             ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
             var metrics = new IngestMetrics(services.GetRequiredService<IMeterFactory>());
             StreamEvent[] events = [new StreamEvent("106540352242922", 1, EventKind.MessageCreated, new byte[600])];
-            var session = new StreamSession(new Dictionary<string, long> { ["106540352242922"] = 0 }, new StreamOptions { QueueCapacity = int.MaxValue }, metrics, "sse");
+            var session = new StreamSession(new Dictionary<string, long> { ["106540352242922"] = 0 }, new StreamOptions { QueueCapacity = int.MaxValue }, metrics, "sse",
+                DateTimeOffset.MaxValue, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
             return () => session.Offer(events);
         },
     };
@@ -167,7 +172,7 @@ public sealed class AllocationBudgetTests
             metrics.SequencerRound(14, summary, TimeSpan.FromMilliseconds(4), TimeSpan.FromMilliseconds(2));
             metrics.DuplicatesScreened(5, 1);
             metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));
-            metrics.BusEventDelivered();
+            metrics.LiveEventsDispatched(3);
         };
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 using Memo.Ingest.Events;
 using Memo.Ingest.Ingest;
 using Xunit;
@@ -7,45 +8,71 @@ namespace Memo.Ingest.Tests;
 
 public sealed class EventFrameTests
 {
+    private static readonly (string Account, long Seq, EventKind Kind, string Json)[] Written =
+    [
+        ("PN1", 41, EventKind.MessageCreated, """{"type":"event","seq":41}"""),
+        ("PN1", 42, EventKind.MessageStatus, ""),
+        ("PN\u00e9\U0001F600", 7, EventKind.ContactUpdated, """{"text":"J\u00f6rg \U0001F600"}"""),
+    ];
+
     [Fact]
-    public void A_frame_round_trips_every_field_including_null_status_and_non_ascii_text()
+    public void A_frame_round_trips_every_field_including_empty_and_non_ascii_text()
     {
         var origin = Guid.NewGuid();
-        var output = new ArrayBufferWriter<byte>();
-        CommittedEvent[] written =
-        [
-            new("PN1", 41, EventKind.MessageCreated, "wamid.a", null, 0),
-            new("PN1", 42, EventKind.MessageStatus, "wamid.a", "read", 1700000000),
-            new("PN2", 7, EventKind.ContactUpdated, "49\u00e9\U0001F600", "", -1),
-        ];
-        EventFrame.WriteHeader(output, origin, written.Length);
-        foreach (CommittedEvent committed in written)
+        byte[] frame = Write(origin);
+
+        Assert.True(EventFrame.TryReadOrigin(frame, out Guid decodedOrigin));
+        Assert.Equal(origin, decodedOrigin);
+        var read = new List<(string, long, EventKind, string)>();
+        var reader = new EventFrame.Reader(frame);
+        while (reader.TryReadNext(out ReadOnlySpan<byte> account, out long seq, out EventKind kind, out ReadOnlySpan<byte> json))
         {
-            EventFrame.WriteEvent(output, committed);
+            read.Add((Encoding.UTF8.GetString(account), seq, kind, Encoding.UTF8.GetString(json)));
         }
 
-        var events = new List<CommittedEvent>();
-        Guid decodedOrigin = EventFrame.Read(output.WrittenSpan, events);
-
-        Assert.Equal(origin, decodedOrigin);
-        Assert.Equal(written, events);
+        Assert.Equal(Written, read);
     }
 
     [Fact]
     public void Truncated_foreign_or_padded_frames_are_refused()
     {
-        var output = new ArrayBufferWriter<byte>();
-        EventFrame.WriteHeader(output, Guid.NewGuid(), 1);
-        EventFrame.WriteEvent(output, new CommittedEvent("PN1", 1, EventKind.MessageCreated, "w", null, 0));
-        byte[] frame = output.WrittenSpan.ToArray();
+        byte[] frame = Write(Guid.NewGuid());
 
         for (int length = 0; length < frame.Length; length++)
         {
-            Assert.Throws<FormatException>(() => EventFrame.Read(frame.AsSpan(0, length), []));
+            Assert.Throws<FormatException>(() => ReadAll(frame.AsSpan(0, length)));
         }
 
-        Assert.Throws<FormatException>(() => EventFrame.Read([.. frame, 0], []));
-        frame[0] = 2;
-        Assert.Throws<FormatException>(() => EventFrame.Read(frame, []));
+        Assert.Throws<FormatException>(() => ReadAll([.. frame, 0]));
+        frame[0] = 1;
+        Assert.Throws<FormatException>(() => ReadAll(frame));
+        Assert.False(EventFrame.TryReadOrigin(frame, out _));
+    }
+
+    private static byte[] Write(Guid origin)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        EventFrame.WriteHeader(output, origin);
+        foreach ((string account, long seq, EventKind kind, string json) in Written)
+        {
+            int lengthAt = EventFrame.BeginEvent(output, account, seq, kind);
+            output.Write(Encoding.UTF8.GetBytes(json));
+            EventFrame.EndEvent(output, lengthAt);
+        }
+
+        EventFrame.SetCount(output, Written.Length);
+        return output.WrittenSpan.ToArray();
+    }
+
+    private static int ReadAll(ReadOnlySpan<byte> frame)
+    {
+        int count = 0;
+        var reader = new EventFrame.Reader(frame);
+        while (reader.TryReadNext(out _, out _, out _, out _))
+        {
+            count++;
+        }
+
+        return count;
     }
 }

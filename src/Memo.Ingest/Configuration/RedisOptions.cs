@@ -23,14 +23,4 @@ public sealed class RedisOptions
 
     /// <summary>The pub/sub channel (after <see cref="KeyPrefix"/>) that carries committed events between instances.</summary>
     public string EventChannel { get; set; } = "events";
-
-    /// <summary>
-    /// How often each instance checks the event log for events of the accounts it follows that pub/sub never
-    /// brought (published while Redis was down, say). This bounds how late such an event can be.
-    /// </summary>
-    public int SweepIntervalMilliseconds { get; set; } = 5000;
-
-    /// <summary>How many received event frames may wait for this instance's dispatcher; past that, it catches up
-    /// from PostgreSQL instead.</summary>
-    public int EventQueueCapacity { get; set; } = 4096;
 }

@@ -21,6 +21,23 @@ public sealed class StreamOptions
     /// <summary>SSE comment / WebSocket ping interval; a WebSocket peer that does not answer within it is dropped.</summary>
     public int HeartbeatSeconds { get; set; } = 15;
 
-    /// <summary>Events read from PostgreSQL per query when a client catches up.</summary>
+    /// <summary>Events read from PostgreSQL per query when a client replays from its cursor (or the hub repairs).</summary>
     public int ReplayPageSize { get; set; } = 500;
+
+    /// <summary>
+    /// The most event JSON one replay page holds. A page is written and flushed, and the next one read only once the
+    /// client has taken most of it, so a replaying client holds about three times this much of the server's memory
+    /// (the page, its bytes in the response pipe, the transport's own buffer), whatever the size of its history.
+    /// </summary>
+    public int ReplayPageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// The longest an announcement lost on its way (a Redis outage, a dropped frame) delays the events of a followed
+    /// account, also under steady traffic on other accounts: the hub's sweep finds and repairs it within this.
+    /// </summary>
+    public int LiveRepairMilliseconds { get; set; } = 1000;
+
+    /// <summary>Announced frames that may wait for this instance's dispatcher; past that, they are dropped and their
+    /// events repaired from the log.</summary>
+    public int DispatchQueueFrames { get; set; } = 4096;
 }

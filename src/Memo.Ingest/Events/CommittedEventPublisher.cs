@@ -1,39 +1,63 @@
 using System.Buffers;
+using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Streams;
 using Memo.Ingest.Testing;
 using Memo.Redis;
 using Memo.Redis.Protocol;
+using Npgsql;
 
 namespace Memo.Ingest.Events;
 
 /// <summary>
-/// Hands the events of one committed sequencer round to this instance's <see cref="EventBus"/> and publishes the same
-/// frame on Redis for the other instances. One per sequencer loop (its buffers are reused round after round). Redis
-/// is waited for at most the screening timeout; an event it loses is repaired by the other instances' buses from the
-/// event log, so nothing here can hold the sequencer back.
+/// Announces the events of one committed sequencer round: while the sequencer reads its statement's result, each event
+/// is encoded once, as clients will receive it, into one <see cref="EventFrame"/>; after the commit the frame goes to
+/// this instance's <see cref="StreamHub"/> and, with one PUBLISH, to every other instance's. One per sequencer loop
+/// (its buffers are reused round after round). Redis is waited for at most the screening timeout; an announcement it
+/// loses is repaired by the other instances' hubs from the event log, so nothing here can hold the sequencer back.
 /// </summary>
-internal sealed class CommittedEventPublisher(EventBus bus, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults) : IDisposable
+internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults) : IDisposable
 {
-    private readonly ArrayBufferWriter<byte> _frame = new(4096);
+    private ArrayBufferWriter<byte> _frame = new(64 * 1024);
+    private readonly StreamEventEncoder _encoder = new();
     private readonly RespCommandBuffer _commands = new(4096);
     private readonly TimeSpan _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
+    private int _count;
 
-    public async ValueTask PublishAsync(List<CommittedEvent> events)
+    /// <summary>Starts a new round's frame (whatever an unfinished round added is dropped).</summary>
+    public void Begin()
     {
-        if (events.Count == 0)
+        if (_frame.Capacity > 4 * 1024 * 1024)
+        {
+            // One huge round (a history backfill) should not pin its buffer for the life of the process.
+            _frame = new ArrayBufferWriter<byte>(64 * 1024);
+        }
+
+        _frame.ResetWrittenCount();
+        EventFrame.WriteHeader(_frame, hub.InstanceId);
+        _count = 0;
+    }
+
+    /// <summary>Encodes the event on the sequencer's current result row.</summary>
+    public void Add(string account, long seq, EventKind kind, NpgsqlDataReader row, StreamEventEncoder.Layout layout)
+    {
+        int lengthAt = EventFrame.BeginEvent(_frame, account, seq, kind);
+        _encoder.Write(_frame, account, seq, kind, row, layout);
+        EventFrame.EndEvent(_frame, lengthAt);
+        _count++;
+    }
+
+    /// <summary>Announces the round's events; call only once they are committed.</summary>
+    public async ValueTask PublishAsync()
+    {
+        if (_count == 0)
         {
             return;
         }
 
-        _frame.ResetWrittenCount();
-        EventFrame.WriteHeader(_frame, bus.InstanceId, events.Count);
-        foreach (CommittedEvent committed in events)
-        {
-            EventFrame.WriteEvent(_frame, committed);
-        }
-
-        bus.DeliverLocal(_frame.WrittenSpan);
+        EventFrame.SetCount(_frame, _count);
+        hub.Announce(_frame.WrittenSpan);
         RedisConnection? connection = redis.Commands;
         if (connection is null || !connection.IsConnected || faults.Fires(FaultInjector.LosePublish))
         {
@@ -41,7 +65,7 @@ internal sealed class CommittedEventPublisher(EventBus bus, GatewayRedis redis, 
         }
 
         _commands.Reset();
-        _commands.Command(3).Argument("PUBLISH"u8).Argument(bus.ChannelName).Argument(_frame.WrittenSpan);
+        _commands.Command(3).Argument("PUBLISH"u8).Argument(hub.ChannelName).Argument(_frame.WrittenSpan);
         try
         {
             await connection.ExecuteAsync(_commands).WaitAsync(_redisWait);

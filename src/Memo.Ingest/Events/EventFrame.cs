@@ -1,127 +1,141 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 using Memo.Ingest.Ingest;
 
 namespace Memo.Ingest.Events;
 
 /// <summary>
-/// The binary form of one committed batch's events on the Redis channel. Little-endian:
+/// The binary form of one committed sequencer round's events, as this instance's <see cref="Streams.StreamHub"/>
+/// and (on the Redis channel) every other instance's receive it. Little-endian:
 /// <code>
-/// version:u8 = 1, origin:16 bytes (instance id), count:i32,
-/// count × { account:str, seq:i64, kind:u8, key:str, status:str?, ts:i64 }   where str = length:u16 + UTF-8
-/// (length 0xFFFF = null)
+/// version:u8 = 2, origin:16 bytes (instance id), count:i32,
+/// count × { account:u16 length + UTF-8, seq:i64, kind:u8, event:i32 length + the event's client JSON }
 /// </code>
-/// The sequencer writes one frame per committed round, for this instance's bus and for Redis.
+/// The JSON is exactly what stream clients receive (<see cref="Streams.StreamEventEncoder"/>): an instance that
+/// receives a frame hands it on without reading PostgreSQL.
 /// </summary>
 internal static class EventFrame
 {
-    public const byte Version = 1;
-    private const ushort NullLength = ushort.MaxValue;
+    public const byte Version = 2;
     private const int HeaderLength = 1 + 16 + 4;
+    private const int CountOffset = 17;
 
-    public static void WriteHeader(IBufferWriter<byte> output, Guid origin, int count)
+    /// <summary>Starts a frame in an empty <paramref name="output"/>; <see cref="SetCount"/> completes it.</summary>
+    public static void WriteHeader(ArrayBufferWriter<byte> output, Guid origin)
     {
         Span<byte> header = output.GetSpan(HeaderLength);
         header[0] = Version;
         origin.TryWriteBytes(header.Slice(1, 16));
-        BinaryPrimitives.WriteInt32LittleEndian(header.Slice(17, 4), count);
+        BinaryPrimitives.WriteInt32LittleEndian(header.Slice(CountOffset, 4), 0);
         output.Advance(HeaderLength);
     }
 
-    /// <summary>Writes one event as the sequencer read it back from PostgreSQL (its text arrives as strings).</summary>
-    public static void WriteEvent(IBufferWriter<byte> output, CommittedEvent committed)
+    /// <summary>Writes an event's head and returns where its JSON's length goes, for <see cref="EndEvent"/>.</summary>
+    public static int BeginEvent(ArrayBufferWriter<byte> output, string account, long seq, EventKind kind)
     {
-        WriteString(output, committed.Account);
-        Span<byte> middle = output.GetSpan(9);
-        BinaryPrimitives.WriteInt64LittleEndian(middle, committed.Seq);
-        middle[8] = (byte)committed.Kind;
-        output.Advance(9);
-        WriteString(output, committed.Key);
-        WriteString(output, committed.Status);
-        BinaryPrimitives.WriteInt64LittleEndian(output.GetSpan(8), committed.Timestamp);
-        output.Advance(8);
+        int length = Encoding.UTF8.GetByteCount(account);
+        if (length > ushort.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(account), "Account ids are limited to 65535 bytes.");
+        }
+
+        Span<byte> span = output.GetSpan(2 + length + 8 + 1 + 4);
+        BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)length);
+        Encoding.UTF8.GetBytes(account, span[2..]);
+        BinaryPrimitives.WriteInt64LittleEndian(span[(2 + length)..], seq);
+        span[2 + length + 8] = (byte)kind;
+        output.Advance(2 + length + 8 + 1 + 4);
+        return output.WrittenCount - 4;
     }
 
-    /// <summary>Decodes a frame; throws <see cref="FormatException"/> for anything that is not a valid frame.</summary>
-    public static Guid Read(ReadOnlySpan<byte> frame, List<CommittedEvent> events)
+    /// <summary>Records the length of the JSON written since <see cref="BeginEvent"/>.</summary>
+    public static void EndEvent(ArrayBufferWriter<byte> output, int lengthAt) =>
+        BinaryPrimitives.WriteInt32LittleEndian(Writable(output).Slice(lengthAt, 4), output.WrittenCount - lengthAt - 4);
+
+    public static void SetCount(ArrayBufferWriter<byte> output, int count) =>
+        BinaryPrimitives.WriteInt32LittleEndian(Writable(output).Slice(CountOffset, 4), count);
+
+    /// <summary>The instance that wrote <paramref name="frame"/>, or false if it is not a frame of this version.</summary>
+    public static bool TryReadOrigin(ReadOnlySpan<byte> frame, out Guid origin)
     {
+        origin = default;
         if (frame.Length < HeaderLength || frame[0] != Version)
         {
-            throw new FormatException("Not an event frame of a known version.");
+            return false;
         }
 
-        var origin = new Guid(frame.Slice(1, 16));
-        int count = BinaryPrimitives.ReadInt32LittleEndian(frame.Slice(17, 4));
-        ReadOnlySpan<byte> rest = frame[HeaderLength..];
-        for (int i = 0; i < count; i++)
+        origin = new Guid(frame.Slice(1, 16));
+        return true;
+    }
+
+    // The frame is built in place; its header and lengths are completed once what follows them is known.
+    private static Span<byte> Writable(ArrayBufferWriter<byte> output) => MemoryMarshal.AsMemory(output.WrittenMemory).Span;
+
+    /// <summary>Reads a frame's events one by one, without allocating. Throws <see cref="FormatException"/> for
+    /// anything that is not a valid frame.</summary>
+    public ref struct Reader
+    {
+        private ReadOnlySpan<byte> _rest;
+        private int _remaining;
+
+        public Reader(ReadOnlySpan<byte> frame)
         {
-            string account = ReadString(ref rest) ?? throw new FormatException("Event without an account.");
-            if (rest.Length < 9)
+            if (frame.Length < HeaderLength || frame[0] != Version)
+            {
+                throw new FormatException("Not an event frame of a known version.");
+            }
+
+            _remaining = BinaryPrimitives.ReadInt32LittleEndian(frame.Slice(CountOffset, 4));
+            if (_remaining < 0)
+            {
+                throw new FormatException("Negative event count.");
+            }
+
+            _rest = frame[HeaderLength..];
+        }
+
+        public bool TryReadNext(out ReadOnlySpan<byte> account, out long seq, out EventKind kind, out ReadOnlySpan<byte> json)
+        {
+            if (_remaining == 0)
+            {
+                if (!_rest.IsEmpty)
+                {
+                    throw new FormatException("Trailing bytes after the last event.");
+                }
+
+                account = json = default;
+                seq = 0;
+                kind = default;
+                return false;
+            }
+
+            _remaining--;
+            account = Take(ReadLength(2));
+            seq = BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+            kind = (EventKind)Take(1)[0];
+            json = Take(ReadLength(4));
+            return true;
+        }
+
+        private int ReadLength(int width)
+        {
+            ReadOnlySpan<byte> bytes = Take(width);
+            int length = width == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes) : BinaryPrimitives.ReadInt32LittleEndian(bytes);
+            return length >= 0 ? length : throw new FormatException("Negative length in an event frame.");
+        }
+
+        private ReadOnlySpan<byte> Take(int length)
+        {
+            if (_rest.Length < length)
             {
                 throw new FormatException("Truncated event frame.");
             }
 
-            long seq = BinaryPrimitives.ReadInt64LittleEndian(rest);
-            var kind = (EventKind)rest[8];
-            rest = rest[9..];
-            string key = ReadString(ref rest) ?? throw new FormatException("Event without a key.");
-            string? status = ReadString(ref rest);
-            if (rest.Length < 8)
-            {
-                throw new FormatException("Truncated event frame.");
-            }
-
-            long timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest);
-            rest = rest[8..];
-            events.Add(new CommittedEvent(account, seq, kind, key, status, timestamp));
+            ReadOnlySpan<byte> taken = _rest[..length];
+            _rest = _rest[length..];
+            return taken;
         }
-
-        return rest.IsEmpty ? origin : throw new FormatException("Trailing bytes after the last event.");
-    }
-
-    private static void WriteString(IBufferWriter<byte> output, string? value)
-    {
-        if (value is null)
-        {
-            BinaryPrimitives.WriteUInt16LittleEndian(output.GetSpan(2), NullLength);
-            output.Advance(2);
-            return;
-        }
-
-        int length = Encoding.UTF8.GetByteCount(value);
-        if (length >= NullLength)
-        {
-            throw new ArgumentOutOfRangeException(nameof(value), "Event strings are limited to 65534 bytes.");
-        }
-
-        Span<byte> span = output.GetSpan(2 + length);
-        BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)length);
-        Encoding.UTF8.GetBytes(value, span[2..]);
-        output.Advance(2 + length);
-    }
-
-    private static string? ReadString(ref ReadOnlySpan<byte> rest)
-    {
-        if (rest.Length < 2)
-        {
-            throw new FormatException("Truncated event frame.");
-        }
-
-        ushort length = BinaryPrimitives.ReadUInt16LittleEndian(rest);
-        rest = rest[2..];
-        if (length == NullLength)
-        {
-            return null;
-        }
-
-        if (rest.Length < length)
-        {
-            throw new FormatException("Truncated event frame.");
-        }
-
-        string value = Encoding.UTF8.GetString(rest[..length]);
-        rest = rest[length..];
-        return value;
     }
 }

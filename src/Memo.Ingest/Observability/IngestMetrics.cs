@@ -41,6 +41,7 @@ internal sealed class IngestMetrics
     private long _busDelivered;
     private long _busBackfilled;
     private long _busDropped;
+    private long _liveFailures;
     private long _writerRestarts;
     private long _sequencerErrors;
     private long _deadLetteredAck;
@@ -92,10 +93,12 @@ internal sealed class IngestMetrics
             ], "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
         _meter.CreateObservableCounter("memo.redis.reconnects", () => Volatile.Read(ref _redisReconnects), "{connection}",
             "Times the Redis command connection was re-established after being lost.");
-        _meter.CreateObservableCounter("memo.bus.events.delivered", () => Volatile.Read(ref _busDelivered), "{event}",
-            "Committed events handed to this instance's live listeners.");
-        _meter.CreateObservableCounter("memo.bus.events.backfilled", () => Volatile.Read(ref _busBackfilled), "{event}",
-            "Events read from PostgreSQL because pub/sub missed or reordered them.");
+        _meter.CreateObservableCounter("memo.live.events.dispatched", () => Volatile.Read(ref _busDelivered), "{event}",
+            "Announced events of accounts followed on this instance, handed to their feeds.");
+        _meter.CreateObservableCounter("memo.live.events.repaired", () => Volatile.Read(ref _busBackfilled), "{event}",
+            "Events read from PostgreSQL because their announcement was lost or reordered.");
+        _meter.CreateObservableCounter("memo.live.loop.failures", () => Volatile.Read(ref _liveFailures), "{failure}",
+            "Unexpected failures of the stream hub's loops and repairs (each is retried; followers wait, in order).");
         _meter.CreateObservableUpDownCounter("memo.stream.connections", () => PerTransport(_streamConnections), "{connection}",
             "Open live stream connections by transport.");
         _meter.CreateObservableCounter("memo.stream.events.sent", () => PerTransport(_streamEventsSent), "{event}",
@@ -112,8 +115,8 @@ internal sealed class IngestMetrics
                 new(Volatile.Read(ref _deadLetteredSequencer), new KeyValuePair<string, object?>("memo.stage", "sequencer")),
             ], "{record}",
             "Webhooks (ack) and records (sequencer) that PostgreSQL refused and that were kept in dead_letters instead.");
-        _meter.CreateObservableCounter("memo.bus.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
-            "Event frames dropped because the dispatcher was behind (caught up from PostgreSQL).");
+        _meter.CreateObservableCounter("memo.live.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
+            "Announced event frames dropped because the dispatcher was behind (their events are repaired from PostgreSQL).");
     }
 
     public void ObserveQueue(Func<int> depth) =>
@@ -252,11 +255,16 @@ internal sealed class IngestMetrics
         }
     }
 
-    public void BusEventDelivered() => Interlocked.Increment(ref _busDelivered);
+    public void LiveEventsDispatched(int count) => Interlocked.Add(ref _busDelivered, count);
 
-    public void BusEventsBackfilled(int count) => Interlocked.Add(ref _busBackfilled, count);
+    public void LiveEventsRepaired(int count) => Interlocked.Add(ref _busBackfilled, count);
 
-    public void BusFramesDropped() => Interlocked.Increment(ref _busDropped);
+    public void LiveFramesDropped() => Interlocked.Increment(ref _busDropped);
+
+    public void LiveLoopFailed() => Interlocked.Increment(ref _liveFailures);
+
+    public void ObserveFollowedAccounts(Func<int> count) =>
+        _meter.CreateObservableGauge("memo.live.followed_accounts", () => count(), "{account}", "Accounts with stream followers on this instance.");
 
     public void StreamOpened(string transport) => Interlocked.Increment(ref _streamConnections[TransportIndex(transport)]);
 

@@ -3,6 +3,7 @@ using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Streams;
 using Memo.Redis;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -36,15 +37,15 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     private int _disposed;
 
     public Sequencer(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics,
-        EventBus bus, GatewayRedis redis, DuplicateScreen screen, FaultInjector faults, ILogger<Sequencer> logger)
+        StreamHub hub, GatewayRedis redis, DuplicateScreen screen, FaultInjector faults, ILogger<Sequencer> logger)
     {
         _redis = redis;
         _dataSource = dataSource;
-        _origin = bus.InstanceId.ToByteArray();
+        _origin = hub.InstanceId.ToByteArray();
         _loops = new SequencerLoop[Math.Max(0, options.Value.Loops)];
         for (int i = 0; i < _loops.Length; i++)
         {
-            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(bus, redis, metrics, faults), screen, logger);
+            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(hub, redis, metrics, faults), screen, logger);
         }
 
         metrics.ObserveSequencer(() => _loops.Sum(static l => l.OwnedShards));

@@ -6,6 +6,7 @@ using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
+using Memo.Ingest.Streams;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -24,6 +25,9 @@ namespace Memo.Ingest.Sequencing;
 /// </summary>
 internal sealed partial class SequencerLoop : IAsyncDisposable
 {
+    /// <summary>Where <see cref="SequencerSql.Drain"/>'s rows carry each event's item columns.</summary>
+    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 19, ContactAt: 27);
+
     private readonly int _id;
     private readonly WriterDataSource _dataSource;
     private readonly DatabaseState _database;
@@ -44,7 +48,6 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private long _recordsSequenced;
     private readonly List<int> _assigned = [];
     private readonly List<int> _members = [];
-    private readonly List<CommittedEvent> _events = [];
     private NpgsqlConnection? _connection;
     private NpgsqlCommand? _drain;
     private int _memberSlot = -1;
@@ -148,26 +151,26 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _lastRoundStarted = Stopwatch.GetTimestamp();
         ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
         ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
-        _events.Clear();
+        _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
         long identified = 0;
         var summary = new BatchSummary();
         await using (NpgsqlDataReader reader = await _drain.ExecuteReaderAsync())
         {
+            // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item.
             while (await reader.ReadAsync())
             {
-                var kind = (EventKind)reader.GetInt16(2);
-                if (kind == 0)
+                taken = reader.GetInt64(0);
+                oldestMicroseconds = reader.GetInt64(1);
+                identified = reader.GetInt64(2);
+                if (reader.IsDBNull(3))
                 {
-                    taken = reader.GetInt64(1);
-                    oldestMicroseconds = reader.GetInt64(5);
-                    identified = reader.GetInt64(6);
                     continue;
                 }
 
-                _events.Add(new CommittedEvent(reader.GetString(0), reader.GetInt64(1), kind, reader.GetString(3),
-                    reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? 0 : reader.GetInt64(5)));
+                var kind = (EventKind)reader.GetInt16(5);
+                _publisher.Add(reader.GetString(3), reader.GetInt64(4), kind, reader, EventLayout);
                 summary.Add(kind);
             }
 
@@ -186,7 +189,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _metrics.DuplicatesScreened(0, duplicates);
         _screen.DuplicatesBehindScreen(duplicates);
         _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(_lastRoundStarted), TimeSpan.FromMicroseconds(oldestMicroseconds));
-        await _publisher.PublishAsync(_events);
+        await _publisher.PublishAsync();
         bool full = taken >= _limit;
         if (_limit < _options.MaxBatchRecords)
         {

@@ -13,8 +13,10 @@ namespace Memo.Ingest.Sequencing;
 /// order (the accounts upsert also locks each row, and <c>account_events</c>' primary key refuses a seq given twice);</item>
 /// <item>writes each table once per key (PostgreSQL refuses to touch one row twice in a statement, so a message and
 /// its statuses from the same batch are merged into one messages row first), and appends the events to the log;</item>
-/// <item>returns a summary row (kind 0: records taken, the oldest one's age in µs, how many of them were messages or
-/// statuses) and then the events, per account in seq order, for the live path.</item>
+/// <item>returns the events, per account in seq order, each with the item of the row it names as this statement left
+/// it (from the projections' RETURNING, or for a status that changed nothing, the row as it was), so that live
+/// events are encoded from memory and never read back; every row also carries the round's summary (records taken,
+/// the oldest one's age in µs, how many were messages or statuses), and a round without events is that one row.</item>
 /// </list>
 /// Parameters: $1 the owned shards (smallint[]), $2 the most records to take.
 /// </summary>
@@ -125,6 +127,8 @@ internal static class SequencerSql
                 status_errors = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
                                      THEN COALESCE(EXCLUDED.status_errors, m.status_errors) ELSE m.status_errors END
             WHERE EXCLUDED.payload IS NOT NULL OR EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
+            RETURNING m.account, m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
+                      m.status, m.status_ts, m.status_errors, m.payload
         ), status_history AS (
             INSERT INTO message_statuses (account, wamid, status, ts, seq, recipient_id, errors, payload)
             SELECT account, key, type, ts, seq, wa_id, errors, payload FROM numbered WHERE event_kind = 2
@@ -132,6 +136,7 @@ internal static class SequencerSql
             INSERT INTO contacts AS k (account, wa_id, profile_name, seq)
             SELECT account, key, body, seq FROM numbered WHERE event_kind = 3
             ON CONFLICT (account, wa_id) DO UPDATE SET profile_name = EXCLUDED.profile_name, seq = EXCLUDED.seq, updated_at = now()
+            RETURNING k.account, k.seq, k.wa_id, k.profile_name
         ), conversation_rows AS (
             INSERT INTO conversations AS c (account, wa_id, seq, message_count, last_message_wamid, last_message_at,
                                             last_message_type, last_message_preview)
@@ -144,6 +149,8 @@ internal static class SequencerSql
                 last_message_preview = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END,
                 last_message_at = GREATEST(EXCLUDED.last_message_at, c.last_message_at),
                 updated_at = now()
+            RETURNING c.account, c.seq, c.wa_id, c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type,
+                      c.last_message_preview
         ), other_changes AS (
             INSERT INTO account_updates (waba_id, phone_number_id, field, payload, payload_md5)
             SELECT waba_id, account, type, payload, md5(COALESCE(payload, ''::bytea)) FROM taken WHERE kind = 4
@@ -152,16 +159,38 @@ internal static class SequencerSql
             INSERT INTO account_events (account, seq, kind, key, status, ts)
             SELECT account, seq, event_kind, key, CASE WHEN event_kind = 2 THEN type END, CASE WHEN event_kind = 2 THEN ts END
             FROM numbered
-            RETURNING account, seq, kind, key, status, ts
-        )
-        SELECT * FROM (
-            SELECT NULL::text AS account, count(*)::bigint AS seq, 0::smallint AS kind, NULL::text AS key, NULL::text AS status,
-                   COALESCE((extract(epoch FROM clock_timestamp() - min(received_at)) * 1000000)::bigint, 0) AS ts,
+        ), summary AS (
+            SELECT count(*)::bigint AS taken,
+                   COALESCE((extract(epoch FROM clock_timestamp() - min(received_at)) * 1000000)::bigint, 0) AS oldest_us,
                    count(*) FILTER (WHERE kind IN (1, 2)) AS identified
             FROM taken
-            UNION ALL
-            SELECT account, seq, kind, key, status, ts, NULL FROM logged) r
-        ORDER BY account NULLS FIRST, seq
+        )
+        SELECT s.taken, s.oldest_us, s.identified, e.*
+        FROM summary s
+        LEFT JOIN (
+            SELECT n.account, n.seq, n.event_kind::smallint AS kind,
+                   m.seq AS m_seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
+                   m.status, m.status_ts, m.status_errors, m.payload,
+                   c.seq AS c_seq, c.wa_id AS c_wa_id, COALESCE(kr.profile_name, ko.profile_name) AS c_profile_name,
+                   c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type, c.last_message_preview,
+                   kr.seq AS k_seq, kr.wa_id AS k_wa_id, kr.profile_name AS k_profile_name
+            FROM numbered n
+            LEFT JOIN message_rows mr ON n.event_kind IN (1, 2) AND mr.account = n.account AND mr.wamid = n.key
+            LEFT JOIN LATERAL (
+                SELECT mr.seq, mr.wamid, mr.direction, mr.from_wa_id, mr.to_wa_id, mr.ts, mr.type, mr.body, mr.context_id,
+                       mr.status, mr.status_ts, mr.status_errors, mr.payload
+                WHERE mr.wamid IS NOT NULL
+                UNION ALL
+                (SELECT o.seq, o.wamid, o.direction, o.from_wa_id, o.to_wa_id, o.ts, o.type, o.body, o.context_id,
+                        o.status, o.status_ts, o.status_errors, o.payload
+                 FROM messages o
+                 WHERE mr.wamid IS NULL AND n.event_kind IN (1, 2) AND o.account = n.account AND o.wamid = n.key LIMIT 1)) m ON true
+            LEFT JOIN conversation_rows c ON n.event_kind = 4 AND c.account = n.account AND c.wa_id = n.key
+            LEFT JOIN contact_rows kr ON n.event_kind IN (3, 4) AND kr.account = n.account AND kr.wa_id = n.key
+            LEFT JOIN LATERAL (SELECT ko.profile_name FROM contacts ko
+                               WHERE kr.wa_id IS NULL AND n.event_kind = 4 AND ko.account = n.account AND ko.wa_id = n.key LIMIT 1) ko ON true
+        ) e ON true
+        ORDER BY e.account, e.seq
         """;
 
     /// <summary>

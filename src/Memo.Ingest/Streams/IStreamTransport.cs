@@ -6,7 +6,8 @@ internal interface IStreamTransport
     /// <summary>Writes an event; it may stay buffered until <see cref="FlushAsync"/>.</summary>
     public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken);
 
-    /// <summary>Writes a control message: <c>ready</c> (caught up, now live) or <c>resync</c> (see docs/API.md).</summary>
+    /// <summary>Writes a control message: <c>ready</c> (caught up, now live), <c>resync</c> or <c>token_expired</c>
+    /// (the stream ends; see docs/API.md).</summary>
     public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken);
 
     public ValueTask HeartbeatAsync(CancellationToken cancellationToken);

@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Memo.Ingest.Streams;
 
-/// <summary><c>{"type":"ready"|"resync","reason":…,"cursors":{"PN1":42}}</c>: the same JSON on both transports.</summary>
+/// <summary><c>{"type":"ready"|"resync"|"token_expired","reason":…,"cursors":{"PN1":42}}</c>: the same JSON on both transports.</summary>
 internal static class StreamControlMessage
 {
     public static void Write(IBufferWriter<byte> output, string type, string? reason, IReadOnlyDictionary<string, long> cursors)

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Memo.Ingest.Streams;
@@ -49,7 +50,8 @@ internal static class StreamEndpoints
             return;
         }
 
-        if (await ReadAuthorization.AuthorizeAsync(context, accounts) is null)
+        AccessGrant? grant = await ReadAuthorization.AuthorizeAsync(context, accounts);
+        if (grant is null)
         {
             return;
         }
@@ -74,7 +76,8 @@ internal static class StreamEndpoints
             }
 
             CancellationToken stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-            var session = new StreamSession(cursors, hub.Options, metrics, transportName);
+            var session = new StreamSession(cursors, hub.Options, metrics, transportName, grant.Expires,
+                context.RequestServices.GetRequiredService<ILogger<StreamSession>>());
             if (webSocket)
             {
                 await RunWebSocketAsync(context, hub, dataSource, session, stopping);

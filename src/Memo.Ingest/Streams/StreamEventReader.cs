@@ -1,23 +1,18 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using Memo.Ingest.Ingest;
-using Memo.Ingest.Sync;
 using Npgsql;
 
 namespace Memo.Ingest.Streams;
 
 /// <summary>
 /// Reads an account's events from the <c>account_events</c> log in seq order, each with the current state of the row
-/// it names (the same item the sync API returns), and serializes each one. Used for live events (once, for every
-/// client) and for a client's replay from its cursor.
+/// it names (the same item the sync API returns), encoded for clients. Live events never come from here: they are
+/// encoded by the sequencer that committed them. This serves a client's replay from its cursor and the hub's repair
+/// of an announcement that never arrived.
 /// </summary>
-internal static class StreamEventReader
+internal sealed class StreamEventReader
 {
-    // Ordinals: 0 seq, 1 kind, then the message item at 2, the conversation item at 15 and the contact item at 23.
-    private const int MessageAt = 2;
-    private const int ConversationAt = 15;
-    private const int ContactAt = 23;
+    private static readonly StreamEventEncoder.Layout Layout = new(MessageAt: 2, ConversationAt: 15, ContactAt: 23);
 
     private const string Query = """
         SELECT e.seq, e.kind,
@@ -36,10 +31,15 @@ internal static class StreamEventReader
         LIMIT $4
         """;
 
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private readonly StreamEventEncoder _encoder = new();
+    private readonly ArrayBufferWriter<byte> _buffer = new(1024);
 
-    /// <summary>Appends the events with <paramref name="after"/> &lt; seq ≤ <paramref name="upTo"/>, at most <paramref name="limit"/>.</summary>
-    public static async Task ReadAsync(NpgsqlDataSource dataSource, string account, long after, long upTo, int limit,
+    /// <summary>
+    /// Appends the events with <paramref name="after"/> &lt; seq ≤ <paramref name="upTo"/>, in seq order: at most
+    /// <paramref name="limit"/>, and no more once their JSON reaches <paramref name="maxBytes"/> (at least one), so a
+    /// page holds a bounded amount of memory whatever the size of the rows.
+    /// </summary>
+    public async Task ReadAsync(NpgsqlDataSource dataSource, string account, long after, long upTo, int limit, int maxBytes,
         List<StreamEvent> events, CancellationToken cancellationToken)
     {
         await using NpgsqlCommand command = dataSource.CreateCommand(Query);
@@ -48,40 +48,15 @@ internal static class StreamEventReader
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = upTo });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
         await using NpgsqlDataReader row = await command.ExecuteReaderAsync(cancellationToken);
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        while (await row.ReadAsync(cancellationToken))
+        long bytes = 0;
+        while (bytes < maxBytes && await row.ReadAsync(cancellationToken))
         {
             long seq = row.GetInt64(0);
             var kind = (EventKind)row.GetInt16(1);
-            buffer.ResetWrittenCount();
-            using (var json = new Utf8JsonWriter(buffer, JsonOptions))
-            {
-                json.WriteStartObject();
-                json.WriteString("type", "event");
-                json.WriteString("account", account);
-                json.WriteNumber("seq", seq);
-                json.WriteString("kind", StreamEvent.KindName(kind));
-                json.WritePropertyName("data");
-                switch (kind)
-                {
-                    case EventKind.MessageCreated or EventKind.MessageStatus when !row.IsDBNull(MessageAt):
-                        SyncItemWriter.WriteMessage(json, row, MessageAt);
-                        break;
-                    case EventKind.ConversationUpdated when !row.IsDBNull(ConversationAt):
-                        SyncItemWriter.WriteConversation(json, row, ConversationAt);
-                        break;
-                    case EventKind.ContactUpdated when !row.IsDBNull(ContactAt):
-                        SyncItemWriter.WriteContact(json, row, ContactAt);
-                        break;
-                    default:
-                        json.WriteNullValue();
-                        break;
-                }
-
-                json.WriteEndObject();
-            }
-
-            events.Add(new StreamEvent(account, seq, kind, buffer.WrittenSpan.ToArray()));
+            _buffer.ResetWrittenCount();
+            _encoder.Write(_buffer, account, seq, kind, row, Layout);
+            events.Add(new StreamEvent(account, seq, kind, _buffer.WrittenSpan.ToArray()));
+            bytes += _buffer.WrittenCount;
         }
     }
 }

@@ -1,39 +1,51 @@
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
 using Memo.Ingest.Observability;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Memo.Ingest.Streams;
 
 /// <summary>
-/// One client's stream: for each account it follows, every event after its cursor, once, in seq order.
+/// One client's stream: for each account it follows, every event after its cursor, once, in seq order, until the
+/// client leaves, falls behind, or its token expires.
 ///
-/// The hand-off from PostgreSQL to live delivery is exact because the session never trusts either side alone: it
-/// replays the log from its cursor, registers for live events, replays again (whatever committed in between), and
-/// from then on takes a live event only if it is the next seq; an event past the next seq makes it replay the gap
-/// from the log first, and an event at or below its cursor is a repeat and is dropped. Live events wait in a
-/// queue bounded in events: a client that still has events pending when new ones would take it past
-/// <see cref="StreamOptions.QueueCapacity"/> is sent a resync signal with its cursors and cut off, so it can never
-/// slow the hub, ingestion or other clients. (A burst bigger than the capacity is taken when the queue is empty,
-/// so one large commit never cuts off a client that keeps up.)
+/// The hand-off from the log to live delivery: the session replays each account from its cursor to the log's end,
+/// attaches to the account's <see cref="AccountFeed"/>, which answers up to which seq it has already handed events on,
+/// replays up to there, and from then on takes what the feed offers. Feeds hand on contiguous seqs only, so the
+/// session never repairs anything: it drops what it already has (seq at or below its cursor), and a seq past the next
+/// one would be a broken promise of the hub, answered with a resync rather than a silent gap.
+///
+/// Memory stays bounded on both phases. Replay pages hold at most <see cref="StreamOptions.ReplayPageBytes"/> of
+/// events and are flushed before the next is read, so a slow reader slows its replay instead of filling the server.
+/// Live events wait in a queue bounded in events: a client that still has events pending when new ones would take it
+/// past <see cref="StreamOptions.QueueCapacity"/> is sent a resync signal with its cursors and cut off, so it can never
+/// slow the hub, ingestion or other clients. (A burst bigger than the capacity is taken when the queue is empty, so
+/// one large commit never cuts off a client that keeps up.)
 /// </summary>
-internal sealed class StreamSession
+internal sealed partial class StreamSession
 {
     private readonly Dictionary<string, long> _cursors;
     private readonly Channel<StreamEvent[]> _inbox = Channel.CreateUnbounded<StreamEvent[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly StreamOptions _options;
     private readonly CancellationTokenSource _overflow = new();
     private readonly List<StreamEvent> _replay = [];
+    private readonly StreamEventReader _reader = new();
     private readonly IngestMetrics _metrics;
-    private long _pending;
     private readonly string _transport;
+    private readonly DateTimeOffset _tokenExpires;
+    private readonly ILogger _logger;
+    private long _pending;
 
-    public StreamSession(Dictionary<string, long> cursors, StreamOptions options, IngestMetrics metrics, string transport)
+    public StreamSession(Dictionary<string, long> cursors, StreamOptions options, IngestMetrics metrics, string transport,
+        DateTimeOffset tokenExpires, ILogger logger)
     {
         _cursors = cursors;
         _options = options;
         _metrics = metrics;
         _transport = transport;
+        _tokenExpires = tokenExpires;
+        _logger = logger;
     }
 
     public IReadOnlyCollection<string> Accounts => _cursors.Keys;
@@ -41,7 +53,7 @@ internal sealed class StreamSession
     /// <summary>True once the client fell so far behind that it was cut off.</summary>
     public bool Overflowed => _overflow.IsCancellationRequested;
 
-    /// <summary>Called by the hub with the live events of one followed account, in seq order. Never blocks.</summary>
+    /// <summary>Called by a feed with the next events of one account, in seq order. Never blocks.</summary>
     public void Offer(StreamEvent[] events)
     {
         if (_overflow.IsCancellationRequested)
@@ -60,7 +72,8 @@ internal sealed class StreamSession
         _inbox.Writer.TryWrite(events);
     }
 
-    /// <summary>Streams until the client leaves, the server stops, or the client falls behind (then: resync).</summary>
+    /// <summary>Streams until the client leaves, the server stops, the client falls behind (then: resync) or the
+    /// token expires (then: token_expired).</summary>
     public async Task RunAsync(StreamHub hub, NpgsqlDataSource dataSource, IStreamTransport transport, CancellationToken cancellationToken)
     {
         // Writes are never cancelled by the overflow itself: a cancelled WebSocket send aborts the socket, and the
@@ -70,26 +83,49 @@ internal sealed class StreamSession
         using CancellationTokenRegistration arm = _overflow.Token.Register(
             () => afterGrace.CancelAfter(TimeSpan.FromSeconds(Math.Max(1, _options.ResyncGraceSeconds))));
         using var io = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, afterGrace.Token);
-        using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token);
+        using var expired = new CancellationTokenSource(UntilExpiry());
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token, expired.Token);
+        var attached = new List<string>(_cursors.Count);
+        string? endReason = null;
         try
         {
-            await CatchUpAsync(dataSource, transport, io.Token);
-            hub.Follow(this);
-            await CatchUpAsync(dataSource, transport, io.Token);
+            foreach (string account in _cursors.Keys.ToArray())
+            {
+                await ReplayAsync(dataSource, transport, account, long.MaxValue, io.Token);
+            }
+
+            foreach (string account in _cursors.Keys.ToArray())
+            {
+                long handedOn = hub.Attach(this, account, _cursors[account]);
+                attached.Add(account);
+                if (handedOn > _cursors[account])
+                {
+                    await ReplayAsync(dataSource, transport, account, handedOn, io.Token);
+                }
+            }
+
             await transport.SendControlAsync("ready", null, _cursors, io.Token);
             await transport.FlushAsync(io.Token);
 
             var heartbeat = TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds));
-            while (!Overflowed)
+            while (endReason is null)
             {
                 StreamEvent[]? next = await NextAsync(heartbeat, wake.Token);
                 if (Overflowed)
                 {
+                    endReason = "slow_consumer";
+                    break;
+                }
+
+                if (expired.IsCancellationRequested)
+                {
+                    endReason = "token_expired";
                     break;
                 }
 
                 if (next is null)
                 {
+                    io.Token.ThrowIfCancellationRequested();
                     await transport.HeartbeatAsync(io.Token);
                     continue;
                 }
@@ -98,20 +134,33 @@ internal sealed class StreamSession
                 {
                     foreach (StreamEvent live in next)
                     {
-                        await DeliverAsync(dataSource, transport, live, io.Token);
+                        if (!await DeliverAsync(transport, live, io.Token))
+                        {
+                            endReason = "gap";
+                            break;
+                        }
                     }
 
                     Interlocked.Add(ref _pending, -next.Length);
                 }
-                while (!Overflowed && _inbox.Reader.TryRead(out next));
+                while (endReason is null && !Overflowed && _inbox.Reader.TryRead(out next));
 
+                // Everything that was ready went into the response together: one flush (SSE) for the lot.
                 await transport.FlushAsync(io.Token);
             }
 
-            // The documented resync signal: where the client is, so it can resume from PostgreSQL.
-            await transport.SendControlAsync("resync", "slow_consumer", _cursors, io.Token);
+            if (endReason == "token_expired")
+            {
+                await transport.SendControlAsync("token_expired", null, _cursors, io.Token);
+            }
+            else
+            {
+                // The documented resync signal: where the client is, so it can resume from PostgreSQL.
+                await transport.SendControlAsync("resync", endReason, _cursors, io.Token);
+            }
+
             await transport.FlushAsync(io.Token);
-            await transport.CloseAsync("slow_consumer", io.Token);
+            await transport.CloseAsync(endReason, io.Token);
         }
         catch (OperationCanceledException) when (afterGrace.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -120,13 +169,28 @@ internal sealed class StreamSession
         }
         finally
         {
-            hub.Unfollow(this);
+            foreach (string account in attached)
+            {
+                hub.Detach(this, account);
+            }
         }
     }
 
-    /// <summary>The next queued events; null after a heartbeat interval without any, or when the session overflowed.</summary>
+    private TimeSpan UntilExpiry()
+    {
+        TimeSpan left = _tokenExpires - DateTimeOffset.UtcNow;
+        // CancellationTokenSource takes at most about 49 days; a token lives far shorter.
+        return left <= TimeSpan.Zero ? TimeSpan.FromTicks(1) : left > TimeSpan.FromDays(30) ? TimeSpan.FromDays(30) : left;
+    }
+
+    /// <summary>The next queued events; null after a heartbeat interval without any, or when the session must end.</summary>
     private async ValueTask<StreamEvent[]?> NextAsync(TimeSpan heartbeat, CancellationToken wake)
     {
+        if (wake.IsCancellationRequested)
+        {
+            return null;
+        }
+
         if (_inbox.Reader.TryRead(out StreamEvent[]? ready))
         {
             return ready;
@@ -138,61 +202,54 @@ internal sealed class StreamSession
         {
             await _inbox.Reader.WaitToReadAsync(wait.Token);
         }
-        catch (OperationCanceledException) when (!wake.IsCancellationRequested || Overflowed)
+        catch (OperationCanceledException)
         {
+            // The heartbeat interval passed, or the session must end (overflow, expiry, the client left): the
+            // caller tells which.
             return null;
         }
 
         return _inbox.Reader.TryRead(out ready) ? ready : null;
     }
 
-    private async Task DeliverAsync(NpgsqlDataSource dataSource, IStreamTransport transport, StreamEvent live, CancellationToken token)
+    /// <summary>Sends a live event that continues the account; false when it does not (the hub broke its promise).</summary>
+    private async ValueTask<bool> DeliverAsync(IStreamTransport transport, StreamEvent live, CancellationToken token)
     {
         long cursor = _cursors[live.Account];
         if (live.Seq <= cursor)
         {
-            return;
+            return true;
         }
 
-        if (live.Seq > cursor + 1)
+        if (live.Seq != cursor + 1)
         {
-            await ReplayAsync(dataSource, transport, live.Account, live.Seq - 1, token);
+            Log.Gap(_logger, live.Account, cursor, live.Seq);
+            return false;
         }
 
-        if (live.Seq == _cursors[live.Account] + 1 && !Overflowed)
-        {
-            await SendAsync(transport, live, token);
-        }
+        await SendAsync(transport, live, token);
+        return true;
     }
 
-    private async Task CatchUpAsync(NpgsqlDataSource dataSource, IStreamTransport transport, CancellationToken token)
-    {
-        foreach (string account in _cursors.Keys.ToArray())
-        {
-            await ReplayAsync(dataSource, transport, account, long.MaxValue, token);
-        }
-
-        await transport.FlushAsync(token);
-    }
-
-    /// <summary>Sends the logged events of <paramref name="account"/> after its cursor, up to <paramref name="upTo"/>.</summary>
+    /// <summary>
+    /// Sends the logged events of <paramref name="account"/> after its cursor, up to <paramref name="upTo"/>, a page at
+    /// a time, each page flushed (and so taken by the client, but for the transport's buffer) before the next is read.
+    /// </summary>
     private async Task ReplayAsync(NpgsqlDataSource dataSource, IStreamTransport transport, string account, long upTo, CancellationToken token)
     {
-        while (true)
+        while (!Overflowed)
         {
             _replay.Clear();
-            await StreamEventReader.ReadAsync(dataSource, account, _cursors[account], upTo, _options.ReplayPageSize, _replay, token);
+            await _reader.ReadAsync(dataSource, account, _cursors[account], upTo, _options.ReplayPageSize, _options.ReplayPageBytes, _replay, token);
             foreach (StreamEvent logged in _replay)
             {
-                if (Overflowed)
-                {
-                    return;
-                }
-
                 await SendAsync(transport, logged, token);
             }
 
-            if (_replay.Count < _options.ReplayPageSize)
+            int read = _replay.Count;
+            _replay.Clear();
+            await transport.FlushAsync(token);
+            if (read == 0 || _cursors[account] >= upTo)
             {
                 return;
             }
@@ -204,5 +261,12 @@ internal sealed class StreamSession
         _cursors[streamEvent.Account] = streamEvent.Seq;
         _metrics.StreamEventSent(_transport);
         return transport.SendEventAsync(streamEvent, _cursors, token);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 601, EventName = "StreamGap", Level = LogLevel.Error,
+            Message = "A live event of account {Account} skipped seqs (cursor {Cursor}, event {Seq}); the client is sent a resync.")]
+        public static partial void Gap(ILogger logger, string account, long cursor, long seq);
     }
 }

@@ -6,7 +6,7 @@ namespace Memo.Ingest.Streams;
 /// <summary>
 /// A raw WebSocket: one event per message, a JSON text frame (<c>{"type":"event",…}</c>) or, for the
 /// <c>memo.msgpack.v1</c> subprotocol, the same data as a MessagePack binary frame. Control messages
-/// (<c>{"type":"ready"|"resync",…}</c>) are always JSON text. Pings are the WebSocket's own keep-alive.
+/// (<c>{"type":"ready"|"resync"|"token_expired",…}</c>) are always JSON text. Pings are the WebSocket's own keep-alive.
 /// </summary>
 internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : IStreamTransport
 {
@@ -40,7 +40,8 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : I
             WebSocketCloseStatus status = reason switch
             {
                 "shutdown" => WebSocketCloseStatus.EndpointUnavailable,
-                "slow_consumer" => WebSocketCloseStatus.PolicyViolation,
+                "slow_consumer" or "token_expired" => WebSocketCloseStatus.PolicyViolation,
+                "gap" => WebSocketCloseStatus.InternalServerError,
                 _ => WebSocketCloseStatus.NormalClosure,
             };
             try

@@ -13,6 +13,12 @@ internal sealed class FaultInjector
     /// <summary>A sequencer's events are not published on Redis, as if the PUBLISH were lost (<see cref="Fires"/>).</summary>
     public const string LosePublish = "publisher.lose";
 
+    /// <summary>The stream hub's dispatcher, before it hands a frame's events to the feeds (throws).</summary>
+    public const string FanOut = "hub.fan_out";
+
+    /// <summary>The stream hub's repair, before it reads missed events from the log (throws).</summary>
+    public const string RepairRead = "hub.repair_read";
+
     private volatile string? _armed;
     private int _remaining;
 

@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Net;
+using Memo.Ingest.Testing;
+using Memo.Ingest.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>
+/// The live-event path (docs/DECISIONS.md, "One live-event path"): committed events reach the followers of every
+/// instance, per account in seq order with no gap and no repeat, from the sequencer's memory and over Redis, and the
+/// hub repairs whatever never arrived (a lost PUBLISH, a Redis outage, a failed log read, a failed fan-out) from the
+/// account_events log. Followers are real SSE clients starting at seq 0, so every event of the log must reach them.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class LiveEventTests(PostgresFixture postgres)
+{
+    [Fact]
+    public async Task EventsSequencedOnOneInstance_ReachTheFollowersOfAnother_InSeqOrder()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_cross");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        // The following instance runs no sequencer, so every live event reaches it through Redis.
+        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        string[] accounts = ["PNlive1", "PNlive2", "PNlive3"];
+        await using StreamClient follower = await FollowAsync(following, accounts);
+        using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
+        // Once a first round has arrived, the following instance is surely subscribed.
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 1, tag: "prime");
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        long repairedBefore = repaired[""];
+
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 40);
+
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        Assert.Equal(repairedBefore, repaired[""]); // every one of them came announced, none from the log
+    }
+
+    [Fact]
+    public async Task EventsSequencedWhileRedisWasDown_AreRepairedFromTheLog()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_outage");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        string[] accounts = ["PNdown1", "PNdown2"];
+        await using StreamClient follower = await FollowAsync(following, accounts);
+        using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
+
+        // With Redis down, the publishing instance commits but cannot announce to the other.
+        await redis.StopAsync();
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 10, tag: "down");
+        await redis.StartAgainAsync();
+
+        // Nothing new is announced: only the follower's hub, repairing from the log, can deliver them.
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        Assert.True(repaired[""] >= 2 * 10 * 3, $"only {repaired[""]} events came from the log");
+
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 10, tag: "up");
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+    }
+
+    [Fact]
+    public async Task AnEventPastTheNextSeq_MakesTheHubReadTheGapFromTheLogFirst_EvenWhenThatReadFails()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_gap");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        // A sweep interval far longer than the test: only the gap seen on the next event can repair.
+        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis,
+            "--Memo:Sequencer:Loops=0", "--Memo:Streams:LiveRepairMilliseconds=600000");
+        string[] account = ["PNgap"];
+        await using StreamClient follower = await FollowAsync(following, account);
+
+        // The next 5 rounds never reach the channel, as if their PUBLISH were lost; the follower's first three reads
+        // of the log fail, as if PostgreSQL were briefly unreachable.
+        publishing.App.Services.GetRequiredService<FaultInjector>().Arm(FaultInjector.LosePublish, times: 5);
+        following.App.Services.GetRequiredService<FaultInjector>().Arm(FaultInjector.RepairRead, times: 3);
+        using var failures = new CounterRecorder(following.App.Services, "memo.live.loop.failures", "none");
+        foreach (int i in Enumerable.Range(0, 5))
+        {
+            await SendConcurrentlyAsync(publishing, account, messagesPerAccount: 1, tag: $"lost{i}");
+        }
+
+        await SendConcurrentlyAsync(publishing, account, messagesPerAccount: 1, tag: "loud");
+
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, account, after: 0);
+        Assert.Equal(3, failures[""]);
+    }
+
+    [Fact]
+    public async Task ALostAnnouncementOnAQuietAccount_ReachesItsFollowers_WhileOtherAccountsAreBusy()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_quiet");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis,
+            "--Memo:Sequencer:Loops=0", "--Memo:Streams:LiveRepairMilliseconds=1000");
+        await using StreamClient quiet = await FollowAsync(following, ["PNquiet"]);
+        await using StreamClient busy = await FollowAsync(following, ["PNbusy1", "PNbusy2"]);
+
+        // The quiet account's only round is never announced.
+        publishing.App.Services.GetRequiredService<FaultInjector>().Arm(FaultInjector.LosePublish, times: 1);
+        await SendConcurrentlyAsync(publishing, ["PNquiet"], messagesPerAccount: 1, tag: "only");
+        var sinceCommit = Stopwatch.StartNew();
+
+        // Steady traffic on other accounts followed on the same instance, for longer than the repair bound.
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(6));
+        Task traffic = Task.Run(async () =>
+        {
+            for (int round = 0; !stop.IsCancellationRequested; round++)
+            {
+                await SendConcurrentlyAsync(publishing, ["PNbusy1", "PNbusy2"], messagesPerAccount: 2, tag: $"b{round}");
+            }
+        });
+
+        await quiet.WaitForAsync(static m => m.Any(static x => x.Type == "event"), "the quiet account's event", seconds: 6);
+        TimeSpan late = sinceCommit.Elapsed;
+        Assert.False(traffic.IsCompleted, "the event must arrive while the other accounts are still busy");
+        await traffic;
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, quiet, ["PNquiet"], after: 0);
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, busy, ["PNbusy1", "PNbusy2"], after: 0);
+        // The bound is the configured interval; the slack covers the log read and a busy 2-core test machine.
+        Assert.True(late < TimeSpan.FromMilliseconds(1000 * 3), $"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
+    }
+
+    [Fact]
+    public async Task AFanOutThatThrows_IsRestarted_AndItsFollowersStillGetEveryEventOnceInOrder()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_fanout");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        string[] accounts = ["PNfan1", "PNfan2"];
+        await using StreamClient follower = await FollowAsync(following, accounts);
+        using var failures = new CounterRecorder(following.App.Services, "memo.live.loop.failures", "none");
+
+        following.App.Services.GetRequiredService<FaultInjector>().Arm(FaultInjector.FanOut, times: 4);
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 15);
+
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        Assert.Equal(4, failures[""]);
+
+        // The restarted dispatcher goes on delivering live.
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 5, tag: "after");
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+    }
+
+    [Fact]
+    public async Task WithoutRedis_FollowersOfTheSameInstanceStillGetEverything()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_local");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        string[] accounts = ["PNlocal1", "PNlocal2"];
+        await using StreamClient follower = await FollowAsync(gateway, accounts);
+        using var repaired = new CounterRecorder(gateway.App.Services, "memo.live.events.repaired", "none");
+
+        await SendConcurrentlyAsync(gateway, accounts, messagesPerAccount: 20);
+
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        Assert.Equal(0, repaired[""]);
+    }
+
+    /// <summary>An SSE follower of <paramref name="accounts"/> from seq 0, once it is live.</summary>
+    internal static async Task<StreamClient> FollowAsync(GatewayHost gateway, string[] accounts)
+    {
+        StreamClient client = await StreamClient.OpenSseAsync(gateway.Address, GatewayHost.MintToken(accounts), string.Join(',', accounts),
+            since: string.Join(',', accounts.Select(static a => a + ":0")));
+        await client.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "the follower is live");
+        return client;
+    }
+
+    internal static async Task SendConcurrentlyAsync(GatewayHost gateway, string[] accounts, int messagesPerAccount, string tag = "m")
+    {
+        await Parallel.ForEachAsync(
+            accounts.SelectMany(account => Enumerable.Range(0, messagesPerAccount).Select(i => (account, i))),
+            new ParallelOptions { MaxDegreeOfParallelism = 8 },
+            async (item, _) =>
+            {
+                (string account, int i) = item;
+                string wamid = $"wamid.{account}.{tag}.{i}";
+                string body = WebhookPayloads.Envelope(account,
+                    contacts: [WebhookPayloads.Contact($"49{i % 3}", $"Name {tag} {i}")],
+                    messages: [WebhookPayloads.TextMessage(wamid, $"49{i % 3}", 1700000000 + i, "b")],
+                    statuses: [WebhookPayloads.Status($"wamid.{account}.out.{i}", "read", 1700000000 + i, "49")]);
+                using HttpResponseMessage response = await gateway.PostWebhookAsync(body);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            });
+    }
+}
