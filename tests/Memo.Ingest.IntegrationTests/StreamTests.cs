@@ -164,6 +164,35 @@ public sealed class StreamTests(PostgresFixture postgres)
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, first.CloseStatus);
     }
 
+    [Fact]
+    public async Task AStreamWhoseTokenExpires_IsClosedWithTheTokenExpiredFrame_OnBothTransports()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_expiry");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        string shortLived = GatewayHost.MintToken(TimeSpan.FromSeconds(3), "PNexp");
+        await using StreamClient sse = await StreamClient.OpenSseAsync(gateway.Address, shortLived, "PNexp", since: "PNexp:0");
+        await using StreamClient ws = await StreamClient.OpenWebSocketAsync(gateway.Address, shortLived, "PNexp", since: "PNexp:0");
+        await sse.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "SSE ready");
+        await ws.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "WebSocket ready");
+
+        // Events still flow while the token is valid.
+        await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNexp"], messagesPerAccount: 2);
+        await AssertEveryLoggedEventOnceAsync(database, sse, ["PNexp"], after: 0);
+        await AssertEveryLoggedEventOnceAsync(database, ws, ["PNexp"], after: 0);
+
+        foreach (StreamClient client in (StreamClient[])[sse, ws])
+        {
+            await client.WaitForAsync(static m => m.Any(static x => x.Type == "token_expired"), "the token_expired frame", seconds: 15);
+            await Eventually.TrueAsync(() => client.Ended, "the stream ends after the token_expired frame");
+            StreamMessage last = client.Messages.Last();
+            Assert.Equal("token_expired", last.Type);
+            // It says where the client is, so a client with a fresh token resumes without a gap.
+            Assert.Equal(client.Events.Last().Seq, last.Root.GetProperty("cursors").GetProperty("PNexp").GetInt64());
+        }
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, ws.CloseStatus);
+    }
+
     /// <summary>
     /// The client's events (with <paramref name="earlier"/> ones from a previous connection) are exactly the log's
     /// events of those accounts after <paramref name="after"/>: each seq once, in order.

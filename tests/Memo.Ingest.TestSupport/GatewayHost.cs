@@ -18,9 +18,11 @@ public sealed class GatewayHost : IAsyncDisposable
     public const string SigningKey = "test-signing-key-of-at-least-32-bytes";
 
     /// <summary>Mints a read token for the test gateways (<c>*</c> grants every account).</summary>
-    public static string MintToken(params string[] accounts) =>
+    public static string MintToken(params string[] accounts) => MintToken(TimeSpan.FromHours(1), accounts);
+
+    public static string MintToken(TimeSpan lifetime, params string[] accounts) =>
         new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
-            .Mint("tests", accounts, TimeSpan.FromHours(1));
+            .Mint("tests", accounts, lifetime);
 
     private GatewayHost(WebApplication app, Uri address, string connectionString)
     {
