@@ -7,11 +7,14 @@ namespace Memo.Ingest.IntegrationTests;
 
 /// <summary>
 /// Closed-loop senders posting signed webhooks, each with one new text message, until stopped or until the gateway
-/// is gone; they record which wamids were answered 200, the ones that must be stored whatever happens next.
+/// is gone. They record the fate of every wamid: answered 200 (it must be stored whatever happens next), answered
+/// anything else (it must not be: Meta redelivers it), or not answered at all (a reset or a refused connection).
 /// </summary>
 internal sealed class AcknowledgingSenders
 {
     private readonly ConcurrentBag<string> _acknowledged = [];
+    private readonly ConcurrentBag<(string Wamid, HttpStatusCode Status)> _refused = [];
+    private readonly ConcurrentBag<string> _unanswered = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task[] _senders;
     private int _sent;
@@ -22,6 +25,12 @@ internal sealed class AcknowledgingSenders
     }
 
     public IReadOnlyCollection<string> Acknowledged => _acknowledged;
+
+    /// <summary>Answered, but not with 200 (503 while stopping, say).</summary>
+    public IReadOnlyCollection<(string Wamid, HttpStatusCode Status)> Refused => _refused;
+
+    /// <summary>Sent, and never answered.</summary>
+    public IReadOnlyCollection<string> Unanswered => _unanswered;
 
     public int Sent => Volatile.Read(ref _sent);
 
@@ -51,9 +60,14 @@ internal sealed class AcknowledgingSenders
                 {
                     _acknowledged.Add(wamid);
                 }
+                else
+                {
+                    _refused.Add((wamid, response.StatusCode));
+                }
             }
             catch (HttpRequestException)
             {
+                _unanswered.Add(wamid);
                 return; // the listener is gone: never acknowledged, so Meta would redeliver it
             }
         }

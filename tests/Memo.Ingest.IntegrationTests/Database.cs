@@ -37,6 +37,25 @@ internal static class Database
         return [.. seqs];
     }
 
+    /// <summary>
+    /// Every message was sequenced exactly once. <c>messages</c> cannot show a duplicate (its primary key forbids
+    /// one), but a message sequenced twice leaves two <c>message.created</c> events in the log and counts twice in its
+    /// conversation; returns what differs, empty when nothing does.
+    /// </summary>
+    public static async Task<string> SequencedTwiceAsync(string connectionString)
+    {
+        long twice = await CountAsync(connectionString,
+            "SELECT count(*) FROM (SELECT 1 FROM account_events WHERE kind = 1 GROUP BY account, key HAVING count(*) > 1) d");
+        long miscounted = await CountAsync(connectionString,
+            "SELECT count(*) FROM conversations c WHERE c.message_count <> " +
+            "(SELECT count(*) FROM messages m WHERE m.account = c.account AND m.from_wa_id = c.wa_id AND m.payload IS NOT NULL)");
+        long events = await CountAsync(connectionString, "SELECT count(*) FROM account_events WHERE kind = 1");
+        long messages = await CountAsync(connectionString, "SELECT count(*) FROM messages WHERE payload IS NOT NULL");
+        return twice == 0 && miscounted == 0 && events == messages
+            ? ""
+            : $"{twice} messages with more than one message.created event, {miscounted} conversations miscounted, {events} message.created events for {messages} messages";
+    }
+
     /// <summary>Rows in every table the gateway writes, to prove a rejected request changed nothing.</summary>
     public static Task<long> TotalRowsAsync(string connectionString) => CountAsync(connectionString,
         "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM message_statuses) + (SELECT count(*) FROM contacts) " +

@@ -22,8 +22,13 @@ public sealed class LifecycleTests(PostgresFixture postgres)
         }
     }
 
+    /// <summary>
+    /// Every request in flight when the stop begins is either answered 200 and stored (sequenced once), or refused
+    /// (503, a reset, a refused connection) and not stored: Meta redelivers what was not acknowledged, so a refused
+    /// message that was stored anyway would be delivered to our clients twice.
+    /// </summary>
     [Fact]
-    public async Task GracefulShutdown_WhileWebhooksInFlight_EveryAcknowledgedOneIsStored()
+    public async Task GracefulShutdown_WhileWebhooksInFlight_EveryAcknowledgedOneIsStored_AndNoRefusedOne()
     {
         string connectionString = await postgres.Server.CreateDatabaseAsync("shutdown");
         GatewayHost gateway = await GatewayHost.StartAsync(connectionString);
@@ -38,5 +43,11 @@ public sealed class LifecycleTests(PostgresFixture postgres)
 
         long stored = await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)", account, senders.Acknowledged.ToArray());
         Assert.Equal(senders.Acknowledged.Count, stored);
+        string[] refused = [.. senders.Refused.Select(static r => r.Wamid), .. senders.Unanswered];
+        Assert.Equal(0, await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)", account, refused));
+        Assert.All(senders.Refused, static r => Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, r.Status));
+        // Nothing else was stored, and nothing twice.
+        Assert.Equal(senders.Acknowledged.Count, await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1", account));
+        Assert.Equal("", await Database.SequencedTwiceAsync(connectionString));
     }
 }

@@ -35,6 +35,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
 
         Assert.All(storm, static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.storm'"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
         Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM message_statuses"));
         Assert.Equal(4, await Database.CountAsync(database, "SELECT last_seq FROM accounts WHERE phone_number_id = 'PNstorm'"));
         // 100 copies × (1 message + 1 status event), every one recognised before PostgreSQL was asked.
@@ -55,6 +56,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
 
         Assert.All(storm, static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.storm'"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
         Assert.Equal(0, duplicates["redis"]);
         Assert.Equal(200, duplicates["postgresql"]);
     }
@@ -98,11 +100,12 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         await stop.CancelAsync();
         await Task.WhenAll(senders);
 
-        // Every acknowledged message exactly once (the primary key forbids more; the count forbids less) ...
+        // Every acknowledged message stored (the count forbids less) and sequenced once (the log forbids more) ...
         long stored = await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = ANY($2)",
             account, acknowledged.Keys.ToArray());
         Assert.Equal(acknowledged.Count, stored);
         Assert.Equal(acknowledged.Count, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
         // ... and each took one seq: 1..N without a gap (one message event and one conversation event each, at most).
         Assert.Equal(await Database.CountAsync(database, "SELECT count(*) FROM account_events"),
             await Database.CountAsync(database, "SELECT max(seq) FROM account_events"));
@@ -143,6 +146,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         Assert.True(redisErrors["screen"] >= 1, "the screen never asked the stuck Redis");
         Assert.True(paused.Elapsed < TimeSpan.FromSeconds(10), "the acknowledgements waited for Redis");
         Assert.Equal(6, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
     }
 
     [Fact]
@@ -163,6 +167,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
         string ready = await gateway.Client.GetStringAsync("/readyz");
         Assert.Contains("\"status\":\"ready\"", ready, StringComparison.Ordinal);
         Assert.Contains("\"redis\":\"disconnected\"", ready, StringComparison.Ordinal);

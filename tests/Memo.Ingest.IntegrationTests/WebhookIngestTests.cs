@@ -103,7 +103,7 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         string rebatched = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.other", "4915111", 1700000002, "x"), message]);
         Assert.Equal(HttpStatusCode.OK, (await _gateway.PostWebhookAsync(rebatched)).StatusCode);
 
-        Assert.Equal(1, await Database.CountAsync(_connectionString, "SELECT count(*) FROM messages WHERE account = $1 AND wamid = 'wamid.dup'", account));
+        Assert.Equal(1, await Database.CountAsync(_connectionString, "SELECT count(*) FROM account_events WHERE account = $1 AND kind = 1 AND key = 'wamid.dup'", account));
         Assert.Equal(1, await Database.CountAsync(_connectionString, "SELECT count(*) FROM message_statuses WHERE account = $1", account));
         JsonElement conversation = Assert.Single(await SyncClient.GetAllAsync(_gateway.Client, account, "conversations"));
         Assert.Equal(2, conversation.GetProperty("message_count").GetInt64());
