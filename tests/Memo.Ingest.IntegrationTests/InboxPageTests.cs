@@ -7,21 +7,26 @@ namespace Memo.Ingest.IntegrationTests;
 
 /// <summary>
 /// The live inbox page end to end in headless Chromium (Debian's chromium driven by npm playwright-core; both
-/// installed by scripts/test.sh): a signed webhook's text appears on the page, then its status.
+/// installed by scripts/test.sh): the page opens on the account's newest messages (older ones load on demand), a
+/// signed webhook's text appears, then its status.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class InboxPageTests(PostgresFixture postgres)
 {
     [Fact]
-    public async Task ASignedWebhook_ShowsUpOnTheInboxPage_WithItsStatus()
+    public async Task ASignedWebhook_ShowsUpOnTheInboxPage_WithItsStatus_AndOlderHistoryLoadsOnDemand()
     {
         await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"));
         const string account = "PNinbox";
         const string text = "Hello from WhatsApp \u2014 \U0001F44B <b>not bold</b>";
         string url = $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}";
+        // A history longer than the page's newest window: its first message is not shown until asked for.
+        string history = WebhookPayloads.Envelope(account,
+            messages: Enumerable.Range(0, 400).Select(static i => WebhookPayloads.TextMessage($"wamid.history.{i}", "4915553", 1690000000 + i, $"history message {i}.")));
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(history)).StatusCode);
 
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
-        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1"])
+        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1", "history message 0."])
         {
             start.ArgumentList.Add(argument);
         }
@@ -31,6 +36,7 @@ public sealed class InboxPageTests(PostgresFixture postgres)
         try
         {
             Assert.Equal("READY", await ReadLineAsync(browser, errors));
+            Assert.Equal("OLDER", await ReadLineAsync(browser, errors));
             string message = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.inbox.1", "4915553", 1700000000, "Hello from WhatsApp \\u2014 \\ud83d\\udc4b <b>not bold</b>")],
                 contacts: [WebhookPayloads.Contact("4915553", "Ana")]);
             Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(message)).StatusCode);

@@ -1,9 +1,11 @@
 // Drives the gateway's live inbox page in headless Chromium (Debian's, through playwright-core):
-//   node inbox-browser.mjs URL TEXT WAMID
-// Prints READY once the page is live, FOUND once TEXT shows up, then waits until WAMID's row shows "read".
+//   node inbox-browser.mjs URL TEXT WAMID OLDER_TEXT
+// Prints READY once the page is live; then, as OLDER_TEXT (a message far older than the newest window) is not shown
+// yet, clicks "Load older messages" until it is and prints OLDER; then FOUND once TEXT shows up, and READ once
+// WAMID's row shows "read".
 import { chromium } from "playwright-core";
 
-const [url, text, wamid] = process.argv.slice(2);
+const [url, text, wamid, olderText] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu"],
@@ -14,6 +16,14 @@ try {
   await page.goto(url);
   await page.waitForSelector('#status[data-state="live"]', { timeout: 30000 });
   console.log("READY");
+  const shows = (t) => page.evaluate((x) => document.getElementById("messages").textContent.includes(x), t);
+  if (await shows(olderText)) throw new Error("the oldest history was loaded at once");
+  for (let clicks = 0; !(await shows(olderText)); clicks++) {
+    if (clicks === 20 || await page.isHidden("#older")) throw new Error(`"${olderText}" never loaded`);
+    await page.click("#older");
+    await page.waitForTimeout(200);
+  }
+  console.log("OLDER");
   await page.waitForFunction((t) => document.getElementById("messages").textContent.includes(t), text, { timeout: 30000 });
   console.log("FOUND");
   await page.waitForFunction((w) => document.querySelector(`tr[data-wamid="${w}"] td:last-child`)?.textContent === "read", wamid, { timeout: 30000 });

@@ -1,5 +1,5 @@
-// The live inbox: follows one account over Server-Sent Events and shows its conversations and messages as they are
-// stored, with their statuses. Everything from the server is inserted as text (textContent), never as HTML.
+// The live inbox: shows one account's newest messages and its conversations from the sync API, then follows it over
+// Server-Sent Events from there, with statuses; older messages load on demand. Everything from the server is inserted as text (textContent), never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -19,14 +19,14 @@ function cell(row, text, className) {
   return td;
 }
 
-function showMessage(event) {
+function showMessage(event, where = "prepend") {
   const item = event.data;
   if (!item) return;
   let row = messages.get(item.wamid);
   if (!row) {
     row = document.createElement("tr");
     row.dataset.wamid = item.wamid;
-    $("messages").prepend(row);
+    if (where === "append") $("messages").append(row); else $("messages").prepend(row);
     messages.set(item.wamid, row);
   }
   row.replaceChildren();
@@ -49,27 +49,78 @@ function showConversation(event) {
   li.textContent = `${item.profile_name ?? item.wa_id} (${item.message_count}): ${item.last_message?.preview ?? ""}`;
 }
 
-function follow(token, account) {
+// The page never replays an account from seq 0: it shows the newest window of the log (NEWEST_WINDOW seqs) from the
+// sync API, follows the stream from there, and loads older windows only when asked.
+const NEWEST_WINDOW = 200;
+const OLDER_WINDOW = 200;
+let followed = null;
+
+async function sync(collection, sinceSeq, limit) {
+  const response = await fetch(`/v1/accounts/${encodeURIComponent(followed.account)}/${collection}?since_seq=${sinceSeq}&limit=${limit}`,
+    { headers: { Authorization: `Bearer ${followed.token}` } });
+  if (!response.ok) throw new Error(`sync ${collection}: ${response.status}`);
+  return response.json();
+}
+
+/** Every item of a seq window, page by page (latest_seq is the cursor to continue from). */
+async function syncWindow(collection, sinceSeq, untilSeq) {
+  const items = [];
+  for (let since = sinceSeq; ;) {
+    const page = await sync(collection, since, 1000);
+    items.push(...page.items.filter((item) => item.seq <= untilSeq));
+    since = page.latest_seq;
+    if (!page.has_more || since >= untilSeq) return items;
+  }
+}
+
+async function loadOlder() {
+  const until = followed.oldest;
+  const since = Math.max(0, until - OLDER_WINDOW);
+  const older = await syncWindow("messages", since, until);
+  // Newest first; rows already on the page are newer versions of the same message and stay as they are.
+  for (const item of older.sort((a, b) => b.seq - a.seq)) {
+    if (!messages.has(item.wamid)) showMessage({ seq: item.seq, data: item }, "append");
+  }
+  followed.oldest = since;
+  $("older").hidden = since === 0;
+}
+
+async function follow(token, account) {
   if (source) source.close();
   messages.clear(); conversations.clear();
   $("messages").replaceChildren(); $("conversations").replaceChildren();
-  const query = new URLSearchParams({ accounts: account, since: `${account}:0`, access_token: token });
+  followed = { token, account, oldest: 0 };
+  setStatus("connecting", "loading…");
+  // A cursor past the end answers the account's latest seq.
+  const latest = (await sync("messages", Number.MAX_SAFE_INTEGER, 1)).latest_seq;
+  const start = Math.max(0, latest - NEWEST_WINDOW);
+  for (const item of await syncWindow("conversations", 0, latest)) showConversation({ data: item });
+  for (const item of await syncWindow("messages", start, latest)) showMessage({ seq: item.seq, data: item });
+  followed.oldest = start;
+  $("older").hidden = start === 0;
+
+  const query = new URLSearchParams({ accounts: account, since: `${account}:${latest}`, access_token: token });
   // EventSource reconnects by itself and sends Last-Event-ID, so the gateway resumes exactly where it stopped,
   // including after a resync signal.
   source = new EventSource(`/v1/stream/sse?${query}`);
-  setStatus("connecting", "connecting…");
   source.addEventListener("ready", () => setStatus("live", "live"));
   source.addEventListener("resync", () => setStatus("reconnecting", "catching up…"));
+  source.addEventListener("token_expired", () => {
+    source.close();
+    setStatus("expired", "token expired: enter a fresh one");
+  });
   for (const kind of ["message.created", "message.status"]) {
     source.addEventListener(kind, (e) => showMessage(JSON.parse(e.data)));
   }
   source.addEventListener("conversation.updated", (e) => showConversation(JSON.parse(e.data)));
-  source.onerror = () => setStatus("reconnecting", "reconnecting…");
+  source.onerror = () => { if (source.readyState !== EventSource.CLOSED) setStatus("reconnecting", "reconnecting…"); };
 }
+
+$("older").addEventListener("click", () => loadOlder().catch((error) => setStatus("error", error.message)));
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();
-  follow($("token").value.trim(), $("account").value.trim());
+  follow($("token").value.trim(), $("account").value.trim()).catch((error) => setStatus("error", error.message));
 });
 
 // #token=…&account=… connects at once (the hash never reaches the server or its logs).
@@ -77,5 +128,5 @@ const hash = new URLSearchParams(location.hash.slice(1));
 if (hash.get("token") && hash.get("account")) {
   $("token").value = hash.get("token");
   $("account").value = hash.get("account");
-  follow(hash.get("token"), hash.get("account"));
+  follow(hash.get("token"), hash.get("account")).catch((error) => setStatus("error", error.message));
 }
