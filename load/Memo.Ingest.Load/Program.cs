@@ -10,7 +10,7 @@ using Memo.Ingest.Load.Run;
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
 //   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
-//          [--report-dir DIR] [--strict]                                       open-model load run (docs/PERFORMANCE.md)
+//          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
 //   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH]
 //                                                                              each figure beside the machine's ceiling
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
@@ -79,6 +79,7 @@ static Task<int> RunLoadAsync(string[] options)
             "--native" => settings with { NativeBinary = Path.GetFullPath(Next()) },
             "--no-redis" => settings with { WithRedis = false },
             "--report-dir" => settings with { ReportDirectory = Next() },
+            "--set" when Next().Split('=', 2) is [var key, var value] => settings with { GatewaySettings = new(settings.GatewaySettings) { [key] = value } },
             _ => throw new ArgumentException($"Unknown option {options[i]}."),
         };
     }

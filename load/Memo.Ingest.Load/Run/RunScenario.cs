@@ -23,7 +23,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         await using RedisServer? redis = settings.WithRedis ? await RedisServer.StartAsync() : null;
         string database = await postgres.CreateDatabaseAsync("load");
         await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis?.ConnectionString,
-            nativeBinary: settings.NativeBinary);
+            nativeBinary: settings.NativeBinary, environment: settings.GatewaySettings);
         if (redis is not null)
         {
             await gateway.WaitForRedisAsync();

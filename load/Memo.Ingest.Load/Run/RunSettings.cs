@@ -33,6 +33,9 @@ internal sealed record RunSettings
 
     public bool WithRedis { get; init; } = true;
 
+    /// <summary>Gateway settings (environment variables) for this run, e.g. Memo__Sequencer__MinRoundIntervalMilliseconds.</summary>
+    public Dictionary<string, string?> GatewaySettings { get; init; } = [];
+
     /// <summary>Where report.json, report.md and report.svg go.</summary>
     public string? ReportDirectory { get; init; }
 }
