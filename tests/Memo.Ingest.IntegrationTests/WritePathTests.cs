@@ -143,7 +143,7 @@ public sealed class WritePathTests(PostgresFixture postgres)
         if (node.TryGetProperty("Plans", out JsonElement children))
         {
             JsonElement[] plans = [.. children.EnumerateArray()];
-            if (type == "Nested Loop")
+            if (type == "Nested Loop" && !IsTheOneRowSummary(plans.Single(static p => p.GetProperty("Parent Relationship").GetString() == "Outer")))
             {
                 // The inner side runs once per outer row: it must be an index probe, never a scan of rows.
                 JsonElement inner = plans.Single(static p => p.GetProperty("Parent Relationship").GetString() == "Inner");
@@ -168,9 +168,19 @@ public sealed class WritePathTests(PostgresFixture postgres)
             return true;
         }
 
-        return type is "Limit" or "Result" or "Subquery Scan" && node.TryGetProperty("Plans", out JsonElement children) &&
-               children.EnumerateArray().Any(ProbesAnIndex);
+        bool hasChildren = node.TryGetProperty("Plans", out JsonElement children);
+        if (type == "Append")
+        {
+            // LATERAL (SELECT outer columns UNION ALL (probe LIMIT 1)): constants and probes only.
+            return children.EnumerateArray().All(static c => c.GetProperty("Node Type").GetString() == "Result" && !c.TryGetProperty("Plans", out _) || ProbesAnIndex(c));
+        }
+
+        return type is "Limit" or "Result" or "Subquery Scan" or "Memoize" && hasChildren && children.EnumerateArray().Any(ProbesAnIndex);
     }
+
+    /// <summary>The statement's round summary (one aggregate row) joined to its events: the inner side runs once.</summary>
+    private static bool IsTheOneRowSummary(JsonElement outer) =>
+        outer.GetProperty("Node Type").GetString() == "CTE Scan" && outer.GetProperty("CTE Name").GetString() == "summary";
 
     private static async Task<string> ShowIsolationAsync(NpgsqlConnection connection)
     {

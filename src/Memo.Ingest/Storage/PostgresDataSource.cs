@@ -26,6 +26,10 @@ internal static class PostgresDataSource
     /// tables are still small, when scanning a table costs less than probing its index; kept as the table grows, that
     /// plan would scan the whole messages table for every record. The write path's statements only ever need index
     /// probes, so the planner is told not to consider scans (they stay possible where no index exists).</item>
+    /// <item>No nested loops where another join exists. A generic plan cannot know how many rows the sequencer's CTEs
+    /// hold, and joining the events of a round to the rows it wrote (the live path's items) by nested loops over CTE
+    /// scans is quadratic in the round; hash joins are linear. The LATERAL index probes stay nested loops: they have
+    /// no other form (WritePathTests walks the plan).</item>
     /// <item>No JIT compilation. It never pays for statements of milliseconds, and a disabled scan's cost (a sequence is
     /// always read by a scan) made PostgreSQL compile the backlog probe on every call: 140 ms of CPU each, measured.</item>
     /// <item>TCP keepalives, so that a sequencer whose host vanished without closing its socket gives up its shards
@@ -38,7 +42,7 @@ internal static class PostgresDataSource
         NpgsqlConnectionStringBuilder settings = builder.ConnectionStringBuilder;
         settings.MaxPoolSize = connections;
         settings.MinPoolSize = 0;
-        string pinned = @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off " +
+        string pinned = @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off " +
                         "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
         settings.Options = string.IsNullOrWhiteSpace(settings.Options) ? pinned : settings.Options + " " + pinned;
         return new WriterDataSource(builder.Build());
