@@ -30,7 +30,7 @@ internal static class WritePathProfile
         }
 
         // The gateway's own session settings (PostgresDataSource.CreateWriter).
-        string writer = database + @";Options=-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off";
+        string writer = new NpgsqlConnectionStringBuilder(database) { Options = Memo.Ingest.Storage.PostgresDataSource.WriterSessionOptions }.ConnectionString;
         await output.WriteLineAsync("Acknowledgement: PostgreSQL CPU per batch (and per record) to append one-message text webhooks to the inbox.");
         await output.WriteLineAsync();
         await output.WriteLineAsync("| records per batch | InboxAppender (the gateway's) | binary COPY only | appender ÷ COPY |");

@@ -36,15 +36,17 @@ internal static class PostgresDataSource
     /// within about 30 s instead of the kernel's two hours.</item>
     /// </list>
     /// </summary>
+    public const string WriterSessionOptions =
+        @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off " +
+        "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+
     public static WriterDataSource CreateWriter(IConfiguration configuration, int connections)
     {
         NpgsqlSlimDataSourceBuilder builder = CreateBuilder(configuration, "memo-ingest-writer");
         NpgsqlConnectionStringBuilder settings = builder.ConnectionStringBuilder;
         settings.MaxPoolSize = connections;
         settings.MinPoolSize = 0;
-        string pinned = @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off " +
-                        "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
-        settings.Options = string.IsNullOrWhiteSpace(settings.Options) ? pinned : settings.Options + " " + pinned;
+        settings.Options = string.IsNullOrWhiteSpace(settings.Options) ? WriterSessionOptions : settings.Options + " " + WriterSessionOptions;
         return new WriterDataSource(builder.Build());
     }
 
