@@ -3,24 +3,28 @@ using System.Globalization;
 namespace Memo.Ingest.Load.OpenModel;
 
 /// <summary>
-/// The gateway's own view of acknowledgement latency: the cumulative buckets of <c>memo_webhook_ack_duration_seconds</c>
-/// scraped from /metrics. The difference of two scrapes gives the server-side latency of the requests acknowledged
-/// in between, without the time they spent queued in the load generator.
+/// One of the gateway's own latency histograms, scraped from /metrics: by default the acknowledgement latency
+/// (<c>memo_webhook_ack_duration_seconds</c>). The difference of two scrapes gives the server-side latency of what
+/// happened in between, without the time requests spent queued in the load generator.
 /// </summary>
 internal sealed class AckHistogram
 {
-    private const string Bucket = "memo_webhook_ack_duration_seconds_bucket{";
+    /// <summary>Per sequencer round, how long its oldest record had waited since it was acknowledged.</summary>
+    public const string VisibilityDelay = "memo_sequencer_visibility_delay_seconds";
+
+    private const string Acknowledgement = "memo_webhook_ack_duration_seconds";
 
     private readonly SortedDictionary<double, long> _cumulative;
 
     private AckHistogram(SortedDictionary<double, long> cumulative) => _cumulative = cumulative;
 
-    public static async Task<AckHistogram> ScrapeAsync(HttpClient gateway)
+    public static async Task<AckHistogram> ScrapeAsync(HttpClient gateway, string metric = Acknowledgement)
     {
         var cumulative = new SortedDictionary<double, long>();
+        string bucket = metric + "_bucket{";
         foreach (string line in (await gateway.GetStringAsync("/metrics")).Split('\n'))
         {
-            if (!line.StartsWith(Bucket, StringComparison.Ordinal))
+            if (!line.StartsWith(bucket, StringComparison.Ordinal))
             {
                 continue;
             }

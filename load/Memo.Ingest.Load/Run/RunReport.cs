@@ -44,6 +44,7 @@ internal sealed class RunReport
                 ofStep.Sum(static s => (long)s.Messages) / steps[i].AnsweredSeconds(ofStep),
                 sender,
                 to.Histogram.QuantileSince(from.Histogram, 0.99),
+                $"{to.Visibility.QuantileSince(from.Visibility, 0.5)} / {to.Visibility.QuantileSince(from.Visibility, 0.99)}",
                 LatencySummary.Of(endToEnd.Where(e => e.Received >= from.AtMicroseconds && e.Received < to.AtMicroseconds).Select(static e => e.Latency)),
                 100 * (to.GatewayCpuSeconds - from.GatewayCpuSeconds) / wall,
                 100 * (to.PostgresCpuSeconds - from.PostgresCpuSeconds) / wall,
@@ -75,12 +76,12 @@ internal sealed class RunReport
             $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections, {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step.");
         text.AppendLine();
-        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | p99 ≤ bound, all 200 |");
-        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | p99 ≤ bound, all 200 |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
+                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
         }
 
         text.AppendLine();
@@ -148,7 +149,7 @@ internal sealed class RunReport
     }
 
     private sealed record StepFigures(double Rate, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
-        string GatewayAckP99, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, bool Sustainable);
+        string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, bool Sustainable);
 
     private sealed record SecondFigures(int Second, long Messages, int NotOk, double AckP50, double AckP99, double EndToEndP99);
 }

@@ -42,6 +42,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 
         var boundaries = new List<StepBoundary>();
         async Task MarkAsync() => boundaries.Add(new StepBoundary((long)clock.Elapsed.TotalMicroseconds, await AckHistogram.ScrapeAsync(gateway.Client),
+            await AckHistogram.ScrapeAsync(gateway.Client, AckHistogram.VisibilityDelay),
             ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
@@ -86,4 +87,4 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 }
 
 /// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far.</summary>
-internal sealed record StepBoundary(long AtMicroseconds, AckHistogram Histogram, double GatewayCpuSeconds, double PostgresCpuSeconds);
+internal sealed record StepBoundary(long AtMicroseconds, AckHistogram Histogram, AckHistogram Visibility, double GatewayCpuSeconds, double PostgresCpuSeconds);
