@@ -14,7 +14,7 @@ namespace Memo.Ingest.IntegrationTests;
 /// account_events log. Followers are real SSE clients starting at seq 0, so every event of the log must reach them.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class LiveEventTests(PostgresFixture postgres)
+public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task EventsSequencedOnOneInstance_ReachTheFollowersOfAnother_InSeqOrder()
@@ -122,8 +122,9 @@ public sealed class LiveEventTests(PostgresFixture postgres)
         await traffic;
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, quiet, ["PNquiet"], after: 0);
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, busy, ["PNbusy1", "PNbusy2"], after: 0);
-        // The bound is the configured interval; the slack covers the log read and a busy 2-core test machine.
-        Assert.True(late < TimeSpan.FromMilliseconds(1000 * 3), $"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
+        // The bound is the configured interval (1 s); the slack covers the log read and a busy 2-core test machine.
+        output.WriteLine($"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
+        Assert.True(late < TimeSpan.FromMilliseconds(1000 + 500), $"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
     }
 
     [Fact]
