@@ -116,6 +116,7 @@ public static partial class GatewayApplication
         app.MapHealth();
         app.MapWhatsAppWebhooks();
         app.MapSyncApi();
+        app.UseCoalescingStreamWebSockets();
         // WebSocket pings double as the idle check: a peer that does not answer within the timeout is dropped.
         app.UseWebSockets(new WebSocketOptions
         {

@@ -3,6 +3,7 @@ using Memo.Ingest.Auth;
 using Memo.Ingest.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -21,6 +22,20 @@ internal static class StreamEndpoints
     public const string WebSocketPath = "/v1/stream/ws";
 
     private const string LastAccountsQuery = "SELECT phone_number_id, last_seq FROM accounts WHERE phone_number_id = ANY($1)";
+
+    /// <summary>
+    /// Before the WebSocket middleware: stream WebSockets get a connection that sends the events ready at once in one
+    /// write (<see cref="CoalescingUpgradeStream"/>).
+    /// </summary>
+    public static IApplicationBuilder UseCoalescingStreamWebSockets(this IApplicationBuilder app) => app.Use(static (context, next) =>
+    {
+        if (context.Request.Path.Equals(WebSocketPath, StringComparison.Ordinal) && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+        {
+            context.Features.Set<IHttpUpgradeFeature>(new CoalescingUpgradeStream.UpgradeFeature(upgrade));
+        }
+
+        return next(context);
+    });
 
     public static IEndpointRouteBuilder MapStreams(this IEndpointRouteBuilder app)
     {
@@ -122,11 +137,12 @@ internal static class StreamEndpoints
         {
             SubProtocol = messagePack ? WebSocketTransport.MessagePackSubprotocol : null,
         });
+        CoalescingUpgradeStream? coalescing = (context.Features.Get<IHttpUpgradeFeature>() as CoalescingUpgradeStream.UpgradeFeature)?.Stream;
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         // The receive loop is never cancelled (a cancelled WebSocket receive aborts the socket, and a close frame
         // could no longer be sent); it ends with the client's close frame, or when the socket is aborted below.
         Task receiving = DrainIncomingAsync(socket, ended);
-        var transport = new WebSocketTransport(socket, messagePack);
+        var transport = new WebSocketTransport(socket, messagePack, coalescing);
         try
         {
             await session.RunAsync(hub, dataSource, transport, ended.Token);

@@ -7,20 +7,25 @@ namespace Memo.Ingest.Streams;
 /// A raw WebSocket: one event per message, a JSON text frame (<c>{"type":"event",…}</c>) or, for the
 /// <c>memo.msgpack.v1</c> subprotocol, the same data as a MessagePack binary frame. Control messages
 /// (<c>{"type":"ready"|"resync"|"token_expired",…}</c>) are always JSON text. Pings are the WebSocket's own keep-alive.
+/// Events written between two flushes leave in one send when the connection is a <see cref="CoalescingUpgradeStream"/>.
 /// </summary>
-internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : IStreamTransport
+internal sealed class WebSocketTransport(WebSocket socket, bool messagePack, CoalescingUpgradeStream? coalescing) : IStreamTransport
 {
     public const string MessagePackSubprotocol = "memo.msgpack.v1";
 
     private readonly ArrayBufferWriter<byte> _control = new(256);
 
-    public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken) =>
-        messagePack
+    public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
+    {
+        coalescing?.BeginBatch();
+        return messagePack
             ? socket.SendAsync(new ReadOnlyMemory<byte>(streamEvent.MessagePack), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken)
             : socket.SendAsync(new ReadOnlyMemory<byte>(streamEvent.Json), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+    }
 
     public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
     {
+        coalescing?.BeginBatch();
         _control.ResetWrittenCount();
         StreamControlMessage.Write(_control, type, reason, cursors);
 
@@ -29,7 +34,7 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : I
 
     public ValueTask HeartbeatAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ValueTask FlushAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask FlushAsync(CancellationToken cancellationToken) => coalescing?.EndBatchAsync(cancellationToken) ?? ValueTask.CompletedTask;
 
     public void Abort() => socket.Abort();
 
@@ -46,6 +51,8 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack) : I
             };
             try
             {
+                // Whatever a stream that ended early left gathered goes first, then the close frame.
+                await FlushAsync(cancellationToken);
                 await socket.CloseOutputAsync(status, reason, cancellationToken);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
