@@ -165,6 +165,38 @@ public sealed class StreamTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task AnIdleSseStream_GetsAHeartbeatEveryInterval_AndStillItsNextEvent()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_heartbeat");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:HeartbeatSeconds=1");
+        using var http = new HttpClient { BaseAddress = gateway.Address, Timeout = Timeout.InfiniteTimeSpan };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNidle&since=PNidle:0");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken("PNidle"));
+        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        int pings = 0;
+        var idle = System.Diagnostics.Stopwatch.StartNew();
+        while (pings < 3 && await reader.ReadLineAsync(timeout.Token) is { } line)
+        {
+            pings += line == ": ping" ? 1 : 0;
+        }
+
+        // Three heartbeats of a 1 s interval, not sooner (they are not sent in a loop) and not much later.
+        Assert.InRange(idle.Elapsed.TotalSeconds, 2.5, 10);
+        await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNidle"], messagesPerAccount: 1);
+        string? data;
+        do
+        {
+            data = await reader.ReadLineAsync(timeout.Token);
+        }
+        while (data is not null && !data.StartsWith("data: {\"type\":\"event\"", StringComparison.Ordinal));
+
+        Assert.NotNull(data);
+    }
+
+    [Fact]
     public async Task AStreamWhoseTokenExpires_IsClosedWithTheTokenExpiredFrame_OnBothTransports()
     {
         string database = await postgres.Server.CreateDatabaseAsync("streams_expiry");

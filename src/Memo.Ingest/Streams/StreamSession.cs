@@ -25,6 +25,9 @@ namespace Memo.Ingest.Streams;
 /// </summary>
 internal sealed partial class StreamSession
 {
+    /// <summary>Queued to wake the live loop without events: see <see cref="Interrupt"/>.</summary>
+    private static readonly StreamEvent[] Interruption = [];
+
     private readonly Dictionary<string, long> _cursors;
     private readonly Channel<StreamEvent[]> _inbox = Channel.CreateUnbounded<StreamEvent[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly StreamOptions _options;
@@ -85,6 +88,12 @@ internal sealed partial class StreamSession
         using var io = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, afterGrace.Token);
         using var expired = new CancellationTokenSource(UntilExpiry());
         using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token, expired.Token);
+        // The live loop waits on its queue alone (no token, no timer per wait: the queue then reuses one waiter, and a
+        // client with a thousand events a second costs no timer operations). Whatever must interrupt the wait drops
+        // the empty batch into the queue: the end of the session, and the heartbeat.
+        using CancellationTokenRegistration interrupt = wake.Token.UnsafeRegister(static session => ((StreamSession)session!).Interrupt(), this);
+        var heartbeat = TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds));
+        using var heartbeats = new Timer(static session => ((StreamSession)session!).Interrupt(), this, heartbeat, heartbeat);
         var attached = new List<string>(_cursors.Count);
         string? endReason = null;
         try
@@ -107,10 +116,11 @@ internal sealed partial class StreamSession
             await transport.SendControlAsync("ready", null, _cursors, io.Token);
             await transport.FlushAsync(io.Token);
 
-            var heartbeat = TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds));
             while (endReason is null)
             {
-                StreamEvent[]? next = await NextAsync(heartbeat, wake.Token);
+                // The session's state is in the tokens; an interruption only wakes the wait (and a drain below may
+                // have taken it).
+                StreamEvent[]? next = wake.IsCancellationRequested ? null : await NextAsync();
                 if (Overflowed)
                 {
                     endReason = "slow_consumer";
@@ -183,34 +193,19 @@ internal sealed partial class StreamSession
         return left <= TimeSpan.Zero ? TimeSpan.FromTicks(1) : left > TimeSpan.FromDays(30) ? TimeSpan.FromDays(30) : left;
     }
 
-    /// <summary>The next queued events; null after a heartbeat interval without any, or when the session must end.</summary>
-    private async ValueTask<StreamEvent[]?> NextAsync(TimeSpan heartbeat, CancellationToken wake)
+    /// <summary>The next queued events; null when interrupted (a heartbeat is due, or the session must end).</summary>
+    private async ValueTask<StreamEvent[]?> NextAsync()
     {
-        if (wake.IsCancellationRequested)
+        StreamEvent[]? ready;
+        while (!_inbox.Reader.TryRead(out ready))
         {
-            return null;
+            await _inbox.Reader.WaitToReadAsync();
         }
 
-        if (_inbox.Reader.TryRead(out StreamEvent[]? ready))
-        {
-            return ready;
-        }
-
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(wake);
-        wait.CancelAfter(heartbeat);
-        try
-        {
-            await _inbox.Reader.WaitToReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            // The heartbeat interval passed, or the session must end (overflow, expiry, the client left): the
-            // caller tells which.
-            return null;
-        }
-
-        return _inbox.Reader.TryRead(out ready) ? ready : null;
+        return ready.Length == 0 ? null : ready;
     }
+
+    private void Interrupt() => _inbox.Writer.TryWrite(Interruption);
 
     /// <summary>Sends a live event that continues the account; false when it does not (the hub broke its promise).</summary>
     private async ValueTask<bool> DeliverAsync(IStreamTransport transport, StreamEvent live, CancellationToken token)
