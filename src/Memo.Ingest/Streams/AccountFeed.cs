@@ -64,19 +64,7 @@ internal sealed class AccountFeed(string account, long deliveredUpTo)
             return false;
         }
 
-        int start = 0;
-        while (start < events.Count && events[start].Seq <= DeliveredUpTo)
-        {
-            start++; // already handed on (an announcement that arrived after its repair, or a repeat)
-        }
-
-        int end = start;
-        while (end < events.Count && events[end].Seq == DeliveredUpTo + 1 + (end - start))
-        {
-            end++;
-        }
-
-        Offer(events, start, end);
+        (int start, int end) = HandOnContinuation(events);
         if (end == events.Count)
         {
             return false;
@@ -90,19 +78,7 @@ internal sealed class AccountFeed(string account, long deliveredUpTo)
     /// <summary>Hands on events read from the log by a repair; returns how many continued the feed.</summary>
     public int AcceptRepaired(List<StreamEvent> events)
     {
-        int start = 0;
-        while (start < events.Count && events[start].Seq <= DeliveredUpTo)
-        {
-            start++;
-        }
-
-        int end = start;
-        while (end < events.Count && events[end].Seq == DeliveredUpTo + 1 + (end - start))
-        {
-            end++;
-        }
-
-        Offer(events, start, end);
+        (int start, int end) = HandOnContinuation(events);
         return end - start;
     }
 
@@ -141,6 +117,29 @@ internal sealed class AccountFeed(string account, long deliveredUpTo)
         Repairing = true;
         RepairUpTo = suspect;
         return true;
+    }
+
+    /// <summary>
+    /// Offers the run of <paramref name="events"/> (ascending seqs) that continues the feed: events already handed on
+    /// (an announcement that arrived after its repair, or a repeat) are skipped, and the run stops at the first gap.
+    /// Returns where the run starts and ends.
+    /// </summary>
+    private (int Start, int End) HandOnContinuation(List<StreamEvent> events)
+    {
+        int start = 0;
+        while (start < events.Count && events[start].Seq <= DeliveredUpTo)
+        {
+            start++;
+        }
+
+        int end = start;
+        while (end < events.Count && events[end].Seq == DeliveredUpTo + 1 + (end - start))
+        {
+            end++;
+        }
+
+        Offer(events, start, end);
+        return (start, end);
     }
 
     private void Offer(List<StreamEvent> events, int start, int end)
