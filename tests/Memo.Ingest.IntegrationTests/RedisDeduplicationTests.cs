@@ -2,9 +2,11 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using Memo.Ingest.Redis;
+using Memo.Ingest.Storage;
 using Memo.Ingest.TestSupport;
 using Memo.Redis;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -28,7 +30,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         // The first delivery is written; only after its commit does Redis learn its ids.
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         await Eventually.TrueAsync(async () =>
-            (await probe.ExecuteAsync("EXISTS", "memo:seen:m:PNstorm:wamid.storm", "memo:seen:s:PNstorm:wamid.out:delivered:1700000002")).Integer == 2,
+            (await probe.ExecuteAsync("EXISTS", await KeyAsync(database, "seen:m:PNstorm:wamid.storm"), await KeyAsync(database, "seen:s:PNstorm:wamid.out:delivered:1700000002"))).Integer == 2,
             "the committed ids are recorded in Redis");
 
         HttpResponseMessage[] storm = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => gateway.PostWebhookAsync(body)));
@@ -114,7 +116,8 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
         string again = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.after", "49", 1800000000, "a")]);
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
-        await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", $"memo:seen:m:{account}:wamid.after")).Integer == 1, "recorded after reconnect");
+        string afterKey = await KeyAsync(database, $"seen:m:{account}:wamid.after");
+        await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", afterKey)).Integer == 1, "recorded after reconnect");
         long screenedBefore = duplicates["redis"];
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
         Assert.Equal(screenedBefore + 1, duplicates["redis"]);
@@ -171,6 +174,81 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         string ready = await gateway.Client.GetStringAsync("/readyz");
         Assert.Contains("\"status\":\"ready\"", ready, StringComparison.Ordinal);
         Assert.Contains("\"redis\":\"disconnected\"", ready, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Redis remembers committed ids per database: a gateway pointed at a new database beside a Redis that served
+    /// another one, or at its database dropped and restored (here: recreated empty under the same name), stores every
+    /// redelivered message instead of trusting the old keys and answering 200 for messages it does not have.
+    /// </summary>
+    [Theory]
+    [InlineData("another database")]
+    [InlineData("the same database restored")]
+    public async Task RedisKeysOfAnotherOrEarlierDatabase_NeverScreenARedeliveryOut(string scenario)
+    {
+        string first = await postgres.Server.CreateDatabaseAsync("redis_identity");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        const string account = "PNidentity";
+        string[] corpus = [.. Enumerable.Range(0, 40).Select(i => WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage($"wamid.identity.{i}", "49", 1700000000 + i, "c")]))];
+        await using (GatewayHost before = await StartWithRedisAsync(first, redis))
+        {
+            foreach (string body in corpus)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await before.PostWebhookAsync(body)).StatusCode);
+            }
+
+            // Redis knows every one of them (under the first database's identity).
+            await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+            string lastKey = await KeyAsync(first, $"seen:m:{account}:wamid.identity.39");
+            await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", lastKey)).Integer == 1, "the ids are remembered");
+        }
+
+        string second = scenario == "another database" ? await postgres.Server.CreateDatabaseAsync("redis_identity_new") : await RecreateAsync(first);
+        await using GatewayHost after = await StartWithRedisAsync(second, redis);
+        using var duplicates = new CounterRecorder(after.App.Services, "memo.ingest.duplicates", Screened);
+
+        // Meta redelivers the corpus. Each redelivery also carries a message this gateway has just appended, so that
+        // every batch is screened (the screen runs while retries arrive): without scoping, Redis' old keys would
+        // screen every message of the corpus out.
+        string primer = WebhookPayloads.TextMessage("wamid.identity.primer", "49", 1700000100, "p");
+        Assert.Equal(HttpStatusCode.OK, (await after.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [primer]))).StatusCode);
+        for (int copy = 0; copy < 2; copy++)
+        {
+            await Parallel.ForEachAsync(Enumerable.Range(0, 40), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            {
+                string body = WebhookPayloads.Envelope(account, messages: [primer, WebhookPayloads.TextMessage($"wamid.identity.{i}", "49", 1700000000 + i, "c")]);
+                using HttpResponseMessage response = await after.PostWebhookAsync(body);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            });
+        }
+
+        Assert.Equal(41, await Database.CountAsync(second, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(second));
+        Assert.True(duplicates["redis"] > 0, "the second copies were screened by Redis (under the new database's identity)");
+    }
+
+    /// <summary>Drops the database and creates an empty one of the same name, as a restore from an older backup would.</summary>
+    private async Task<string> RecreateAsync(string database)
+    {
+        string name = new NpgsqlConnectionStringBuilder(database).Database!;
+        NpgsqlConnection.ClearAllPools();
+        await using var admin = new NpgsqlConnection(postgres.Server.AdminConnectionString);
+        await admin.OpenAsync();
+        foreach (string sql in (string[])[$"DROP DATABASE \"{name}\" WITH (FORCE)", $"CREATE DATABASE \"{name}\""])
+        {
+            await using var command = new NpgsqlCommand(sql, admin);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return database;
+    }
+
+    /// <summary>A screen key as the gateway writes it for <paramref name="database"/>.</summary>
+    private static async Task<string> KeyAsync(string database, string key)
+    {
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        return "memo:" + System.Text.Encoding.ASCII.GetString(await DatabaseIdentity.ReadAsync(connection)) + key;
     }
 
     internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis, params string[] extraArguments) =>

@@ -128,7 +128,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
 
         // Slow down to the sequencers' pace rather than let the backlog (and the lag to visibility) grow.
         await _backlog.HoldWhileBackloggedAsync();
-        int screened = await _screen.ScreenAsync(batch, _redisCommands);
+        int screened = await _screen.ScreenAsync(batch, _redisCommands, await DatabaseToScreenForAsync());
         _metrics.DuplicatesScreened(screened, 0);
         IngestOutcome outcome = await TryAppendAsync(batch);
         if (outcome == IngestOutcome.RejectedByDatabase)
@@ -213,7 +213,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         _redisCommands.Reset();
-        _screen.AppendRemember(committed, _redisCommands);
+        _screen.AppendRemember(committed, _redisCommands, _appender?.DatabaseIdentity ?? []);
         _redisCommands.Command(3).Argument("PUBLISH"u8).Argument(_sequencer.WakeChannel).Argument(_sequencer.Origin);
         return redis.ExecuteAsync(_redisCommands);
     }
@@ -277,6 +277,28 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             _metrics.WriteFailed();
             await ResetConnectionAsync();
             return IngestOutcome.Unavailable;
+        }
+    }
+
+    /// <summary>
+    /// The identity of the database this writer's connection commits to, for the Redis screen: Redis' answers are only
+    /// about that database. Empty (no screening) when there is no connection yet and none can be opened; the append
+    /// then meets the same failure and handles it.
+    /// </summary>
+    private async ValueTask<byte[]> DatabaseToScreenForAsync()
+    {
+        if (!_screen.Enabled)
+        {
+            return [];
+        }
+
+        try
+        {
+            return (await EnsureAppenderAsync()).DatabaseIdentity;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            return [];
         }
     }
 

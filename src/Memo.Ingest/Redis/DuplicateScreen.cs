@@ -13,8 +13,10 @@ namespace Memo.Ingest.Redis;
 /// The rule that makes it safe: Redis only ever learns an id after PostgreSQL has committed it
 /// (<see cref="AppendRemember"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
 /// it loses nothing. Anything Redis misses (expired, evicted, down, slow) is written and PostgreSQL's unique keys
-/// reject it there. Keys: <c>{prefix}seen:m:{account}:{wamid}</c> for messages and
-/// <c>{prefix}seen:s:{account}:{wamid}:{status}:{timestamp}</c> for status events.
+/// reject it there. Keys: <c>{prefix}{database}seen:m:{account}:{wamid}</c> for messages and
+/// <c>{prefix}{database}seen:s:{account}:{wamid}:{status}:{timestamp}</c> for status events, where <c>{database}</c> is
+/// the identity of the database the writer's connection commits to (<see cref="Storage.DatabaseIdentity"/>): what
+/// Redis learnt from one database is never trusted for another, nor for the same one restored from a backup.
 /// </summary>
 internal sealed class DuplicateScreen
 {
@@ -50,16 +52,17 @@ internal sealed class DuplicateScreen
     /// <see cref="StormSeconds"/> seconds. One batch in <see cref="SampleEvery"/> is screened anyway, so that retries
     /// of ids appended by another instance are noticed too.
     /// </summary>
-    public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
+    public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch, byte[] database)
     {
-        if (!Enabled || !IsWorthScreening(batch))
+        // Without a connection whose database is known, Redis' answer could be about another database.
+        if (!Enabled || database.Length == 0 || !IsWorthScreening(batch))
         {
             return 0;
         }
 
         try
         {
-            return await TryScreenAsync(batch, scratch);
+            return await TryScreenAsync(batch, scratch, database);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -121,7 +124,7 @@ internal sealed class DuplicateScreen
     private static int Hash(Utf8Arena arena, in StagedRecord record) => RecentIds.Hash(arena[record.Account], arena[record.Id],
         record.Kind == RecordKind.Status ? arena[record.Type] : default, record.Kind == RecordKind.Status ? record.Timestamp : 0);
 
-    private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch)
+    private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch, byte[] database)
     {
         RedisConnection? redis = _redis.Commands;
         if (redis is null || !redis.IsConnected)
@@ -148,7 +151,7 @@ internal sealed class DuplicateScreen
             {
                 if (IsScreenable(webhook[i].Kind))
                 {
-                    AppendKey(scratch, webhook.Arena, in webhook[i]);
+                    AppendKey(scratch, database, webhook.Arena, in webhook[i]);
                 }
             }
         }
@@ -237,11 +240,17 @@ internal sealed class DuplicateScreen
 
     /// <summary>
     /// Appends a <c>SET key 1 EX ttl</c> for every message and status event of a committed batch that Redis did not
-    /// already know. Call only after COMMIT. Returns the number of commands appended.
+    /// already know, under the identity of the <paramref name="database"/> that committed it. Call only after COMMIT.
+    /// Returns the number of commands appended.
     /// </summary>
-    public int AppendRemember(List<ParsedWebhook> committed, RespCommandBuffer commands)
+    public int AppendRemember(List<ParsedWebhook> committed, RespCommandBuffer commands, byte[] database)
     {
         int appended = 0;
+        if (database.Length == 0)
+        {
+            return appended; // which database committed it is unknown: better not to remember than to misattribute
+        }
+
         foreach (ParsedWebhook webhook in committed)
         {
             for (int i = 0; i < webhook.Count; i++)
@@ -250,7 +259,7 @@ internal sealed class DuplicateScreen
                 if (IsScreenable(record.Kind) && !record.Screened)
                 {
                     commands.Command(5).Argument("SET"u8);
-                    AppendKey(commands, webhook.Arena, in record);
+                    AppendKey(commands, database, webhook.Arena, in record);
                     commands.Argument("1"u8).Argument("EX"u8).Argument(_ttlSeconds);
                     appended++;
                 }
@@ -276,14 +285,14 @@ internal sealed class DuplicateScreen
         return count;
     }
 
-    private void AppendKey(RespCommandBuffer commands, Utf8Arena arena, in StagedRecord record)
+    private void AppendKey(RespCommandBuffer commands, byte[] database, Utf8Arena arena, in StagedRecord record)
     {
         ReadOnlySpan<byte> account = arena[record.Account];
         ReadOnlySpan<byte> id = arena[record.Id];
         if (record.Kind == RecordKind.Message)
         {
-            commands.BeginArgument(_redis.KeyPrefix.Length + MessageTag.Length + account.Length + 1 + id.Length)
-                .Append(_redis.KeyPrefix).Append(MessageTag).Append(account).Append(":"u8).Append(id)
+            commands.BeginArgument(_redis.KeyPrefix.Length + database.Length + MessageTag.Length + account.Length + 1 + id.Length)
+                .Append(_redis.KeyPrefix).Append(database).Append(MessageTag).Append(account).Append(":"u8).Append(id)
                 .EndArgument();
             return;
         }
@@ -291,8 +300,8 @@ internal sealed class DuplicateScreen
         ReadOnlySpan<byte> status = arena[record.Type];
         Span<byte> timestamp = stackalloc byte[20];
         Utf8Formatter.TryFormat(record.Timestamp, timestamp, out int digits);
-        commands.BeginArgument(_redis.KeyPrefix.Length + StatusTag.Length + account.Length + 1 + id.Length + 1 + status.Length + 1 + digits)
-            .Append(_redis.KeyPrefix).Append(StatusTag).Append(account).Append(":"u8).Append(id).Append(":"u8)
+        commands.BeginArgument(_redis.KeyPrefix.Length + database.Length + StatusTag.Length + account.Length + 1 + id.Length + 1 + status.Length + 1 + digits)
+            .Append(_redis.KeyPrefix).Append(database).Append(StatusTag).Append(account).Append(":"u8).Append(id).Append(":"u8)
             .Append(status).Append(":"u8).Append(timestamp[..digits])
             .EndArgument();
     }

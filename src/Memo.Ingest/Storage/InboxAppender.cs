@@ -37,11 +37,15 @@ internal sealed class InboxAppender : IAsyncDisposable
 
     public NpgsqlConnection Connection => _connection;
 
+    /// <summary>The database this connection writes to (<see cref="Storage.DatabaseIdentity"/>), read when it opened.</summary>
+    public byte[] DatabaseIdentity { get; private set; } = [];
+
     /// <summary>Prepares the INSERTs on <paramref name="connection"/>, which the appender uses from now on.</summary>
     public static async Task<InboxAppender> PrepareAsync(NpgsqlConnection connection)
     {
         var appender = new InboxAppender(connection);
         await appender._batch.PrepareAsync();
+        appender.DatabaseIdentity = await Storage.DatabaseIdentity.ReadAsync(connection);
         return appender;
     }
 
