@@ -46,7 +46,6 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     private readonly ConcurrentDictionary<string, AccountFeed>.AlternateLookup<ReadOnlySpan<char>> _feedsByName;
     private readonly Channel<byte[]> _frames;
     private readonly List<AccountFeed> _touched = [];
-    private readonly byte[] _origin;
     private readonly CancellationTokenSource _stopping = new();
     private RedisSubscriber? _subscriber;
     private Task _running = Task.CompletedTask;
@@ -63,7 +62,6 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
         _faults = faults;
         _logger = logger;
         _feedsByName = _feeds.GetAlternateLookup<ReadOnlySpan<char>>();
-        _origin = InstanceId.ToByteArray();
         _frames = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(Math.Max(1, _options.DispatchQueueFrames))
         {
             FullMode = BoundedChannelFullMode.DropWrite,
@@ -190,8 +188,9 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     private void OnPublished(ReadOnlySpan<byte> channel, ReadOnlyMemory<byte> payload)
     {
         ReadOnlySpan<byte> frame = payload.Span;
-        // Our own frames were dispatched at commit; with no followers here there is nothing to do.
-        if (_feeds.IsEmpty || frame.Length >= 17 && frame.Slice(1, 16).SequenceEqual(_origin))
+        // Our own frames were dispatched at commit; with no followers here there is nothing to do. (A frame that is
+        // not one is dropped by the dispatcher, with a warning.)
+        if (_feeds.IsEmpty || EventFrame.TryReadOrigin(frame, out Guid origin) && origin == InstanceId)
         {
             return;
         }
