@@ -69,6 +69,12 @@ public sealed class AllocationBudgetTests
                 Require(reader.TryReadNext(out ReadOnlySpan<byte> account, out _, out _, out ReadOnlySpan<byte> json) && account.Length == 15 && json.Length == 600);
             };
         },
+        ["MessagePack form of one event, shared by its MessagePack clients"] = () =>
+        {
+            byte[] json = System.Text.Encoding.UTF8.GetBytes(
+                """{"type":"event","account":"106540352242922","seq":18231,"kind":"message.created","data":{"seq":18231,"wamid":"wamid.HBgLNDkxNTExMjM0NTY3OBUCABIYFDNBMDhGMTQ0QkIyQzQ2QTM2MjQ2AA==","direction":"inbound","from":"4915112345678","to":null,"timestamp":1700000000,"type":"text","text":"Hello! Is my order on its way?","payload":{"from":"4915112345678","id":"wamid.HBgL","timestamp":"1700000000","text":{"body":"Hello! Is my order on its way?"},"type":"text"}}}""");
+            return () => Require(MessagePackTranscoder.FromJson(json).Length > 0);
+        },
         ["SSE frame for one event, per connection"] = () =>
         {
             // Kestrel's response pipe pools its segments; a Pipe does the same, where a stream adapter would not.
