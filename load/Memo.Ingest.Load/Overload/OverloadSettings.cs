@@ -10,7 +10,7 @@ internal sealed record OverloadSettings(
     double? MaxRate = null,
     int NormalSeconds = 3,
     int OverloadSeconds = 6,
-    int RecoverySeconds = 15,
+    int RecoverySeconds = 40,
     int CalibrationSeconds = 4,
     int Connections = 4096,
     long MaxPeakRssBytes = 1L << 30,
@@ -19,7 +19,14 @@ internal sealed record OverloadSettings(
 {
     public double[] Factors { get; init; } = [2, 5];
 
-    public double[] CalibrationRates { get; init; } = [500, 1000, 2000, 3000, 4500, 6000, 8000, 10000, 12500, 15000];
+    /// <summary>
+    /// The step search for R. Its top, 10,000, caps R: the open-model sender keeps every intended request, so at 5× R
+    /// it builds a backlog of its own that must drain within <see cref="RecoverySeconds"/> once the overload ends (at
+    /// R = 15,000 it could not: 5× R is 75,000 requests a second, and the recovery stretch ended with the sender still
+    /// catching up, while the gateway answered everything it was sent). A machine that sustains more than 10,000 is
+    /// then overloaded at 2× and 5× of 10,000, still beyond its capacity.
+    /// </summary>
+    public double[] CalibrationRates { get; init; } = [500, 1000, 2000, 3000, 4500, 6000, 8000, 10000];
 
     /// <summary>Gateway settings for the run, as environment variables (<c>--set Memo__Ingest__Writers=4</c>).</summary>
     public IReadOnlyDictionary<string, string?> GatewaySettings { get; init; } = new Dictionary<string, string?>();
