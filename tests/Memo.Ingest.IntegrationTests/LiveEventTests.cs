@@ -22,8 +22,7 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         string database = await postgres.Server.CreateDatabaseAsync("live_cross");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        // The following instance runs no sequencer, so every live event reaches it through Redis.
-        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis);
         string[] accounts = ["PNlive1", "PNlive2", "PNlive3"];
         await using StreamClient follower = await FollowAsync(following, accounts);
         using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
@@ -44,7 +43,7 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         string database = await postgres.Server.CreateDatabaseAsync("live_outage");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis);
         string[] accounts = ["PNdown1", "PNdown2"];
         await using StreamClient follower = await FollowAsync(following, accounts);
         using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
@@ -69,8 +68,7 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
         // A sweep interval far longer than the test: only the gap seen on the next event can repair.
-        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis,
-            "--Memo:Sequencer:Loops=0", "--Memo:Streams:LiveRepairMilliseconds=600000");
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis, "--Memo:Streams:LiveRepairMilliseconds=600000");
         string[] account = ["PNgap"];
         await using StreamClient follower = await FollowAsync(following, account);
 
@@ -96,8 +94,7 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         string database = await postgres.Server.CreateDatabaseAsync("live_quiet");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis,
-            "--Memo:Sequencer:Loops=0", "--Memo:Streams:LiveRepairMilliseconds=1000");
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis, "--Memo:Streams:LiveRepairMilliseconds=1000");
         await using StreamClient quiet = await FollowAsync(following, ["PNquiet"]);
         await using StreamClient busy = await FollowAsync(following, ["PNbusy1", "PNbusy2"]);
 
@@ -133,7 +130,7 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         string database = await postgres.Server.CreateDatabaseAsync("live_fanout");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        await using GatewayHost following = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis);
         string[] accounts = ["PNfan1", "PNfan2"];
         await using StreamClient follower = await FollowAsync(following, accounts);
         using var failures = new CounterRecorder(following.App.Services, "memo.live.loop.failures", "none");
@@ -163,6 +160,10 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
         Assert.Equal(0, repaired[""]);
     }
+
+    /// <summary>An instance that runs no sequencer: every live event reaches it through Redis (or a repair).</summary>
+    private static Task<GatewayHost> StartFollowingInstanceAsync(string database, RedisServer redis, params string[] extraArguments) =>
+        RedisDeduplicationTests.StartWithRedisAsync(database, redis, ["--Memo:Sequencer:Loops=0", .. extraArguments]);
 
     /// <summary>An SSE follower of <paramref name="accounts"/> from seq 0, once it is live.</summary>
     internal static async Task<StreamClient> FollowAsync(GatewayHost gateway, string[] accounts)

@@ -41,9 +41,13 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             index => mix.MessageIds(index).Count());
 
         var boundaries = new List<StepBoundary>();
-        async Task MarkAsync() => boundaries.Add(new StepBoundary((long)clock.Elapsed.TotalMicroseconds, await AckHistogram.ScrapeAsync(gateway.Client),
-            await AckHistogram.ScrapeAsync(gateway.Client, AckHistogram.VisibilityDelay),
-            ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
+        async Task MarkAsync()
+        {
+            long at = (long)clock.Elapsed.TotalMicroseconds;
+            string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
+            boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay),
+                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
+        }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
         RequestSample[] samples = await sender.RunAsync(steps, async (_, _) => await MarkAsync());
@@ -87,4 +91,4 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 }
 
 /// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far.</summary>
-internal sealed record StepBoundary(long AtMicroseconds, AckHistogram Histogram, AckHistogram Visibility, double GatewayCpuSeconds, double PostgresCpuSeconds);
+internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds, double PostgresCpuSeconds);

@@ -38,9 +38,9 @@ internal sealed class IngestMetrics
     private long _redisScreenErrors;
     private long _redisRecordErrors;
     private long _redisReconnects;
-    private long _busDelivered;
-    private long _busBackfilled;
-    private long _busDropped;
+    private long _liveDispatched;
+    private long _liveRepaired;
+    private long _liveFramesDropped;
     private long _liveFailures;
     private long _writerRestarts;
     private long _sequencerErrors;
@@ -93,9 +93,9 @@ internal sealed class IngestMetrics
             ], "{error}", "Redis calls that failed or timed out (ingestion went on without them).");
         _meter.CreateObservableCounter("memo.redis.reconnects", () => Volatile.Read(ref _redisReconnects), "{connection}",
             "Times the Redis command connection was re-established after being lost.");
-        _meter.CreateObservableCounter("memo.live.events.dispatched", () => Volatile.Read(ref _busDelivered), "{event}",
+        _meter.CreateObservableCounter("memo.live.events.dispatched", () => Volatile.Read(ref _liveDispatched), "{event}",
             "Announced events of accounts followed on this instance, handed to their feeds.");
-        _meter.CreateObservableCounter("memo.live.events.repaired", () => Volatile.Read(ref _busBackfilled), "{event}",
+        _meter.CreateObservableCounter("memo.live.events.repaired", () => Volatile.Read(ref _liveRepaired), "{event}",
             "Events read from PostgreSQL because their announcement was lost or reordered.");
         _meter.CreateObservableCounter("memo.live.loop.failures", () => Volatile.Read(ref _liveFailures), "{failure}",
             "Unexpected failures of the stream hub's loops and repairs (each is retried; followers wait, in order).");
@@ -115,7 +115,7 @@ internal sealed class IngestMetrics
                 new(Volatile.Read(ref _deadLetteredSequencer), new KeyValuePair<string, object?>("memo.stage", "sequencer")),
             ], "{record}",
             "Webhooks (ack) and records (sequencer) that PostgreSQL refused and that were kept in dead_letters instead.");
-        _meter.CreateObservableCounter("memo.live.frames.dropped", () => Volatile.Read(ref _busDropped), "{frame}",
+        _meter.CreateObservableCounter("memo.live.frames.dropped", () => Volatile.Read(ref _liveFramesDropped), "{frame}",
             "Announced event frames dropped because the dispatcher was behind (their events are repaired from PostgreSQL).");
     }
 
@@ -255,11 +255,11 @@ internal sealed class IngestMetrics
         }
     }
 
-    public void LiveEventsDispatched(int count) => Interlocked.Add(ref _busDelivered, count);
+    public void LiveEventsDispatched(int count) => Interlocked.Add(ref _liveDispatched, count);
 
-    public void LiveEventsRepaired(int count) => Interlocked.Add(ref _busBackfilled, count);
+    public void LiveEventsRepaired(int count) => Interlocked.Add(ref _liveRepaired, count);
 
-    public void LiveFramesDropped() => Interlocked.Increment(ref _busDropped);
+    public void LiveFramesDropped() => Interlocked.Increment(ref _liveFramesDropped);
 
     public void LiveLoopFailed() => Interlocked.Increment(ref _liveFailures);
 

@@ -11,7 +11,7 @@ namespace Memo.Ingest.Redis;
 /// <summary>
 /// The gateway's Redis, when <c>ConnectionStrings:Redis</c> is set: one multiplexed command connection shared by the
 /// writers and sequencers (screening and recording ids, waking sequencers, publishing events). This class, its users
-/// (DuplicateScreen, IngestWriter, CommittedEventPublisher) and the subscribers (EventBus, Sequencer) are the seam to Redis; a different client library would replace what is behind it.
+/// (DuplicateScreen, IngestWriter, CommittedEventPublisher) and the subscribers (StreamHub, Sequencer) are the seam to Redis; a different client library would replace what is behind it.
 /// </summary>
 internal sealed partial class GatewayRedis : IAsyncDisposable
 {

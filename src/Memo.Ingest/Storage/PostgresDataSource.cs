@@ -13,7 +13,7 @@ internal static class PostgresDataSource
     public static NpgsqlDataSource Create(IConfiguration configuration) => CreateBuilder(configuration, "memo-ingest").Build();
 
     /// <summary>
-    /// The write path's own pool (ack writers, sequencers, the event bus' repairs), so that read traffic can never
+    /// The write path's own pool (ack writers, sequencers, the backlog probe), so that read traffic can never
     /// take the connections that acknowledgements wait for. Its sessions pin what the write path's correctness and
     /// speed rest on, whatever the database or role defaults say:
     /// <list type="bullet">
@@ -61,7 +61,7 @@ internal static class PostgresDataSource
 
         var builder = new NpgsqlSlimDataSourceBuilder(connectionString);
         builder.ConnectionStringBuilder.ApplicationName ??= applicationName;
-        // Arrays carry the sequencer's shards and the event bus' catch-up cursors.
+        // Arrays carry the sequencer's shards and the accounts the stream hub's sweep asks about.
         builder.EnableArrays();
         return builder;
     }

@@ -13,6 +13,9 @@ internal sealed class AccountFeed(string account, long deliveredUpTo)
 {
     private StreamSession[] _followers = [];
 
+    /// <summary>The account's latest seq as the previous sweep read it (see <see cref="ObserveCommitted"/>).</summary>
+    private long _committedAtLastSweep;
+
     public string Account { get; } = account;
 
     public Lock Gate { get; } = new();
@@ -24,9 +27,6 @@ internal sealed class AccountFeed(string account, long deliveredUpTo)
     public bool Repairing { get; private set; }
 
     public long RepairUpTo { get; private set; }
-
-    /// <summary>The account's latest seq as the previous sweep read it (see <see cref="ObserveCommitted"/>).</summary>
-    private long _committedAtLastSweep;
 
     /// <summary>Set when the last follower left: the feed is out of the hub's table and takes no one new.</summary>
     public bool Closed { get; private set; }

@@ -7,7 +7,7 @@ namespace Memo.Ingest.Load.OpenModel;
 /// (<c>memo_webhook_ack_duration_seconds</c>). The difference of two scrapes gives the server-side latency of what
 /// happened in between, without the time requests spent queued in the load generator.
 /// </summary>
-internal sealed class AckHistogram
+internal sealed class GatewayHistogram
 {
     /// <summary>Per sequencer round, how long its oldest record had waited since it was acknowledged.</summary>
     public const string VisibilityDelay = "memo_sequencer_visibility_delay_seconds";
@@ -16,13 +16,14 @@ internal sealed class AckHistogram
 
     private readonly SortedDictionary<double, long> _cumulative;
 
-    private AckHistogram(SortedDictionary<double, long> cumulative) => _cumulative = cumulative;
+    private GatewayHistogram(SortedDictionary<double, long> cumulative) => _cumulative = cumulative;
 
-    public static async Task<AckHistogram> ScrapeAsync(HttpClient gateway, string metric = Acknowledgement)
+    /// <summary>Reads the buckets of <paramref name="metric"/> from one scrape of /metrics.</summary>
+    public static GatewayHistogram Parse(string metrics, string metric = Acknowledgement)
     {
         var cumulative = new SortedDictionary<double, long>();
         string bucket = metric + "_bucket{";
-        foreach (string line in (await gateway.GetStringAsync("/metrics")).Split('\n'))
+        foreach (string line in metrics.Split('\n'))
         {
             if (!line.StartsWith(bucket, StringComparison.Ordinal))
             {
@@ -36,12 +37,12 @@ internal sealed class AckHistogram
             cumulative[upper] = cumulative.GetValueOrDefault(upper) + count;
         }
 
-        return new AckHistogram(cumulative);
+        return new GatewayHistogram(cumulative);
     }
 
     /// <summary>The bucket bound below which <paramref name="quantile"/> of the acknowledgements between
     /// <paramref name="earlier"/> and this scrape fell, in milliseconds (a histogram cannot say more).</summary>
-    public string QuantileSince(AckHistogram earlier, double quantile)
+    public string QuantileSince(GatewayHistogram earlier, double quantile)
     {
         long total = _cumulative.GetValueOrDefault(double.PositiveInfinity) - earlier._cumulative.GetValueOrDefault(double.PositiveInfinity);
         if (total <= 0)
