@@ -2,6 +2,7 @@
 # Measures the Native-AOT binary beside the JIT build in the same run, on the same PostgreSQL and Redis:
 # size on disk, time from process start to /readyz 200, RSS when idle, and RSS and throughput after a wrk load run.
 #   deploy/measure-aot.sh            # ROUNDS=3 LOAD_SECONDS=10 CONNECTIONS=32; prints a Markdown table of medians
+#   BASELINE=/path/to/Memo.Ingest deploy/measure-aot.sh   # also measures an earlier native binary, in the same rounds
 # Needs wrk (apt-get install wrk). Loopback only; the servers it starts are stopped on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,11 +70,13 @@ measure() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-: >"$tmp/native.txt"; : >"$tmp/jit.txt"
+: >"$tmp/native.txt"; : >"$tmp/jit.txt"; : >"$tmp/baseline.txt"
+baseline=${BASELINE:-}
 for round in $(seq 1 "$rounds"); do
+  [ -n "$baseline" ] && measure "$baseline" >>"$tmp/baseline.txt"
   measure "$native" >>"$tmp/native.txt"
   measure dotnet "$jit" >>"$tmp/jit.txt"
-  echo "round $round: native $(tail -n 1 "$tmp/native.txt") | jit $(tail -n 1 "$tmp/jit.txt")  (ready ms, idle KiB, loaded KiB, req/s)" >&2
+  echo "round $round: native $(tail -n 1 "$tmp/native.txt") | jit $(tail -n 1 "$tmp/jit.txt") | baseline $(tail -n 1 "$tmp/baseline.txt")  (ready ms, idle KiB, loaded KiB, req/s)" >&2
 done
 
 native_size=$(stat -c %s "$native")
@@ -87,3 +90,5 @@ echo "| build | size on disk | start to ready | RSS idle | RSS after ${load_seco
 echo "|---|---|---|---|---|---|"
 row "Native AOT ($(basename "$(dirname "$native")"))" "$tmp/native.txt" "$native_size"
 row "JIT (framework-dependent, dotnet Memo.Ingest.dll)" "$tmp/jit.txt" "$jit_size"
+[ -n "$baseline" ] && row "Native AOT, baseline ($baseline)" "$tmp/baseline.txt" "$(stat -c %s "$baseline")"
+exit 0

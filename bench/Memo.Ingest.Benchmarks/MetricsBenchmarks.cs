@@ -3,7 +3,8 @@ using BenchmarkDotNet.Attributes;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Webhooks;
-using Memo.Metrics.Prometheus;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
@@ -12,7 +13,8 @@ namespace Memo.Ingest.Benchmarks;
 
 /// <summary>
 /// What metrics cost: recording on the webhook and commit paths (must allocate nothing), and one scrape of the
-/// gateway's instruments plus the runtime's, as /metrics renders them.
+/// gateway's instruments plus the runtime's, as /metrics serves them (OpenTelemetry.Exporter.Prometheus.AspNetCore's
+/// middleware, configured as the gateway configures it).
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
@@ -21,21 +23,25 @@ public class MetricsBenchmarks
     private ServiceProvider _services = null!;
     private MeterProvider _provider = null!;
     private IngestMetrics _metrics = null!;
-    private PrometheusTextExporter _exporter = null!;
+    private RequestDelegate _scrape = null!;
+    private readonly MemoryStream _body = new();
     private BatchSummary _summary;
 
     [GlobalSetup]
     public void Setup()
     {
-        _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        _services = new ServiceCollection().AddMetrics().AddLogging()
+            .AddOpenTelemetry().WithMetrics(static metrics => metrics
+                .AddMeter(IngestMetrics.MeterName, "System.Runtime")
+                .AddPrometheusExporter(static prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0))
+            .Services.BuildServiceProvider();
+        _provider = _services.GetRequiredService<MeterProvider>();
         _metrics = new IngestMetrics(_services.GetRequiredService<IMeterFactory>());
         _metrics.ObserveQueue(static () => 3);
         _metrics.ObserveRedis(static () => 1);
-        _exporter = new PrometheusTextExporter();
-        _provider = Sdk.CreateMeterProviderBuilder()
-            .AddMeter(IngestMetrics.MeterName, "System.Runtime")
-            .AddReader(new BaseExportingMetricReader(_exporter) { TemporalityPreference = MetricReaderTemporalityPreference.Cumulative })
-            .Build();
+        var app = new ApplicationBuilder(_services);
+        app.UseOpenTelemetryPrometheusScrapingEndpoint();
+        _scrape = app.Build();
         _summary = new BatchSummary { MessagesCreated = 40, StatusEvents = 10, ContactsUpdated = 5, ConversationsUpdated = 20 };
 
         // Every series the gateway produces in normal running, so the scrape renders a realistic page.
@@ -52,7 +58,6 @@ public class MetricsBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        _provider.Dispose();
         _services.Dispose();
     }
 
@@ -63,10 +68,13 @@ public class MetricsBenchmarks
     public void RecordSequencerRound() => _metrics.SequencerRound(500, _summary, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(5));
 
     [Benchmark(Description = "scrape: collect and render /metrics")]
-    public int Scrape()
+    public async Task<long> Scrape()
     {
-        int length = 0;
-        _exporter.Scrape(0, (text, _) => length = text.Length);
-        return length;
+        _body.SetLength(0);
+        var context = new DefaultHttpContext();
+        context.Request.Path = "/metrics";
+        context.Response.Body = _body;
+        await _scrape(context);
+        return _body.Length;
     }
 }

@@ -38,9 +38,9 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
         Assert.Contains("memo_webhook_requests_total{http_response_status_code=\"401\",memo_outcome=\"signature_mismatch\"} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("memo_webhook_requests_total{http_response_status_code=\"400\",memo_outcome=\"malformed_json\"} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("memo_ingest_events_total{memo_event_kind=\"message.created\"} 2\n", text, StringComparison.Ordinal);
-        Assert.Contains("memo_redis_connected 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("memo_redis_connected{} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("# TYPE memo_ingest_commit_duration_seconds histogram\n", text, StringComparison.Ordinal);
-        Assert.Contains("memo_webhook_ack_duration_seconds_count 3\n", text, StringComparison.Ordinal);
+        Assert.Contains("memo_webhook_ack_duration_seconds_count{} 3\n", text, StringComparison.Ordinal);
         Assert.Matches(@"memo_ingest_duplicates_total\{memo_screened_by=""(redis|postgresql)""\} 1\n", text);
         Assert.Matches(@"dotnet_gc_collections_total\{[^}]*\} \d+", text);
         Assert.Contains("# TYPE dotnet_process_memory_working_set_bytes gauge\n", text, StringComparison.Ordinal);

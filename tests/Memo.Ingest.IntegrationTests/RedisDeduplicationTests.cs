@@ -4,7 +4,7 @@ using System.Net;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Memo.Ingest.TestSupport;
-using Memo.Redis;
+using StackExchange.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Xunit;
@@ -24,13 +24,13 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost gateway = await StartWithRedisAsync(database, redis);
         using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
-        await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+        await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         string body = StormPayload("PNstorm");
 
         // The first delivery is written; only after its commit does Redis learn its ids.
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         await Eventually.TrueAsync(async () =>
-            (await probe.ExecuteAsync("EXISTS", await KeyAsync(database, "seen:m:PNstorm:wamid.storm"), await KeyAsync(database, "seen:s:PNstorm:wamid.out:delivered:1700000002"))).Integer == 2,
+            await probe.GetDatabase().KeyExistsAsync([await KeyAsync(database, "seen:m:PNstorm:wamid.storm"), await KeyAsync(database, "seen:s:PNstorm:wamid.out:delivered:1700000002")]) == 2,
             "the committed ids are recorded in Redis");
 
         HttpResponseMessage[] storm = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => gateway.PostWebhookAsync(body)));
@@ -113,11 +113,11 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
             await Database.CountAsync(database, "SELECT max(seq) FROM account_events"));
 
         // Back on Redis: a retry of a message committed now is screened by Redis again.
-        await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+        await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         string again = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.after", "49", 1800000000, "a")]);
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
         string afterKey = await KeyAsync(database, $"seen:m:{account}:wamid.after");
-        await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", afterKey)).Integer == 1, "recorded after reconnect");
+        await Eventually.TrueAsync(async () => await probe.GetDatabase().KeyExistsAsync(afterKey), "recorded after reconnect");
         long screenedBefore = duplicates["redis"];
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
         Assert.Equal(screenedBefore + 1, duplicates["redis"]);
@@ -129,7 +129,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         string database = await postgres.Server.CreateDatabaseAsync("redis_stuck");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost gateway = await StartWithRedisAsync(database, redis);
-        await using RedisConnection admin = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+        await using ConnectionMultiplexer admin = await ConnectionMultiplexer.ConnectAsync($"{redis.ConnectionString},allowAdmin=true");
 
         using var redisErrors = new CounterRecorder(gateway.App.Services, "memo.redis.errors", "memo.redis.operation");
         string warm = WebhookPayloads.TextMessage("wamid.stuck.warm", "49", 1700000000, "w");
@@ -138,7 +138,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         // Redis answers nothing for 10 s; each webhook still commits and is answered while Redis is stuck. Each carries a
         // retry of the warm-up message, which this instance appended lately, so the screen asks Redis (and gives up
         // after its timeout) while the connection is still open.
-        await admin.ExecuteAsync("CLIENT", "PAUSE", "10000", "ALL");
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "10000", "ALL");
         var paused = Stopwatch.StartNew();
         for (int i = 0; i < 5; i++)
         {
@@ -198,9 +198,9 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
             }
 
             // Redis knows every one of them (under the first database's identity).
-            await using RedisConnection probe = await RedisConnection.ConnectAsync(RedisConnectionOptions.Parse(redis.ConnectionString));
+            await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
             string lastKey = await KeyAsync(first, $"seen:m:{account}:wamid.identity.39");
-            await Eventually.TrueAsync(async () => (await probe.ExecuteAsync("EXISTS", lastKey)).Integer == 1, "the ids are remembered");
+            await Eventually.TrueAsync(async () => await probe.GetDatabase().KeyExistsAsync(lastKey), "the ids are remembered");
         }
 
         string second = scenario == "another database" ? await postgres.Server.CreateDatabaseAsync("redis_identity_new") : await RecreateAsync(first);

@@ -10,7 +10,6 @@ using Memo.Ingest.Streams;
 using Memo.Ingest.TestSupport;
 using Memo.Ingest.Webhooks;
 using Memo.Ingest.Webhooks.Parsing;
-using Memo.Metrics.Prometheus;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -160,7 +159,7 @@ public sealed class AllocationBudgetTests
         var metrics = new IngestMetrics(services.GetRequiredService<IMeterFactory>());
         MeterProvider provider = Sdk.CreateMeterProviderBuilder()
             .AddMeter(IngestMetrics.MeterName)
-            .AddReader(new BaseExportingMetricReader(new PrometheusTextExporter()) { TemporalityPreference = MetricReaderTemporalityPreference.Cumulative })
+            .AddPrometheusExporter()
             .Build();
         var summary = new BatchSummary { MessagesCreated = 3, StatusEvents = 1, ContactsUpdated = 1, ConversationsUpdated = 1 };
         return () =>

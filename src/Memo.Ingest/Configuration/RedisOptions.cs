@@ -1,8 +1,8 @@
 namespace Memo.Ingest.Configuration;
 
 /// <summary>
-/// Configuration section <c>Memo:Redis</c>. Redis itself is <c>ConnectionStrings:Redis</c>
-/// (<c>host:port,password=…,ssl=true</c>); without it the gateway runs on PostgreSQL alone: duplicates are caught by
+/// Configuration section <c>Memo:Redis</c>. Redis itself is <c>ConnectionStrings:Redis</c>, in StackExchange.Redis'
+/// format (<c>host:port,user=…,password=…,ssl=true,sslHost=…,defaultDatabase=N</c>); without it the gateway runs on PostgreSQL alone: duplicates are caught by
 /// its unique keys and live events reach only this instance's clients.
 /// </summary>
 public sealed class RedisOptions
@@ -20,6 +20,12 @@ public sealed class RedisOptions
     /// the duplicates, so a slow Redis costs write capacity, never correctness.
     /// </summary>
     public int ScreenTimeoutMilliseconds { get; set; } = 50;
+
+    /// <summary>
+    /// A PEM file of the certificate authority that signed the server's TLS certificate, when it is not in the
+    /// system's trust store (a private CA). Used with <c>ssl=true</c>.
+    /// </summary>
+    public string? TrustedCertificateFile { get; set; }
 
     /// <summary>The pub/sub channel (after <see cref="KeyPrefix"/>) that carries committed events between instances.</summary>
     public string EventChannel { get; set; } = "events";

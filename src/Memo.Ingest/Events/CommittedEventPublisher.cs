@@ -4,9 +4,8 @@ using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Streams;
 using Memo.Ingest.Testing;
-using Memo.Redis;
-using Memo.Redis.Protocol;
 using Npgsql;
+using StackExchange.Redis;
 
 namespace Memo.Ingest.Events;
 
@@ -17,11 +16,10 @@ namespace Memo.Ingest.Events;
 /// (its buffers are reused round after round). Redis is waited for at most the screening timeout; an announcement it
 /// loses is repaired by the other instances' hubs from the event log, so nothing here can hold the sequencer back.
 /// </summary>
-internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults) : IDisposable
+internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults)
 {
     private ArrayBufferWriter<byte> _frame = new(64 * 1024);
     private readonly StreamEventEncoder _encoder = new();
-    private readonly RespCommandBuffer _commands = new(4096);
     private readonly TimeSpan _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
     private int _count;
 
@@ -57,24 +55,23 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         }
 
         EventFrame.SetCount(_frame, _count);
-        hub.Announce(_frame.WrittenSpan);
-        RedisConnection? connection = redis.Commands;
-        if (connection is null || !connection.IsConnected || faults.Fires(FaultInjector.LosePublish))
+        // One copy per round, shared by the hub's dispatcher and the Redis client (which may still be sending it
+        // when the next round reuses the frame buffer).
+        byte[] frame = _frame.WrittenSpan.ToArray();
+        hub.Announce(frame);
+        IDatabase? connection = redis.Commands;
+        if (connection is null || faults.Fires(FaultInjector.LosePublish))
         {
             return;
         }
 
-        _commands.Reset();
-        _commands.Command(3).Argument("PUBLISH"u8).Argument(hub.ChannelName).Argument(_frame.WrittenSpan);
         try
         {
-            await connection.ExecuteAsync(_commands).WaitAsync(_redisWait);
+            await connection.PublishAsync(redis.EventChannel, frame).WaitAsync(_redisWait);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             metrics.RedisFailed(RedisOperation.RecordAndPublish);
         }
     }
-
-    public void Dispose() => _commands.Dispose();
 }

@@ -38,7 +38,7 @@ internal static class HealthEndpoints
         var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
         var redis = context.RequestServices.GetRequiredService<GatewayRedis>();
         var backlog = context.RequestServices.GetRequiredService<InboxBacklog>();
-        string redisState = redis.Commands is null ? "disabled" : redis.IsConnected ? "connected" : "disconnected";
+        string redisState = !redis.IsConfigured ? "disabled" : redis.IsConnected ? "connected" : "disconnected";
         string signature = context.RequestServices.GetRequiredService<WebhookSignatureVerifier>().HasSecrets ? "enforced" : "disabled";
 
         bool databaseReachable = await PingAsync(dataSource, context.RequestAborted);

@@ -7,8 +7,7 @@ using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Testing;
 using Memo.Ingest.Webhooks.Parsing;
-using Memo.Redis;
-using Memo.Redis.Protocol;
+using StackExchange.Redis;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -41,7 +40,6 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     // The webhooks taken from the channel and not yet completed; reused per batch. If the writer fails, the pipeline
     // completes whatever is still here (FailInFlight).
     private readonly List<ParsedWebhook> _batch = [];
-    private readonly RespCommandBuffer _redisCommands = new(4096);
     private InboxAppender? _appender;
     private PostgresException? _refusal;
     private long _reconnectNotBefore;
@@ -128,7 +126,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
 
         // Slow down to the sequencers' pace rather than let the backlog (and the lag to visibility) grow.
         await _backlog.HoldWhileBackloggedAsync();
-        int screened = await _screen.ScreenAsync(batch, _redisCommands, await DatabaseToScreenForAsync());
+        int screened = await _screen.ScreenAsync(batch, await DatabaseToScreenForAsync());
         _metrics.DuplicatesScreened(screened, 0);
         IngestOutcome outcome = await TryAppendAsync(batch);
         if (outcome == IngestOutcome.RejectedByDatabase)
@@ -164,7 +162,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     /// </summary>
     private void Finish(List<ParsedWebhook> batch, IngestOutcome outcome)
     {
-        Task<RedisReply[]>? redisCall = null;
+        Task? redisCall = null;
         if (outcome == IngestOutcome.Committed)
         {
             _sequencer.Wake();
@@ -190,7 +188,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    private async Task ObserveAsync(Task<RedisReply[]> redisCall)
+    private async Task ObserveAsync(Task redisCall)
     {
         try
         {
@@ -204,18 +202,17 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    private Task<RedisReply[]>? RememberAndWake(List<ParsedWebhook> committed)
+    private Task? RememberAndWake(List<ParsedWebhook> committed)
     {
-        RedisConnection? redis = _redis.Commands;
-        if (redis is null || !redis.IsConnected)
+        IDatabase? redis = _redis.Commands;
+        if (redis is null)
         {
             return null;
         }
 
-        _redisCommands.Reset();
-        _screen.AppendRemember(committed, _redisCommands, _appender?.DatabaseIdentity ?? []);
-        _redisCommands.Command(3).Argument("PUBLISH"u8).Argument(_sequencer.WakeChannel).Argument(_sequencer.Origin);
-        return redis.ExecuteAsync(_redisCommands);
+        Task? remember = _screen.RememberAsync(committed, _appender?.DatabaseIdentity ?? []);
+        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.Origin);
+        return remember is null ? wake : Task.WhenAll(remember, wake);
     }
 
     /// <summary>Appends every unscreened record of the batch to the inbox in one transaction; the outcome is final.</summary>
@@ -351,7 +348,6 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await ResetConnectionAsync();
-        _redisCommands.Dispose();
     }
 
     private static partial class Log

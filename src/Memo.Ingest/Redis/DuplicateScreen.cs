@@ -2,8 +2,7 @@ using System.Buffers.Text;
 using System.Diagnostics;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Webhooks.Parsing;
-using Memo.Redis;
-using Memo.Redis.Protocol;
+using StackExchange.Redis;
 
 namespace Memo.Ingest.Redis;
 
@@ -11,7 +10,7 @@ namespace Memo.Ingest.Redis;
 /// Screens retried deliveries out of a batch before it reaches PostgreSQL, and remembers what a batch committed.
 ///
 /// The rule that makes it safe: Redis only ever learns an id after PostgreSQL has committed it
-/// (<see cref="AppendRemember"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
+/// (<see cref="KeysToRemember"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
 /// it loses nothing. Anything Redis misses (expired, evicted, down, slow) is written and PostgreSQL's unique keys
 /// reject it there. Keys: <c>{prefix}{database}seen:m:{account}:{wamid}</c> for messages and
 /// <c>{prefix}{database}seen:s:{account}:{wamid}:{status}:{timestamp}</c> for status events, where <c>{database}</c> is
@@ -28,6 +27,7 @@ internal sealed class DuplicateScreen
     private readonly IngestMetrics _metrics;
     private readonly TimeSpan _timeout;
     private readonly long _ttlSeconds;
+    private readonly RedisValue[] _ttlArgument;
 
     public DuplicateScreen(GatewayRedis redis, IngestMetrics metrics)
     {
@@ -35,9 +35,10 @@ internal sealed class DuplicateScreen
         _metrics = metrics;
         _timeout = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
         _ttlSeconds = (long)redis.Settings.DedupTtlHours * 3600;
+        _ttlArgument = [_ttlSeconds];
     }
 
-    public bool Enabled => _redis.Commands is not null;
+    public bool Enabled => _redis.IsConfigured;
 
     /// <summary>
     /// Asks Redis, in one round trip, which of the batch's messages and status events are already committed, and
@@ -52,7 +53,7 @@ internal sealed class DuplicateScreen
     /// <see cref="StormSeconds"/> seconds. One batch in <see cref="SampleEvery"/> is screened anyway, so that retries
     /// of ids appended by another instance are noticed too.
     /// </summary>
-    public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch, byte[] database)
+    public async ValueTask<int> ScreenAsync(List<ParsedWebhook> batch, byte[] database)
     {
         // Without a connection whose database is known, Redis' answer could be about another database.
         if (!Enabled || database.Length == 0 || !IsWorthScreening(batch))
@@ -62,7 +63,7 @@ internal sealed class DuplicateScreen
 
         try
         {
-            return await TryScreenAsync(batch, scratch, database);
+            return await TryScreenAsync(batch, database);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -124,10 +125,10 @@ internal sealed class DuplicateScreen
     private static int Hash(Utf8Arena arena, in StagedRecord record) => RecentIds.Hash(arena[record.Account], arena[record.Id],
         record.Kind == RecordKind.Status ? arena[record.Type] : default, record.Kind == RecordKind.Status ? record.Timestamp : 0);
 
-    private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, RespCommandBuffer scratch, byte[] database)
+    private async ValueTask<int> TryScreenAsync(List<ParsedWebhook> batch, byte[] database)
     {
-        RedisConnection? redis = _redis.Commands;
-        if (redis is null || !redis.IsConnected)
+        IDatabase? redis = _redis.Commands;
+        if (redis is null)
         {
             return 0;
         }
@@ -143,24 +144,25 @@ internal sealed class DuplicateScreen
             return 0;
         }
 
-        scratch.Reset();
-        scratch.Command(1 + keys).Argument("MGET"u8);
+        // One key array and one key per record: screening runs only while retries arrive (IsWorthScreening).
+        var asked = new RedisKey[keys];
+        int k = 0;
         foreach (ParsedWebhook webhook in batch)
         {
             for (int i = 0; i < webhook.Count; i++)
             {
                 if (IsScreenable(webhook[i].Kind))
                 {
-                    AppendKey(scratch, database, webhook.Arena, in webhook[i]);
+                    asked[k++] = Key(database, webhook.Arena, in webhook[i]);
                 }
             }
         }
 
-        RedisReply[] replies;
+        RedisValue[] known;
         long started = Stopwatch.GetTimestamp();
         try
         {
-            replies = await redis.ExecuteAsync(scratch).WaitAsync(_timeout);
+            known = await redis.StringGetAsync(asked).WaitAsync(_timeout);
             _metrics.RedisScreened(Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
@@ -169,15 +171,14 @@ internal sealed class DuplicateScreen
             return 0;
         }
 
-        if (replies[0].Type != RespType.Array || replies[0].Items.Length != keys)
+        if (known.Length != keys)
         {
             _metrics.RedisFailed(RedisOperation.Screen);
             return 0;
         }
 
-        ReadOnlySpan<RedisReply> known = replies[0].Items;
         int screened = 0;
-        int k = 0;
+        k = 0;
         foreach (ParsedWebhook webhook in batch)
         {
             int screenable = 0;
@@ -239,35 +240,63 @@ internal sealed class DuplicateScreen
     }
 
     /// <summary>
-    /// Appends a <c>SET key 1 EX ttl</c> for every message and status event of a committed batch that Redis did not
-    /// already know, under the identity of the <paramref name="database"/> that committed it. Call only after COMMIT.
-    /// Returns the number of commands appended.
+    /// The keys to remember for a committed batch: every message and status event that Redis did not already know,
+    /// under the identity of the <paramref name="database"/> that committed it (empty when that is unknown: better
+    /// not to remember than to misattribute). Call only after COMMIT.
     /// </summary>
-    public int AppendRemember(List<ParsedWebhook> committed, RespCommandBuffer commands, byte[] database)
+    internal RedisKey[] KeysToRemember(List<ParsedWebhook> committed, byte[] database)
     {
-        int appended = 0;
-        if (database.Length == 0)
+        int count = 0;
+        if (database.Length > 0)
         {
-            return appended; // which database committed it is unknown: better not to remember than to misattribute
-        }
-
-        foreach (ParsedWebhook webhook in committed)
-        {
-            for (int i = 0; i < webhook.Count; i++)
+            foreach (ParsedWebhook webhook in committed)
             {
-                ref StagedRecord record = ref webhook[i];
-                if (IsScreenable(record.Kind) && !record.Screened)
+                foreach (ref readonly StagedRecord record in webhook.Records)
                 {
-                    commands.Command(5).Argument("SET"u8);
-                    AppendKey(commands, database, webhook.Arena, in record);
-                    commands.Argument("1"u8).Argument("EX"u8).Argument(_ttlSeconds);
-                    appended++;
+                    count += IsScreenable(record.Kind) && !record.Screened ? 1 : 0;
                 }
             }
         }
 
-        return appended;
+        if (count == 0)
+        {
+            return [];
+        }
+
+        var keys = new RedisKey[count];
+        int k = 0;
+        foreach (ParsedWebhook webhook in committed)
+        {
+            foreach (ref readonly StagedRecord record in webhook.Records)
+            {
+                if (IsScreenable(record.Kind) && !record.Screened)
+                {
+                    keys[k++] = Key(database, webhook.Arena, in record);
+                }
+            }
+        }
+
+        return keys;
     }
+
+    /// <summary>
+    /// Remembers the keys of a committed batch, each for the TTL, in one command: a script of SETs, one round trip and
+    /// one reply to observe whatever the batch size (a pipeline of SETs would cost the client a message and a task per
+    /// id). Null when there is nothing to remember or Redis is not connected. Call only after COMMIT.
+    /// </summary>
+    public Task? RememberAsync(List<ParsedWebhook> committed, byte[] database)
+    {
+        IDatabase? redis = _redis.Commands;
+        if (redis is null)
+        {
+            return null;
+        }
+
+        RedisKey[] keys = KeysToRemember(committed, database);
+        return keys.Length == 0 ? null : redis.ScriptEvaluateAsync(RememberScript, keys, _ttlArgument);
+    }
+
+    private const string RememberScript = "for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end return #KEYS";
 
     private static bool IsScreenable(RecordKind kind) => kind is RecordKind.Message or RecordKind.Status;
 
@@ -285,24 +314,54 @@ internal sealed class DuplicateScreen
         return count;
     }
 
-    private void AppendKey(RespCommandBuffer commands, byte[] database, Utf8Arena arena, in StagedRecord record)
+    /// <summary>
+    /// <c>{prefix}{database}seen:m:{account}:{wamid}</c> or <c>{prefix}{database}seen:s:{account}:{wamid}:{status}:{timestamp}</c>,
+    /// built in one array: StackExchange.Redis takes keys as byte arrays or strings, and a byte array skips the UTF-16
+    /// round trip.
+    /// </summary>
+    private byte[] Key(byte[] database, Utf8Arena arena, in StagedRecord record)
     {
         ReadOnlySpan<byte> account = arena[record.Account];
         ReadOnlySpan<byte> id = arena[record.Id];
-        if (record.Kind == RecordKind.Message)
+        ReadOnlySpan<byte> tag = record.Kind == RecordKind.Message ? MessageTag : StatusTag;
+        ReadOnlySpan<byte> status = record.Kind == RecordKind.Message ? default : arena[record.Type];
+        Span<byte> timestamp = stackalloc byte[20];
+        int digits = 0;
+        if (record.Kind != RecordKind.Message)
         {
-            commands.BeginArgument(_redis.KeyPrefix.Length + database.Length + MessageTag.Length + account.Length + 1 + id.Length)
-                .Append(_redis.KeyPrefix).Append(database).Append(MessageTag).Append(account).Append(":"u8).Append(id)
-                .EndArgument();
-            return;
+            Utf8Formatter.TryFormat(record.Timestamp, timestamp, out digits);
         }
 
-        ReadOnlySpan<byte> status = arena[record.Type];
-        Span<byte> timestamp = stackalloc byte[20];
-        Utf8Formatter.TryFormat(record.Timestamp, timestamp, out int digits);
-        commands.BeginArgument(_redis.KeyPrefix.Length + database.Length + StatusTag.Length + account.Length + 1 + id.Length + 1 + status.Length + 1 + digits)
-            .Append(_redis.KeyPrefix).Append(database).Append(StatusTag).Append(account).Append(":"u8).Append(id).Append(":"u8)
-            .Append(status).Append(":"u8).Append(timestamp[..digits])
-            .EndArgument();
+        int length = _redis.KeyPrefix.Length + database.Length + tag.Length + account.Length + 1 + id.Length
+            + (record.Kind == RecordKind.Message ? 0 : 1 + status.Length + 1 + digits);
+        byte[] key = new byte[length];
+        var writer = new SpanWriter(key);
+        writer.Write(_redis.KeyPrefix);
+        writer.Write(database);
+        writer.Write(tag);
+        writer.Write(account);
+        writer.Write(":"u8);
+        writer.Write(id);
+        if (record.Kind != RecordKind.Message)
+        {
+            writer.Write(":"u8);
+            writer.Write(status);
+            writer.Write(":"u8);
+            writer.Write(timestamp[..digits]);
+        }
+
+        return key;
+    }
+
+    private ref struct SpanWriter(Span<byte> destination)
+    {
+        private readonly Span<byte> _destination = destination;
+        private int _written;
+
+        public void Write(scoped ReadOnlySpan<byte> bytes)
+        {
+            bytes.CopyTo(_destination[_written..]);
+            _written += bytes.Length;
+        }
     }
 }

@@ -4,7 +4,7 @@ using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Storage;
 using Memo.Ingest.Streams;
-using Memo.Redis;
+using StackExchange.Redis;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -32,7 +32,6 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     private readonly GatewayRedis _redis;
     private readonly byte[] _origin;
     private readonly CancellationTokenSource _stopping = new();
-    private RedisSubscriber? _wakeups;
     private Task[] _running = [];
     private int _disposed;
 
@@ -55,11 +54,9 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>The channel writers publish on after appending, carrying the instance id of the writer.</summary>
-    public string WakeChannel => _redis.InboxChannel;
 
     /// <summary>Identifies this instance's wake-ups, which it has already delivered locally.</summary>
-    public ReadOnlySpan<byte> Origin => _origin;
+    public RedisValue Origin => _origin;
 
     /// <summary>Records were appended to the inbox: every local session runs a round soon.</summary>
     public void Wake()
@@ -74,19 +71,8 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     {
         _running = [.. Array.ConvertAll(_loops, loop => Task.Run(() => loop.RunAsync(_stopping.Token), CancellationToken.None)),
             Task.Run(() => VacuumInboxAsync(_stopping.Token), CancellationToken.None)];
-        if (_redis.ConnectionOptions is not null)
-        {
-            _wakeups = RedisSubscriber.Create(_redis.ConnectionOptions, [WakeChannel], OnWakeup);
-            // After a reconnection, wake-ups published meanwhile are lost: look at the inbox now.
-            _wakeups.StateChanged += change =>
-            {
-                if (change.IsConnected)
-                {
-                    Wake();
-                }
-            };
-        }
-
+        // After a reconnection, wake-ups published meanwhile are lost: look at the inbox now.
+        _redis.Subscribe(_redis.InboxChannel, OnWakeup, Wake);
         return Task.CompletedTask;
     }
 
@@ -133,9 +119,9 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         }
     }
 
-    private void OnWakeup(ReadOnlySpan<byte> channel, ReadOnlyMemory<byte> payload)
+    private void OnWakeup(RedisChannel channel, RedisValue payload)
     {
-        if (!payload.Span.SequenceEqual(_origin))
+        if (!((ReadOnlyMemory<byte>)payload).Span.SequenceEqual(_origin))
         {
             Wake();
         }
@@ -153,12 +139,6 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
-        }
-
-        if (_wakeups is not null)
-        {
-            await _wakeups.DisposeAsync();
-            _wakeups = null;
         }
 
         foreach (SequencerLoop loop in _loops)

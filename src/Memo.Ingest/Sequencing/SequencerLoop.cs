@@ -371,11 +371,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await ResetAsync();
-        _publisher.Dispose();
-    }
+    public async ValueTask DisposeAsync() => await ResetAsync();
 
     private static partial class Log
     {

@@ -6,7 +6,7 @@ using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Testing;
-using Memo.Redis;
+using StackExchange.Redis;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -47,7 +47,6 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     private readonly Channel<byte[]> _frames;
     private readonly List<AccountFeed> _touched = [];
     private readonly CancellationTokenSource _stopping = new();
-    private RedisSubscriber? _subscriber;
     private Task _running = Task.CompletedTask;
     private int _connections;
     private volatile bool _announcementsMissed;
@@ -75,8 +74,6 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     /// <summary>Identifies this instance's frames, which it dispatches at commit and ignores when Redis echoes them.</summary>
     public Guid InstanceId { get; } = Guid.NewGuid();
 
-    /// <summary>The Redis channel frames are published on.</summary>
-    public string ChannelName => _redis.EventChannel;
 
     public int Connections => Volatile.Read(ref _connections);
 
@@ -133,12 +130,15 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>Hands a frame this instance's sequencer just committed to the dispatcher. Never blocks.</summary>
-    public void Announce(ReadOnlySpan<byte> frame)
+    /// <summary>
+    /// Hands a frame this instance's sequencer just committed to the dispatcher (which reads it, never changes it:
+    /// the same array is published to Redis). Never blocks.
+    /// </summary>
+    public void Announce(byte[] frame)
     {
         if (!_feeds.IsEmpty)
         {
-            Enqueue(frame.ToArray());
+            Enqueue(frame);
         }
     }
 
@@ -147,18 +147,8 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_redis.ConnectionOptions is not null)
-        {
-            _subscriber = RedisSubscriber.Create(_redis.ConnectionOptions, [ChannelName], OnPublished);
-            _subscriber.StateChanged += change =>
-            {
-                if (change.IsConnected)
-                {
-                    // Whatever was published while we were not subscribed is gone from pub/sub.
-                    RequestFullSweep();
-                }
-            };
-        }
+        // Whatever was published while we were not subscribed is gone from pub/sub: repair it from the log.
+        _redis.Subscribe(_redis.EventChannel, OnPublished, RequestFullSweep);
 
         _running = Task.WhenAll(
             Task.Run(() => SuperviseAsync("dispatch", DispatchAsync), CancellationToken.None),
@@ -173,21 +163,16 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
         await _running.WaitAsync(cancellationToken);
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
         _frames.Writer.TryComplete();
-        // The container disposes this twice (as itself and as a hosted service); the subscriber ignores the second.
-        if (_subscriber is not null)
-        {
-            await _subscriber.DisposeAsync();
-        }
-
         _stopping.Cancel();
+        return ValueTask.CompletedTask;
     }
 
-    private void OnPublished(ReadOnlySpan<byte> channel, ReadOnlyMemory<byte> payload)
+    private void OnPublished(RedisChannel channel, RedisValue payload)
     {
-        ReadOnlySpan<byte> frame = payload.Span;
+        ReadOnlySpan<byte> frame = ((ReadOnlyMemory<byte>)payload).Span;
         // Our own frames were dispatched at commit; with no followers here there is nothing to do. (A frame that is
         // not one is dropped by the dispatcher, with a warning.)
         if (_feeds.IsEmpty || EventFrame.TryReadOrigin(frame, out Guid origin) && origin == InstanceId)
