@@ -48,7 +48,7 @@ internal static class Database
             "SELECT count(*) FROM (SELECT 1 FROM account_events WHERE kind = 1 GROUP BY account, key HAVING count(*) > 1) d");
         long miscounted = await CountAsync(connectionString,
             "SELECT count(*) FROM conversations c WHERE c.message_count <> " +
-            "(SELECT count(*) FROM messages m WHERE m.account = c.account AND m.from_wa_id = c.wa_id AND m.payload IS NOT NULL)");
+            "(SELECT count(*) FROM messages m WHERE m.account = c.account AND m.contact = c.wa_id AND m.payload IS NOT NULL)");
         long events = await CountAsync(connectionString, "SELECT count(*) FROM account_events WHERE kind = 1");
         long messages = await CountAsync(connectionString, "SELECT count(*) FROM messages WHERE payload IS NOT NULL");
         return twice == 0 && miscounted == 0 && events == messages

@@ -8,7 +8,8 @@ namespace Memo.Ingest.IntegrationTests;
 /// <summary>
 /// The live inbox page end to end in headless Chromium (Debian's chromium driven by npm playwright-core; both
 /// installed by scripts/test.sh): the page opens on the account's newest messages (older ones load on demand), a
-/// signed webhook's text appears, then its status.
+/// signed webhook's text appears, then its status; a history backfill shows its progress and its messages marked as
+/// history while live messages arrive, and an echo from the Business app shows as outbound.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class InboxPageTests(PostgresFixture postgres)
@@ -26,7 +27,8 @@ public sealed class InboxPageTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(history)).StatusCode);
 
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
-        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1", "history message 0."])
+        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1", "history message 0.",
+                     "wamid.backfill.1", "wamid.echo.1"])
         {
             start.ArgumentList.Add(argument);
         }
@@ -45,6 +47,17 @@ public sealed class InboxPageTests(PostgresFixture postgres)
             string status = WebhookPayloads.Envelope(account, statuses: [WebhookPayloads.Status("wamid.inbox.1", "read", 1700000050, "4915553")]);
             Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(status)).StatusCode);
             Assert.Equal("READ", await ReadLineAsync(browser, errors));
+
+            // A backfill chunk arrives between live messages.
+            string chunk = CoexistencePayloads.HistoryChunk(account, 1, 1, 55,
+                [CoexistencePayloads.Thread("4915553", CoexistencePayloads.HistoryText("wamid.backfill.1", "4915553", 1680000000, "from last year", "READ"))]);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(chunk)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account,
+                messages: [WebhookPayloads.TextMessage("wamid.inbox.2", "4915553", 1700000100, "live again")]))).StatusCode);
+            Assert.Equal("HISTORY", await ReadLineAsync(browser, errors));
+            string echo = CoexistencePayloads.Echoes(account, CoexistencePayloads.EchoText("wamid.echo.1", "+49 155 53", 1700000200, "typed on the phone"));
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(echo)).StatusCode);
+            Assert.Equal("ECHO", await ReadLineAsync(browser, errors));
             await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
             Assert.True(browser.ExitCode == 0, await errors);
         }

@@ -34,6 +34,7 @@ public sealed class WebhookPayloadReaderTests
             ]),
             KeysOutOfOrder,
             OtherField,
+            CoexistenceParsingTests.MixedFields,
         };
     }
 

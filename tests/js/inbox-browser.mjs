@@ -1,11 +1,12 @@
 // Drives the gateway's live inbox page in headless Chromium (Debian's, through playwright-core):
-//   node inbox-browser.mjs URL TEXT WAMID OLDER_TEXT
+//   node inbox-browser.mjs URL TEXT WAMID OLDER_TEXT HISTORY_WAMID ECHO_WAMID
 // Prints READY once the page is live; then, as OLDER_TEXT (a message far older than the newest window) is not shown
 // yet, clicks "Load older messages" until it is and prints OLDER; then FOUND once TEXT shows up, and READ once
-// WAMID's row shows "read".
+// WAMID's row shows "read"; then HISTORY once the import line shows 55 % and HISTORY_WAMID's row is marked as
+// history, and ECHO once ECHO_WAMID's row is marked as an echo, addressed "to" its contact.
 import { chromium } from "playwright-core";
 
-const [url, text, wamid, olderText] = process.argv.slice(2);
+const [url, text, wamid, olderText, historyWamid, echoWamid] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu"],
@@ -28,6 +29,14 @@ try {
   console.log("FOUND");
   await page.waitForFunction((w) => document.querySelector(`tr[data-wamid="${w}"] td:last-child`)?.textContent === "read", wamid, { timeout: 30000 });
   console.log("READ");
+  await page.waitForFunction((w) => document.getElementById("history").textContent === "importing history: 55 %"
+    && document.querySelector(`tr[data-wamid="${w}"]`)?.dataset.origin === "history", historyWamid, { timeout: 30000 });
+  console.log("HISTORY");
+  await page.waitForFunction((w) => {
+    const row = document.querySelector(`tr[data-wamid="${w}"]`);
+    return row?.dataset.origin === "echo" && row.cells[2].textContent.startsWith("to ");
+  }, echoWamid, { timeout: 30000 });
+  console.log("ECHO");
 } finally {
   await browser.close();
 }

@@ -30,8 +30,11 @@ function showMessage(event, where = "prepend") {
     messages.set(item.wamid, row);
   }
   row.replaceChildren();
+  // Echoes (sent from the WhatsApp Business app) are outbound; history is marked so it never looks new.
+  row.dataset.origin = item.origin ?? "live";
   cell(row, String(event.seq));
-  cell(row, item.direction === "inbound" ? item.from : "to " + (item.to ?? ""));
+  cell(row, item.origin && item.origin !== "live" ? item.origin : "", "origin");
+  cell(row, item.direction === "inbound" ? item.from : "to " + (item.to ?? item.contact ?? ""));
   cell(row, item.type);
   cell(row, item.text);
   cell(row, item.status ?? "", item.status ? "status-" + item.status : "");
@@ -46,7 +49,18 @@ function showConversation(event) {
     conversations.set(item.wa_id, li);
   }
   $("conversations").prepend(li);
-  li.textContent = `${item.profile_name ?? item.wa_id} (${item.message_count}): ${item.last_message?.preview ?? ""}`;
+  const unread = item.unread_count ? `, ${item.unread_count} unread` : "";
+  li.textContent = `${item.profile_name ?? item.wa_id} (${item.message_count}${unread}): ${item.last_message?.preview ?? ""}`;
+}
+
+/** The history backfill of a coexistence number: "importing history: 55 %", completed or declined. */
+function showHistory(history) {
+  const line = $("history");
+  if (!history || !history.state) { line.hidden = true; return; }
+  line.hidden = false;
+  line.dataset.state = history.state;
+  line.textContent = history.state === "receiving" ? `importing history: ${history.progress ?? 0} %`
+    : history.state === "completed" ? "history imported" : "history declined by the business";
 }
 
 // The page never replays an account from seq 0: it shows the newest window of the log (NEWEST_WINDOW seqs) from the
@@ -96,6 +110,8 @@ async function follow(token, account) {
   const start = Math.max(0, latest - NEWEST_WINDOW);
   for (const item of await syncWindow("conversations", 0, latest)) showConversation({ data: item });
   for (const item of await syncWindow("messages", start, latest)) showMessage({ seq: item.seq, data: item });
+  const history = await fetch(`/v1/accounts/${encodeURIComponent(account)}/history`, { headers: { Authorization: `Bearer ${token}` } });
+  if (history.ok) showHistory((await history.json()).history);
   followed.oldest = start;
   $("older").hidden = start === 0;
 
@@ -109,10 +125,11 @@ async function follow(token, account) {
     source.close();
     setStatus("expired", "token expired: enter a fresh one");
   });
-  for (const kind of ["message.created", "message.status"]) {
+  for (const kind of ["message.created", "message.status", "message.updated"]) {
     source.addEventListener(kind, (e) => showMessage(JSON.parse(e.data)));
   }
   source.addEventListener("conversation.updated", (e) => showConversation(JSON.parse(e.data)));
+  source.addEventListener("history.sync", (e) => showHistory(JSON.parse(e.data).data));
   source.onerror = () => { if (source.readyState !== EventSource.CLOSED) setStatus("reconnecting", "reconnecting…"); };
 }
 

@@ -34,88 +34,157 @@ internal static class SequencerSql
         WITH taken AS (
             DELETE FROM inbox
             WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) ORDER BY id LIMIT $2))
-            RETURNING id, kind, account, display_phone, waba_id, msg_id, wa_id, ts, type, body, context_id, errors, payload, received_at
+            RETURNING id, kind, flags, account, display_phone, waba_id, msg_id, wa_id, contact, to_id, hstatus, ts, type, body,
+                      context_id, errors, payload, received_at
         ), candidates AS (
             SELECT t.*, row_number() OVER (
-                       PARTITION BY t.kind, t.account, CASE WHEN t.kind = 3 THEN t.wa_id ELSE t.msg_id END,
-                                    CASE WHEN t.kind = 2 THEN t.type END, CASE WHEN t.kind = 2 THEN t.ts END
-                       ORDER BY CASE WHEN t.kind = 3 THEN -t.id ELSE t.id END) AS copy
+                       PARTITION BY t.kind, t.account, CASE WHEN t.kind = 3 THEN t.wa_id WHEN t.kind = 5 THEN t.contact ELSE t.msg_id END,
+                                    CASE WHEN t.kind = 2 THEN t.type WHEN t.kind = 1 THEN (t.type IS NOT DISTINCT FROM 'media_placeholder')::text END,
+                                    CASE WHEN t.kind = 2 THEN t.ts END
+                       ORDER BY CASE WHEN t.kind = 5 THEN t.ts END DESC NULLS LAST,
+                                CASE WHEN t.kind IN (3, 5) THEN -t.id ELSE t.id END) AS copy
             FROM taken t
-            WHERE t.kind <> 4
+            WHERE t.kind IN (1, 2, 3, 5)
         ), fresh AS (
-            SELECT c.* FROM candidates c
+            SELECT c.*, p.completes FROM candidates c
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM messages m
-                               WHERE c.kind = 1 AND m.account = c.account AND m.wamid = c.msg_id AND m.payload IS NOT NULL LIMIT 1) m ON true
+                               WHERE c.kind = 1 AND m.account = c.account AND m.wamid = c.msg_id AND m.payload IS NOT NULL
+                                 AND NOT (m.type = 'media_placeholder' AND c.type IS DISTINCT FROM 'media_placeholder') LIMIT 1) m ON true
+            LEFT JOIN LATERAL (SELECT true AS completes FROM messages m
+                               WHERE c.kind = 1 AND c.flags & 3 = 2 AND c.type IS DISTINCT FROM 'media_placeholder'
+                                 AND m.account = c.account AND m.wamid = c.msg_id AND m.type = 'media_placeholder' LIMIT 1) p ON true
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM message_statuses s
                                WHERE c.kind = 2 AND s.account = c.account AND s.wamid = c.msg_id AND s.status = c.type AND s.ts = c.ts LIMIT 1) s ON true
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts k
                                WHERE c.kind = 3 AND k.account = c.account AND k.wa_id = c.wa_id AND k.profile_name IS NOT DISTINCT FROM c.body LIMIT 1) k ON true
-            WHERE c.copy = 1 AND m.hit IS NULL AND s.hit IS NULL AND k.hit IS NULL
+            LEFT JOIN LATERAL (SELECT 1 AS hit FROM contact_book b
+                               WHERE c.kind = 5 AND b.account = c.account AND b.contact = c.contact
+                                 AND (b.book_ts > c.ts
+                                      OR b.book_ts = c.ts AND (c.type = 'remove' AND b.removed
+                                                               OR c.type <> 'remove' AND NOT b.removed AND b.full_name IS NOT DISTINCT FROM c.body
+                                                                  AND b.first_name IS NOT DISTINCT FROM c.context_id)) LIMIT 1) b ON true
+            WHERE c.copy = 1 AND m.hit IS NULL AND s.hit IS NULL AND k.hit IS NULL AND b.hit IS NULL
         ), conversation_changes AS (
-            SELECT account, wa_id, id, n, last_wamid, last_ts, last_type, last_body
-            FROM (SELECT f.account, f.wa_id, f.id,
+            SELECT account, contact, id, n, unread, last_wamid, last_ts, last_type, last_body
+            FROM (SELECT f.account, f.contact, f.id,
                          count(*) OVER contact AS n,
+                         count(*) FILTER (WHERE f.flags = 0) OVER contact AS unread,
                          max(f.id) OVER contact AS last_id,
                          first_value(f.msg_id) OVER newest AS last_wamid,
                          first_value(f.ts) OVER newest AS last_ts,
                          first_value(f.type) OVER newest AS last_type,
                          first_value(f.body) OVER newest AS last_body
                   FROM fresh f
-                  WHERE f.kind = 1 AND f.wa_id IS NOT NULL
-                  WINDOW contact AS (PARTITION BY f.account, f.wa_id),
-                         newest AS (PARTITION BY f.account, f.wa_id ORDER BY f.ts DESC, f.id DESC)) x
+                  WHERE f.kind = 1 AND f.contact IS NOT NULL AND f.completes IS NULL
+                  WINDOW contact AS (PARTITION BY f.account, f.contact),
+                         newest AS (PARTITION BY f.account, f.contact ORDER BY f.ts DESC, f.id DESC)) x
             WHERE x.id = x.last_id
         ), planned AS (
-            SELECT account, kind AS event_kind, id AS ord, CASE WHEN kind = 3 THEN wa_id ELSE msg_id END AS key,
-                   wa_id, ts, type, body, context_id, errors, payload, NULL::text AS last_wamid, NULL::bigint AS n
+            SELECT account, CASE WHEN completes THEN 7 ELSE kind END AS event_kind, id AS ord,
+                   CASE WHEN kind = 3 THEN wa_id WHEN kind = 5 THEN contact ELSE msg_id END AS key,
+                   wa_id, ts, type, body, context_id, errors, payload, flags, contact, to_id, hstatus,
+                   NULL::text AS last_wamid, NULL::bigint AS n, NULL::bigint AS unread
             FROM fresh
             UNION ALL
-            SELECT account, 4, id, wa_id, NULL, last_ts, last_type, last_body, NULL, NULL, NULL, last_wamid, n
+            SELECT account, 4, id, contact, NULL, last_ts, last_type, last_body, NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_wamid, n, unread
             FROM conversation_changes
+            UNION ALL
+            SELECT account, 6, min(id), 'history', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM taken WHERE kind = 6 GROUP BY account
         ), numbered AS (
             SELECT p.*, COALESCE(a.last_seq, 0) + row_number() OVER (PARTITION BY p.account ORDER BY p.ord, p.event_kind) AS seq
             FROM planned p
             LEFT JOIN LATERAL (SELECT last_seq FROM accounts WHERE phone_number_id = p.account LIMIT 1) a ON true
+        ), history AS (
+            SELECT t.account, max(t.ts) AS progress, bool_or(t.type = 'declined') AS declined,
+                   (array_agg(t.errors ORDER BY t.id DESC) FILTER (WHERE t.type = 'declined'))[1] AS errors,
+                   (array_agg(t.msg_id::bigint ORDER BY t.id DESC) FILTER (WHERE t.msg_id IS NOT NULL))[1] AS phase,
+                   (array_agg(t.wa_id::bigint ORDER BY t.id DESC) FILTER (WHERE t.wa_id IS NOT NULL))[1] AS chunk,
+                   max(n.seq) AS seq
+            FROM taken t
+            JOIN numbered n ON n.event_kind = 6 AND n.account = t.account
+            WHERE t.kind = 6
+            GROUP BY t.account
+        ), history_chunk_rows AS (
+            INSERT INTO history_chunks (account, phase, chunk_order, progress)
+            SELECT DISTINCT ON (account, msg_id::bigint, wa_id::bigint) account, msg_id::bigint, wa_id::bigint, ts::smallint
+            FROM taken
+            WHERE kind = 6 AND type = 'chunk' AND msg_id IS NOT NULL AND wa_id IS NOT NULL
+            ORDER BY account, msg_id::bigint, wa_id::bigint, id
+            ON CONFLICT DO NOTHING
         ), advanced AS (
-            INSERT INTO accounts AS a (phone_number_id, display_phone_number, waba_id, last_seq)
-            SELECT account, max(display_phone), max(waba_id), sum(n)
+            INSERT INTO accounts AS a (phone_number_id, display_phone_number, waba_id, last_seq,
+                                       history_state, history_progress, history_phase, history_chunk, history_errors, history_seq)
+            SELECT x.account, max(x.display_phone), max(x.waba_id), sum(x.n),
+                   CASE WHEN h.declined THEN 'declined' WHEN h.progress >= 100 THEN 'completed' WHEN h.account IS NOT NULL THEN 'receiving' END,
+                   h.progress, h.phase, h.chunk, h.errors, h.seq
             FROM (SELECT account, display_phone, waba_id, 0 AS n FROM taken WHERE kind <> 4
                   UNION ALL
                   SELECT account, NULL, NULL, 1 FROM numbered) x
-            GROUP BY account
+            LEFT JOIN history h ON h.account = x.account
+            GROUP BY x.account, h.account, h.declined, h.progress, h.phase, h.chunk, h.errors, h.seq
             ON CONFLICT (phone_number_id) DO UPDATE
             SET last_seq = a.last_seq + EXCLUDED.last_seq,
                 display_phone_number = COALESCE(EXCLUDED.display_phone_number, a.display_phone_number),
-                waba_id = COALESCE(EXCLUDED.waba_id, a.waba_id)
+                waba_id = COALESCE(EXCLUDED.waba_id, a.waba_id),
+                history_state = CASE WHEN EXCLUDED.history_state IS NULL THEN a.history_state
+                                     WHEN EXCLUDED.history_state = 'declined' THEN 'declined'
+                                     WHEN GREATEST(a.history_progress, EXCLUDED.history_progress) >= 100 THEN 'completed'
+                                     WHEN a.history_state = 'declined' AND EXCLUDED.history_progress IS NULL THEN 'declined'
+                                     ELSE 'receiving' END,
+                history_progress = GREATEST(a.history_progress, EXCLUDED.history_progress),
+                history_phase = COALESCE(EXCLUDED.history_phase, a.history_phase),
+                history_chunk = COALESCE(EXCLUDED.history_chunk, a.history_chunk),
+                history_errors = COALESCE(EXCLUDED.history_errors, a.history_errors),
+                history_seq = COALESCE(EXCLUDED.history_seq, a.history_seq)
             WHERE EXCLUDED.last_seq > 0
                OR EXCLUDED.display_phone_number IS DISTINCT FROM a.display_phone_number AND EXCLUDED.display_phone_number IS NOT NULL
                OR EXCLUDED.waba_id IS DISTINCT FROM a.waba_id AND EXCLUDED.waba_id IS NOT NULL
+            RETURNING a.phone_number_id, a.history_state, a.history_progress, a.history_phase, a.history_chunk, a.history_errors
         ), message_rows AS (
             INSERT INTO messages AS m (account, wamid, seq, direction, from_wa_id, to_wa_id, ts, type, body, context_id, payload,
-                                       status, status_rank, status_ts, status_errors)
+                                       status, status_rank, status_ts, status_errors, origin, contact)
             SELECT account, key, seq,
-                   CASE WHEN payload IS NULL THEN 'outbound' ELSE 'inbound' END,
-                   from_wa_id, to_wa_id, ts, type, body, context_id, payload,
-                   status, CASE WHEN status IS NOT NULL THEN memo_status_rank(status) END, status_ts, status_errors
+                   CASE WHEN payload IS NULL OR outbound THEN 'outbound' ELSE 'inbound' END,
+                   from_wa_id, COALESCE(sent_to, status_to), ts, type, body, context_id, payload,
+                   CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN own_status ELSE status END,
+                   CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN memo_status_rank(own_status)
+                        WHEN status IS NOT NULL THEN memo_status_rank(status) END,
+                   CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN ts ELSE status_ts END,
+                   CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN NULL ELSE status_errors END,
+                   CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' ELSE 'live' END, contact
             FROM (SELECT account, key, max(seq) AS seq,
-                         max(wa_id) FILTER (WHERE event_kind = 1) AS from_wa_id,
-                         max(ts) FILTER (WHERE event_kind = 1) AS ts,
-                         max(type) FILTER (WHERE event_kind = 1) AS type,
-                         max(body) FILTER (WHERE event_kind = 1) AS body,
-                         max(context_id) FILTER (WHERE event_kind = 1) AS context_id,
-                         (array_agg(payload) FILTER (WHERE event_kind = 1))[1] AS payload,
+                         -- A history placeholder and its media follow-up in one round: the row keeps the placeholder's
+                         -- parties and time and takes the follow-up's content.
+                         COALESCE(bool_or(flags & 4 <> 0) FILTER (WHERE content AND placeholder),
+                                  bool_or(flags & 4 <> 0) FILTER (WHERE content)) AS outbound,
+                         COALESCE(max(flags & 3) FILTER (WHERE content AND placeholder), max(flags & 3) FILTER (WHERE content)) AS origin,
+                         COALESCE(max(contact) FILTER (WHERE content AND placeholder), max(contact) FILTER (WHERE content)) AS contact,
+                         COALESCE(max(wa_id) FILTER (WHERE content AND placeholder), max(wa_id) FILTER (WHERE content)) AS from_wa_id,
+                         COALESCE(max(ts) FILTER (WHERE content AND placeholder), max(ts) FILTER (WHERE content)) AS ts,
+                         COALESCE(max(type) FILTER (WHERE content AND NOT placeholder), max(type) FILTER (WHERE content)) AS type,
+                         COALESCE(max(body) FILTER (WHERE content AND NOT placeholder), max(body) FILTER (WHERE content)) AS body,
+                         COALESCE(max(context_id) FILTER (WHERE content AND NOT placeholder), max(context_id) FILTER (WHERE content)) AS context_id,
+                         COALESCE((array_agg(payload) FILTER (WHERE content AND NOT placeholder))[1],
+                                  (array_agg(payload) FILTER (WHERE content))[1]) AS payload,
+                         max(to_id) FILTER (WHERE content) AS sent_to,
+                         max(lower(hstatus)) FILTER (WHERE content) AS own_status,
                          (array_agg(type ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status,
                          (array_agg(ts ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_ts,
                          (array_agg(errors ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_errors,
-                         (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS to_wa_id
-                  FROM numbered
-                  WHERE event_kind IN (1, 2)
+                         (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_to
+                  FROM (SELECT *, event_kind IN (1, 7) AS content, type IS NOT DISTINCT FROM 'media_placeholder' AS placeholder
+                        FROM numbered WHERE event_kind IN (1, 2, 7)) e
                   GROUP BY account, key) g
             ON CONFLICT (account, wamid) DO UPDATE
             SET seq = EXCLUDED.seq,
-                direction = CASE WHEN EXCLUDED.payload IS NULL THEN m.direction ELSE EXCLUDED.direction END,
-                from_wa_id = CASE WHEN EXCLUDED.payload IS NULL THEN m.from_wa_id ELSE EXCLUDED.from_wa_id END,
-                ts = CASE WHEN EXCLUDED.payload IS NULL THEN m.ts ELSE EXCLUDED.ts END,
+                -- Who and when come from the first row with content (a status may have created the row before its
+                -- echo arrived); what it says, from the newest (a media follow-up completes its placeholder in place).
+                direction = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.direction ELSE m.direction END,
+                from_wa_id = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.from_wa_id ELSE m.from_wa_id END,
+                ts = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.ts ELSE m.ts END,
+                origin = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.origin ELSE m.origin END,
+                contact = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.contact ELSE m.contact END,
                 type = CASE WHEN EXCLUDED.payload IS NULL THEN m.type ELSE EXCLUDED.type END,
                 body = CASE WHEN EXCLUDED.payload IS NULL THEN m.body ELSE EXCLUDED.body END,
                 context_id = CASE WHEN EXCLUDED.payload IS NULL THEN m.context_id ELSE EXCLUDED.context_id END,
@@ -128,7 +197,7 @@ internal static class SequencerSql
                                      THEN COALESCE(EXCLUDED.status_errors, m.status_errors) ELSE m.status_errors END
             WHERE EXCLUDED.payload IS NOT NULL OR EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
             RETURNING m.account, m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                      m.status, m.status_ts, m.status_errors, m.payload
+                      m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact
         ), status_history AS (
             INSERT INTO message_statuses (account, wamid, status, ts, seq, recipient_id, errors, payload)
             SELECT account, key, type, ts, seq, wa_id, errors, payload FROM numbered WHERE event_kind = 2
@@ -137,20 +206,31 @@ internal static class SequencerSql
             SELECT account, key, body, seq FROM numbered WHERE event_kind = 3
             ON CONFLICT (account, wa_id) DO UPDATE SET profile_name = EXCLUDED.profile_name, seq = EXCLUDED.seq, updated_at = now()
             RETURNING k.account, k.seq, k.wa_id, k.profile_name
+        ), contact_book_rows AS (
+            INSERT INTO contact_book AS b (account, contact, phone_number, full_name, first_name, removed, book_ts, seq)
+            SELECT account, key, to_id, body, context_id, type = 'remove', COALESCE(ts, 0), seq FROM numbered WHERE event_kind = 5
+            ON CONFLICT (account, contact) DO UPDATE
+            SET phone_number = EXCLUDED.phone_number,
+                full_name = CASE WHEN EXCLUDED.removed THEN b.full_name ELSE EXCLUDED.full_name END,
+                first_name = CASE WHEN EXCLUDED.removed THEN b.first_name ELSE EXCLUDED.first_name END,
+                removed = EXCLUDED.removed, book_ts = EXCLUDED.book_ts, seq = EXCLUDED.seq, updated_at = now()
+            WHERE EXCLUDED.book_ts >= b.book_ts
+            RETURNING b.account, b.seq, b.contact, b.phone_number, b.full_name, b.first_name, b.removed, b.book_ts
         ), conversation_rows AS (
-            INSERT INTO conversations AS c (account, wa_id, seq, message_count, last_message_wamid, last_message_at,
+            INSERT INTO conversations AS c (account, wa_id, seq, message_count, unread_count, last_message_wamid, last_message_at,
                                             last_message_type, last_message_preview)
-            SELECT account, key, seq, n, last_wamid, ts, type, left(body, 200) FROM numbered WHERE event_kind = 4
+            SELECT account, key, seq, n, unread, last_wamid, ts, type, left(body, 200) FROM numbered WHERE event_kind = 4
             ON CONFLICT (account, wa_id) DO UPDATE
             SET seq = EXCLUDED.seq,
                 message_count = c.message_count + EXCLUDED.message_count,
+                unread_count = c.unread_count + EXCLUDED.unread_count,
                 last_message_wamid = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_wamid ELSE c.last_message_wamid END,
                 last_message_type = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_type ELSE c.last_message_type END,
                 last_message_preview = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END,
                 last_message_at = GREATEST(EXCLUDED.last_message_at, c.last_message_at),
                 updated_at = now()
             RETURNING c.account, c.seq, c.wa_id, c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type,
-                      c.last_message_preview
+                      c.last_message_preview, c.unread_count
         ), other_changes AS (
             INSERT INTO account_updates (waba_id, phone_number_id, field, payload, payload_md5)
             SELECT waba_id, account, type, payload, md5(COALESCE(payload, ''::bytea)) FROM taken WHERE kind = 4
@@ -170,25 +250,29 @@ internal static class SequencerSql
         LEFT JOIN (
             SELECT n.account, n.seq, n.event_kind::smallint AS kind,
                    m.seq AS m_seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                   m.status, m.status_ts, m.status_errors, m.payload,
+                   m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact,
                    c.seq AS c_seq, c.wa_id AS c_wa_id, COALESCE(kr.profile_name, ko.profile_name) AS c_profile_name,
-                   c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type, c.last_message_preview,
-                   kr.seq AS k_seq, kr.wa_id AS k_wa_id, kr.profile_name AS k_profile_name
+                   c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type, c.last_message_preview, c.unread_count,
+                   kr.seq AS k_seq, kr.wa_id AS k_wa_id, kr.profile_name AS k_profile_name,
+                   br.seq AS b_seq, br.contact AS b_contact, br.phone_number, br.full_name, br.first_name, br.removed, br.book_ts,
+                   ar.history_state, ar.history_progress::bigint, ar.history_phase, ar.history_chunk, ar.history_errors
             FROM numbered n
-            LEFT JOIN message_rows mr ON n.event_kind IN (1, 2) AND mr.account = n.account AND mr.wamid = n.key
+            LEFT JOIN message_rows mr ON n.event_kind IN (1, 2, 7) AND mr.account = n.account AND mr.wamid = n.key
             LEFT JOIN LATERAL (
                 SELECT mr.seq, mr.wamid, mr.direction, mr.from_wa_id, mr.to_wa_id, mr.ts, mr.type, mr.body, mr.context_id,
-                       mr.status, mr.status_ts, mr.status_errors, mr.payload
+                       mr.status, mr.status_ts, mr.status_errors, mr.payload, mr.origin, mr.contact
                 WHERE mr.wamid IS NOT NULL
                 UNION ALL
                 (SELECT o.seq, o.wamid, o.direction, o.from_wa_id, o.to_wa_id, o.ts, o.type, o.body, o.context_id,
-                        o.status, o.status_ts, o.status_errors, o.payload
+                        o.status, o.status_ts, o.status_errors, o.payload, o.origin, o.contact
                  FROM messages o
-                 WHERE mr.wamid IS NULL AND n.event_kind IN (1, 2) AND o.account = n.account AND o.wamid = n.key LIMIT 1)) m ON true
+                 WHERE mr.wamid IS NULL AND n.event_kind IN (1, 2, 7) AND o.account = n.account AND o.wamid = n.key LIMIT 1)) m ON true
             LEFT JOIN conversation_rows c ON n.event_kind = 4 AND c.account = n.account AND c.wa_id = n.key
             LEFT JOIN contact_rows kr ON n.event_kind IN (3, 4) AND kr.account = n.account AND kr.wa_id = n.key
             LEFT JOIN LATERAL (SELECT ko.profile_name FROM contacts ko
                                WHERE kr.wa_id IS NULL AND n.event_kind = 4 AND ko.account = n.account AND ko.wa_id = n.key LIMIT 1) ko ON true
+            LEFT JOIN contact_book_rows br ON n.event_kind = 5 AND br.account = n.account AND br.contact = n.key
+            LEFT JOIN advanced ar ON n.event_kind = 6 AND ar.phone_number_id = n.account
         ) e ON true
         ORDER BY e.account, e.seq
         """;

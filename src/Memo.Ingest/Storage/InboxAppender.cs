@@ -123,11 +123,12 @@ internal sealed class InboxAppender : IAsyncDisposable
     {
         ((NpgsqlParameter<short>)parameters[at]).TypedValue = InboxRow.Kind(record);
         ((NpgsqlParameter<long?>)parameters[at + 1]).TypedValue = InboxRow.Timestamp(record);
+        ((NpgsqlParameter<short>)parameters[at + 2]).TypedValue = InboxRow.Flags(record);
         for (int i = 0; i < InboxRow.Slices; i++)
         {
             Utf8Range value = InboxRow.Slice(record, i);
             // The cast matters: "? null : memory" would type the null as ReadOnlyMemory<byte> (through byte[]), an empty value.
-            ((NpgsqlParameter<ReadOnlyMemory<byte>?>)parameters[at + 2 + i]).TypedValue =
+            ((NpgsqlParameter<ReadOnlyMemory<byte>?>)parameters[at + InboxRow.Numbers + i]).TypedValue =
                 value.IsNull ? (ReadOnlyMemory<byte>?)null : arena.GetMemory(value);
         }
     }
@@ -147,6 +148,7 @@ internal sealed class InboxAppender : IAsyncDisposable
             sql.Append(')');
             command.Parameters.Add(new NpgsqlParameter<short> { NpgsqlDbType = NpgsqlDbType.Smallint });
             command.Parameters.Add(new NpgsqlParameter<long?> { NpgsqlDbType = NpgsqlDbType.Bigint });
+            command.Parameters.Add(new NpgsqlParameter<short> { NpgsqlDbType = NpgsqlDbType.Smallint });
             for (int i = 0; i < InboxRow.Slices; i++)
             {
                 command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>?> { NpgsqlDbType = InboxRow.SliceType(i) });

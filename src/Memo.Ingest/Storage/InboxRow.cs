@@ -12,15 +12,22 @@ namespace Memo.Ingest.Storage;
 /// </summary>
 internal static class InboxRow
 {
-    public const int Columns = 12;
+    public const int Columns = 16;
 
-    /// <summary>Columns after <c>kind</c> and <c>ts</c> that hold a slice of the arena.</summary>
-    public const int Slices = Columns - 2;
+    /// <summary>The columns before the arena slices: <c>kind</c>, <c>ts</c> and <c>flags</c>.</summary>
+    public const int Numbers = 3;
+
+    /// <summary>Columns after the numbers that hold a slice of the arena.</summary>
+    public const int Slices = Columns - Numbers;
 
     public static short Kind(in StagedRecord record) => (short)record.Kind;
 
     public static long? Timestamp(in StagedRecord record) =>
-        record.Kind is RecordKind.Message or RecordKind.Status ? record.Timestamp : null;
+        record.Kind is RecordKind.Message or RecordKind.Status or RecordKind.ContactBook
+            || record.Kind == RecordKind.HistorySync && record.Timestamp >= 0 ? record.Timestamp : null;
+
+    /// <summary>A message's origin (<see cref="MessageOrigin"/>) in bits 0-1, and 4 when the business sent it.</summary>
+    public static short Flags(in StagedRecord record) => (short)((int)record.Origin | (record.Outbound ? 4 : 0));
 
     /// <summary>The <paramref name="index"/>th arena column (0 to <see cref="Slices"/> - 1).</summary>
     public static Utf8Range Slice(in StagedRecord record, int index) => index switch
@@ -33,12 +40,15 @@ internal static class InboxRow
         5 => record.Type,
         6 => record.Body,
         7 => record.ContextId,
-        8 => record.Errors,
+        8 => record.Contact,
+        9 => record.To,
+        10 => record.HistoryStatus,
+        11 => record.Errors,
         _ => record.Payload,
     };
 
     /// <summary>The last two arena columns are raw JSON (bytea); the others text.</summary>
-    public static NpgsqlDbType SliceType(int index) => index >= 8 ? NpgsqlDbType.Bytea : NpgsqlDbType.Text;
+    public static NpgsqlDbType SliceType(int index) => index >= Slices - 2 ? NpgsqlDbType.Bytea : NpgsqlDbType.Text;
 
     public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
     {
@@ -53,6 +63,7 @@ internal static class InboxRow
             await importer.WriteNullAsync(cancellationToken);
         }
 
+        await importer.WriteAsync(Flags(record), NpgsqlDbType.Smallint, cancellationToken);
         for (int i = 0; i < Slices; i++)
         {
             Utf8Range value = Slice(record, i);

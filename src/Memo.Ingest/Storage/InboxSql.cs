@@ -9,7 +9,7 @@ namespace Memo.Ingest.Storage;
 internal static class InboxSql
 {
     /// <summary>The columns a row is written in, by either way in (<see cref="InboxRow"/>).</summary>
-    public const string Columns = "kind, ts, account, display_phone, waba_id, msg_id, wa_id, type, body, context_id, errors, payload";
+    public const string Columns = "kind, ts, flags, account, display_phone, waba_id, msg_id, wa_id, type, body, context_id, contact, to_id, hstatus, errors, payload";
 
     public const string Copy = $"COPY inbox ({Columns}) FROM STDIN (FORMAT BINARY)";
 

@@ -26,6 +26,9 @@ internal sealed class StreamEvent(string account, long seq, EventKind kind, byte
         EventKind.MessageCreated => "message.created",
         EventKind.MessageStatus => "message.status",
         EventKind.ContactUpdated => "contact.updated",
+        EventKind.ContactBookUpdated => "contact_book.updated",
+        EventKind.HistorySync => "history.sync",
+        EventKind.MessageUpdated => "message.updated",
         _ => "conversation.updated",
     };
 }

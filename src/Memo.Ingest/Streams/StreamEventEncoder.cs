@@ -16,8 +16,8 @@ namespace Memo.Ingest.Streams;
 /// </summary>
 internal sealed class StreamEventEncoder
 {
-    /// <summary>Where the three item shapes start in a row.</summary>
-    public readonly record struct Layout(int MessageAt, int ConversationAt, int ContactAt);
+    /// <summary>Where the item shapes start in a row.</summary>
+    public readonly record struct Layout(int MessageAt, int ConversationAt, int ContactAt, int ContactBookAt, int HistoryAt);
 
     private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
 
@@ -35,7 +35,7 @@ internal sealed class StreamEventEncoder
         json.WritePropertyName("data"u8);
         switch (kind)
         {
-            case EventKind.MessageCreated or EventKind.MessageStatus when !row.IsDBNull(layout.MessageAt):
+            case EventKind.MessageCreated or EventKind.MessageStatus or EventKind.MessageUpdated when !row.IsDBNull(layout.MessageAt):
                 SyncItemWriter.WriteMessage(json, row, layout.MessageAt);
                 break;
             case EventKind.ConversationUpdated when !row.IsDBNull(layout.ConversationAt):
@@ -43,6 +43,12 @@ internal sealed class StreamEventEncoder
                 break;
             case EventKind.ContactUpdated when !row.IsDBNull(layout.ContactAt):
                 SyncItemWriter.WriteContact(json, row, layout.ContactAt);
+                break;
+            case EventKind.ContactBookUpdated when !row.IsDBNull(layout.ContactBookAt):
+                SyncItemWriter.WriteContactBookEntry(json, row, layout.ContactBookAt);
+                break;
+            case EventKind.HistorySync when !row.IsDBNull(layout.HistoryAt):
+                SyncItemWriter.WriteHistory(json, row, layout.HistoryAt);
                 break;
             default:
                 json.WriteNullValue();

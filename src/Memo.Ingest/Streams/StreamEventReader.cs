@@ -12,20 +12,24 @@ namespace Memo.Ingest.Streams;
 /// </summary>
 internal sealed class StreamEventReader
 {
-    private static readonly StreamEventEncoder.Layout Layout = new(MessageAt: 2, ConversationAt: 15, ContactAt: 23);
+    private static readonly StreamEventEncoder.Layout Layout = new(MessageAt: 2, ConversationAt: 17, ContactAt: 26, ContactBookAt: 29, HistoryAt: 36);
 
     private const string Query = """
         SELECT e.seq, e.kind,
                m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-               m.status, m.status_ts, m.status_errors, m.payload,
+               m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact,
                c.seq, c.wa_id, ck.profile_name, c.message_count, c.last_message_wamid, c.last_message_at,
-               c.last_message_type, c.last_message_preview,
-               k.seq, k.wa_id, k.profile_name
+               c.last_message_type, c.last_message_preview, c.unread_count,
+               k.seq, k.wa_id, k.profile_name,
+               b.seq, b.contact, b.phone_number, b.full_name, b.first_name, b.removed, b.book_ts,
+               a.history_state, a.history_progress::bigint, a.history_phase::bigint, a.history_chunk::bigint, a.history_errors
         FROM account_events e
-        LEFT JOIN messages m ON e.kind IN (1, 2) AND m.account = e.account AND m.wamid = e.key
+        LEFT JOIN messages m ON e.kind IN (1, 2, 7) AND m.account = e.account AND m.wamid = e.key
         LEFT JOIN conversations c ON e.kind = 4 AND c.account = e.account AND c.wa_id = e.key
         LEFT JOIN contacts ck ON e.kind = 4 AND ck.account = e.account AND ck.wa_id = e.key
         LEFT JOIN contacts k ON e.kind = 3 AND k.account = e.account AND k.wa_id = e.key
+        LEFT JOIN contact_book b ON e.kind = 5 AND b.account = e.account AND b.contact = e.key
+        LEFT JOIN accounts a ON e.kind = 6 AND a.phone_number_id = e.account
         WHERE e.account = $1 AND e.seq > $2 AND e.seq <= $3
         ORDER BY e.seq
         LIMIT $4

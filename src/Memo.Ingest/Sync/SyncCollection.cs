@@ -6,4 +6,5 @@ internal enum SyncCollection
     Messages,
     Conversations,
     Contacts,
+    ContactBook,
 }

@@ -27,6 +27,8 @@ internal static class SyncEndpoints
         app.MapGet("/v1/accounts/{phone_number_id}/messages", static context => PageAsync(context, SyncCollection.Messages));
         app.MapGet("/v1/accounts/{phone_number_id}/conversations", static context => PageAsync(context, SyncCollection.Conversations));
         app.MapGet("/v1/accounts/{phone_number_id}/contacts", static context => PageAsync(context, SyncCollection.Contacts));
+        app.MapGet("/v1/accounts/{phone_number_id}/contact_book", static context => PageAsync(context, SyncCollection.ContactBook));
+        app.MapGet("/v1/accounts/{phone_number_id}/history", static context => HistoryAsync(context));
         return app;
     }
 
@@ -51,6 +53,7 @@ internal static class SyncEndpoints
         {
             SyncCollection.Messages => SyncQueries.Messages,
             SyncCollection.Conversations => SyncQueries.Conversations,
+            SyncCollection.ContactBook => SyncQueries.ContactBook,
             _ => SyncQueries.Contacts,
         });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
@@ -101,6 +104,7 @@ internal static class SyncEndpoints
                 {
                     case SyncCollection.Messages: SyncItemWriter.WriteMessage(json, reader); break;
                     case SyncCollection.Conversations: SyncItemWriter.WriteConversation(json, reader); break;
+                    case SyncCollection.ContactBook: SyncItemWriter.WriteContactBookEntry(json, reader); break;
                     default: SyncItemWriter.WriteContact(json, reader); break;
                 }
 
@@ -117,6 +121,74 @@ internal static class SyncEndpoints
             json.WriteNumber("latest_seq", hasMore ? lastItemSeq : Math.Max(latestSeq, lastItemSeq));
             json.WriteBoolean("has_more", hasMore);
             json.WriteEndObject();
+            await json.FlushAsync(context.RequestAborted);
+        }
+    }
+
+    /// <summary>
+    /// <c>GET /v1/accounts/{id}/history</c>: the history backfill's state (<c>null</c> until a history webhook
+    /// arrives), its progress (the highest seen, 0-100), the last chunk's phase and order, a refusal's errors, and
+    /// <c>seq</c>, the event that last changed it.
+    /// </summary>
+    private static async Task HistoryAsync(HttpContext context)
+    {
+        string account = (string)context.Request.RouteValues["phone_number_id"]!;
+        if (await ReadAuthorization.AuthorizeAsync(context, [account]) is null)
+        {
+            return;
+        }
+
+        var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
+        await using NpgsqlCommand command = dataSource.CreateCommand(SyncQueries.History);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
+        NpgsqlDataReader reader;
+        try
+        {
+            reader = await command.ExecuteReaderAsync(context.RequestAborted);
+        }
+        catch (NpgsqlException)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "1";
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("""{"error":"unavailable","message":"The database is unavailable; retry later."}""");
+            return;
+        }
+
+        await using (reader)
+        {
+            context.Response.ContentType = "application/json";
+            await using var json = new Utf8JsonWriter(context.Response.BodyWriter, s_jsonOptions);
+            if (await reader.ReadAsync(context.RequestAborted))
+            {
+                json.WriteStartObject();
+                json.WriteString("account", account);
+                json.WritePropertyName("seq");
+                if (reader.IsDBNull(0))
+                {
+                    json.WriteNullValue();
+                }
+                else
+                {
+                    json.WriteNumberValue(reader.GetInt64(0));
+                }
+
+                json.WritePropertyName("history");
+                SyncItemWriter.WriteHistory(json, reader, 1);
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteStartObject();
+                json.WriteString("account", account);
+                json.WriteNull("seq");
+                json.WritePropertyName("history");
+                json.WriteStartObject();
+                json.WriteNull("state");
+                json.WriteEndObject();
+                json.WriteEndObject();
+            }
+
             await json.FlushAsync(context.RequestAborted);
         }
     }

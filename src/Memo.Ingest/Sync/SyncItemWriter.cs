@@ -26,6 +26,12 @@ internal static class SyncItemWriter
         WriteNullableInt64(json, "status_timestamp", row, at + 10);
         WriteNullableRaw(json, "status_errors", row, at + 11);
         WriteNullableRaw(json, "payload", row, at + 12);
+        // Coexistence: where the message came from (live, echo from the Business app, history backfill) and the
+        // conversation it belongs to. "history" is there so that bots can skip history without knowing the origins.
+        string origin = row.IsDBNull(at + 13) ? "live" : row.GetString(at + 13);
+        json.WriteString("origin", origin);
+        json.WriteBoolean("history", origin == "history");
+        WriteNullableString(json, "contact", row, at + 14);
         json.WriteEndObject();
     }
 
@@ -42,6 +48,7 @@ internal static class SyncItemWriter
         WriteNullableString(json, "type", row, at + 6);
         WriteNullableString(json, "preview", row, at + 7);
         json.WriteEndObject();
+        json.WriteNumber("unread_count", row.IsDBNull(at + 8) ? 0 : row.GetInt64(at + 8));
         json.WriteEndObject();
     }
 
@@ -51,6 +58,34 @@ internal static class SyncItemWriter
         json.WriteNumber("seq", row.GetInt64(at));
         json.WriteString("wa_id", row.GetString(at + 1));
         WriteNullableString(json, "profile_name", row, at + 2);
+        json.WriteEndObject();
+    }
+
+    /// <summary>An entry of the phone's contact book (coexistence numbers).</summary>
+    public static void WriteContactBookEntry(Utf8JsonWriter json, NpgsqlDataReader row, int at = 1)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("seq", row.GetInt64(at));
+        json.WriteString("contact", row.GetString(at + 1));
+        json.WriteString("phone_number", row.GetString(at + 2));
+        WriteNullableString(json, "full_name", row, at + 3);
+        WriteNullableString(json, "first_name", row, at + 4);
+        json.WriteBoolean("removed", row.GetBoolean(at + 5));
+        json.WriteNumber("timestamp", row.GetInt64(at + 6));
+        json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// The state of an account's history backfill: receiving → completed | declined (the numbers are bigint columns).
+    /// </summary>
+    public static void WriteHistory(Utf8JsonWriter json, NpgsqlDataReader row, int at)
+    {
+        json.WriteStartObject();
+        WriteNullableString(json, "state", row, at);
+        WriteNullableInt64(json, "progress", row, at + 1);
+        WriteNullableInt64(json, "phase", row, at + 2);
+        WriteNullableInt64(json, "chunk_order", row, at + 3);
+        WriteNullableRaw(json, "errors", row, at + 4);
         json.WriteEndObject();
     }
 

@@ -17,20 +17,20 @@ internal static class SyncQueries
 
     public const string Messages = $"""
         SELECT l.latest_seq, p.seq, p.wamid, p.direction, p.from_wa_id, p.to_wa_id, p.ts, p.type, p.body, p.context_id,
-               p.status, p.status_ts, p.status_errors, p.payload
+               p.status, p.status_ts, p.status_errors, p.payload, p.origin, p.contact
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT m.* FROM account_events e
             CROSS JOIN LATERAL (SELECT * FROM messages m
                                 WHERE m.account = e.account AND m.wamid = e.key AND m.seq = e.seq LIMIT 1) m
-            WHERE e.account = $1 AND e.seq > $2 AND e.kind IN (1, 2)
+            WHERE e.account = $1 AND e.seq > $2 AND e.kind IN (1, 2, 7)
             ORDER BY e.seq LIMIT $3) p ON true
         ORDER BY p.seq
         """;
 
     public const string Conversations = $"""
         SELECT l.latest_seq, p.seq, p.wa_id, k.profile_name, p.message_count, p.last_message_wamid, p.last_message_at,
-               p.last_message_type, p.last_message_preview
+               p.last_message_type, p.last_message_preview, p.unread_count
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT c.* FROM account_events e
@@ -52,5 +52,23 @@ internal static class SyncQueries
             WHERE e.account = $1 AND e.seq > $2 AND e.kind = 3
             ORDER BY e.seq LIMIT $3) p ON true
         ORDER BY p.seq
+        """;
+
+    public const string ContactBook = $"""
+        SELECT l.latest_seq, p.seq, p.contact, p.phone_number, p.full_name, p.first_name, p.removed, p.book_ts
+        FROM ({LatestSeq}) l
+        LEFT JOIN LATERAL (
+            SELECT b.* FROM account_events e
+            CROSS JOIN LATERAL (SELECT * FROM contact_book b
+                                WHERE b.account = e.account AND b.contact = e.key AND b.seq = e.seq LIMIT 1) b
+            WHERE e.account = $1 AND e.seq > $2 AND e.kind = 5
+            ORDER BY e.seq LIMIT $3) p ON true
+        ORDER BY p.seq
+        """;
+
+    /// <summary>The history backfill's state of account $1 (no row when the account is unknown).</summary>
+    public const string History = """
+        SELECT history_seq, history_state, history_progress::bigint, history_phase::bigint, history_chunk::bigint, history_errors
+        FROM accounts WHERE phone_number_id = $1
         """;
 }

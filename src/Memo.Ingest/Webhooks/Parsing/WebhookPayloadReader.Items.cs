@@ -42,16 +42,19 @@ internal ref partial struct WebhookPayloadReader
     }
 
     /// <summary>
-    /// One inbound message. Columns: id, from, timestamp, type, context.id, and a text taken from the typed part:
-    /// text.body; the caption of image, video, document, audio or sticker; button.text; the title of an interactive
-    /// button or list reply, the body of a flow (nfm) reply; reaction.emoji (empty when a reaction is removed);
-    /// order.text; system.body; location.name. Everything else stays in the raw payload.
+    /// One message: inbound, echoed or from the history (<paramref name="origin"/>). Columns: id, from, to,
+    /// timestamp, type, context.id, and a text taken from the typed part: text.body; the caption of image, video,
+    /// document, audio or sticker; button.text; the title of an interactive button or list reply, the body of a flow
+    /// (nfm) reply; reaction.emoji (empty when a reaction is removed); order.text; system.body; location.name; an
+    /// edit's new text or caption (its original in context.id), a revoke's original (context.id); a history
+    /// message's <c>history_context.status</c>. Everything else stays in the raw payload.
     /// </summary>
-    private void ReadMessage()
+    private void ReadMessage(MessageOrigin origin)
     {
         Expect(JsonTokenType.StartObject);
         long start = _reader.TokenStartIndex;
         ref StagedRecord message = ref _target.Add(RecordKind.Message);
+        message.Origin = origin;
         bool hasTimestamp = false;
         uint seen = 0;
         while (true)
@@ -130,6 +133,28 @@ internal ref partial struct WebhookPayloadReader
                 Read();
                 message.Body = ReadInteractiveReply();
             }
+            else if (Is("edit"u8))
+            {
+                MarkSeen(ref seen, 1 << 5);
+                ReadEdit(ref message);
+            }
+            else if (Is("revoke"u8))
+            {
+                MarkSeen(ref seen, 1 << 5);
+                Read();
+                message.ContextId = CheckKeyLength(ReadNestedString("original_message_id"u8));
+            }
+            else if (Is("to"u8))
+            {
+                MarkSeen(ref seen, 1 << 6);
+                message.To = ReadKey();
+            }
+            else if (Is("history_context"u8) && origin == MessageOrigin.History)
+            {
+                MarkSeen(ref seen, 1 << 7);
+                Read();
+                message.HistoryStatus = CheckKeyLength(ReadNestedString("status"u8));
+            }
             else
             {
                 SkipProperty();
@@ -142,6 +167,84 @@ internal ref partial struct WebhookPayloadReader
         }
 
         message.Payload = CopyRaw(start);
+    }
+
+    /// <summary>
+    /// <c>edit: {original_message_id, message: {context?, type, &lt;type&gt;: {...}}}</c>: the original's id, and the
+    /// new text (or caption) of the edited message.
+    /// </summary>
+    private void ReadEdit(ref StagedRecord message)
+    {
+        Read();
+        if (_reader.TokenType == JsonTokenType.Null)
+        {
+            return;
+        }
+
+        Expect(JsonTokenType.StartObject);
+        uint seen = 0;
+        while (true)
+        {
+            Read();
+            if (_reader.TokenType == JsonTokenType.EndObject)
+            {
+                return;
+            }
+
+            if (Is("original_message_id"u8))
+            {
+                MarkSeen(ref seen, 1);
+                message.ContextId = ReadKey();
+            }
+            else if (Is("message"u8))
+            {
+                MarkSeen(ref seen, 2);
+                Read();
+                message.Body = ReadEditedText();
+            }
+            else
+            {
+                SkipProperty();
+            }
+        }
+    }
+
+    /// <summary>The text of an edited message: <c>text.body</c>, or the caption of its media.</summary>
+    private Utf8Range ReadEditedText()
+    {
+        if (_reader.TokenType == JsonTokenType.Null)
+        {
+            return default;
+        }
+
+        Expect(JsonTokenType.StartObject);
+        Utf8Range text = default;
+        uint seen = 0;
+        while (true)
+        {
+            Read();
+            if (_reader.TokenType == JsonTokenType.EndObject)
+            {
+                return text;
+            }
+
+            if (Is("text"u8))
+            {
+                MarkSeen(ref seen, 1);
+                Read();
+                text = ReadNestedString("body"u8);
+            }
+            else if (Is("image"u8) || Is("video"u8) || Is("document"u8))
+            {
+                MarkSeen(ref seen, 1);
+                Read();
+                text = ReadNestedString("caption"u8);
+            }
+            else
+            {
+                SkipProperty();
+            }
+        }
     }
 
     /// <summary>A delivery receipt: sent, delivered, read, played or failed (with errors), with pricing and more.</summary>

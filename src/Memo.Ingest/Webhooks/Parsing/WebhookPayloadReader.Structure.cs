@@ -80,11 +80,21 @@ internal ref partial struct WebhookPayloadReader
         }
     }
 
+    /// <summary>The fields whose values are parsed into records; any other field is kept whole.</summary>
+    private enum ChangeField
+    {
+        Other,
+        Messages,
+        Echoes,
+        History,
+        ContactBook,
+    }
+
     private void ReadChange()
     {
         Expect(JsonTokenType.StartObject);
-        Utf8Range field = default;
-        bool isMessages = false;
+        Utf8Range fieldName = default;
+        ChangeField field = ChangeField.Other;
         bool hasValue = false;
         long deferredStart = -1;
         long deferredLength = 0;
@@ -103,24 +113,28 @@ internal ref partial struct WebhookPayloadReader
                 MarkSeen(ref seen, 1);
                 Read();
                 Expect(JsonTokenType.String);
-                isMessages = Is("messages"u8);
-                field = CheckKeyLength(CopyCurrentString());
+                field = Is("messages"u8) ? ChangeField.Messages
+                    : Is("smb_message_echoes"u8) ? ChangeField.Echoes
+                    : Is("history"u8) ? ChangeField.History
+                    : Is("smb_app_state_sync"u8) ? ChangeField.ContactBook
+                    : ChangeField.Other;
+                fieldName = CheckKeyLength(CopyCurrentString());
             }
             else if (Is("value"u8))
             {
                 MarkSeen(ref seen, 2);
                 hasValue = true;
                 Read();
-                if (field.IsNull)
+                if (fieldName.IsNull)
                 {
                     // "value" before "field": remember where it is and parse it once the field is known.
                     deferredStart = _reader.TokenStartIndex;
                     SkipValue();
                     deferredLength = _reader.BytesConsumed - deferredStart;
                 }
-                else if (isMessages)
+                else if (field != ChangeField.Other)
                 {
-                    ReadMessagesValue();
+                    ReadChangeValue(field);
                 }
                 else
                 {
@@ -133,7 +147,7 @@ internal ref partial struct WebhookPayloadReader
             }
         }
 
-        if (field.IsNull || !hasValue)
+        if (fieldName.IsNull || !hasValue)
         {
             PayloadRejectedException.Throw(WebhookRejectionReason.MissingField);
         }
@@ -144,9 +158,9 @@ internal ref partial struct WebhookPayloadReader
                 ? new WebhookPayloadReader(_sequence.Slice(deferredStart, deferredLength), _target)
                 : new WebhookPayloadReader(_span.Slice((int)deferredStart, (int)deferredLength), _target);
             deferred.Read();
-            if (isMessages)
+            if (field != ChangeField.Other)
             {
-                deferred.ReadMessagesValue();
+                deferred.ReadChangeValue(field);
             }
             else
             {
@@ -154,16 +168,21 @@ internal ref partial struct WebhookPayloadReader
             }
         }
 
-        if (!isMessages)
+        if (field == ChangeField.Other)
         {
             ref StagedRecord update = ref _target.Add(RecordKind.AccountUpdate);
-            update.Type = field;
+            update.Type = fieldName;
             update.Payload = otherValue;
         }
     }
 
-    /// <summary>The <c>value</c> of a <c>messages</c> change: metadata, contacts, messages, statuses, errors.</summary>
-    private void ReadMessagesValue()
+    /// <summary>
+    /// The <c>value</c> of a change whose items become records: metadata and, by field, <c>contacts</c>,
+    /// <c>messages</c>, <c>statuses</c> and <c>errors</c> (<c>messages</c>); <c>message_echoes</c>
+    /// (<c>smb_message_echoes</c>); <c>history</c> chunks and <c>messages</c> (media follow-ups) (<c>history</c>);
+    /// <c>state_sync</c> (<c>smb_app_state_sync</c>). Arrays a field does not have are skipped, never refused.
+    /// </summary>
+    private void ReadChangeValue(ChangeField field)
     {
         Expect(JsonTokenType.StartObject);
         int first = _target.Count;
@@ -183,17 +202,38 @@ internal ref partial struct WebhookPayloadReader
                 MarkSeen(ref seen, 1);
                 ReadMetadata(out phoneNumberId, out displayPhoneNumber);
             }
-            else if (Is("contacts"u8))
+            else if (Is("contacts"u8) && field == ChangeField.Messages)
             {
                 MarkSeen(ref seen, 2);
                 ReadArray(static (ref WebhookPayloadReader r) => r.ReadContact());
             }
-            else if (Is("messages"u8))
+            else if (Is("messages"u8) && field == ChangeField.Messages)
             {
                 MarkSeen(ref seen, 4);
-                ReadArray(static (ref WebhookPayloadReader r) => r.ReadMessage());
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadMessage(MessageOrigin.Live));
             }
-            else if (Is("statuses"u8))
+            else if (Is("messages"u8) && field == ChangeField.History)
+            {
+                // Media follow-ups of history placeholders: matched to their placeholder by wamid alone.
+                MarkSeen(ref seen, 4);
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadMessage(MessageOrigin.History));
+            }
+            else if (Is("message_echoes"u8) && field == ChangeField.Echoes)
+            {
+                MarkSeen(ref seen, 4);
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadMessage(MessageOrigin.Echo));
+            }
+            else if (Is("history"u8) && field == ChangeField.History)
+            {
+                MarkSeen(ref seen, 8);
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadHistoryChunk());
+            }
+            else if (Is("state_sync"u8) && field == ChangeField.ContactBook)
+            {
+                MarkSeen(ref seen, 8);
+                ReadArray(static (ref WebhookPayloadReader r) => r.ReadContactBookEntry());
+            }
+            else if (Is("statuses"u8) && field == ChangeField.Messages)
             {
                 MarkSeen(ref seen, 8);
                 ReadArray(static (ref WebhookPayloadReader r) => r.ReadStatus());
@@ -205,7 +245,7 @@ internal ref partial struct WebhookPayloadReader
                 Read();
                 Utf8Range errors = ReadRawValue();
                 ref StagedRecord update = ref _target.Add(RecordKind.AccountUpdate);
-                update.Type = _target.Arena.Append("messages.errors"u8);
+                update.Type = _target.Arena.Append(field == ChangeField.Messages ? "messages.errors"u8 : "errors"u8);
                 update.Payload = errors;
             }
             else
@@ -219,13 +259,53 @@ internal ref partial struct WebhookPayloadReader
             PayloadRejectedException.Throw(WebhookRejectionReason.MissingField);
         }
 
-        // metadata may follow the arrays: stamp the account on the records once the value is complete.
+        // metadata may follow the arrays: stamp the account on the records once the value is complete, and work out
+        // what needs the business's own number (the direction and the other party of history messages).
         for (int i = first; i < _target.Count; i++)
         {
             ref StagedRecord record = ref _target[i];
             record.Account = phoneNumberId;
             record.DisplayPhoneNumber = displayPhoneNumber;
+            if (record.Kind == RecordKind.Message)
+            {
+                SetParties(ref record);
+            }
         }
+    }
+
+    /// <summary>
+    /// Who the business talks to in a message (the conversation's key, normalised) and whether the business sent it.
+    /// Live: the user sent it (<c>from</c>). Echo: the business sent it to <c>to</c>. History: there is no direction
+    /// flag; the business sent it when <c>from</c> is its own number; the other party is the thread's id, or for a
+    /// media follow-up (no thread) <c>from</c> or <c>to</c>, whichever is not the business.
+    /// </summary>
+    private readonly void SetParties(ref StagedRecord record)
+    {
+        Utf8Arena arena = _target.Arena;
+        Utf8Range party;
+        switch (record.Origin)
+        {
+            case MessageOrigin.Echo:
+                record.Outbound = true;
+                party = record.To;
+                break;
+            case MessageOrigin.History:
+                record.Outbound = PhoneNumbers.Same(arena[record.WaId], arena[record.DisplayPhoneNumber]);
+                party = !record.Contact.IsNull ? record.Contact : record.Outbound ? record.To : record.WaId;
+                break;
+            default:
+                party = record.WaId;
+                break;
+        }
+
+        record.Contact = party.IsNull ? default : Normalised(arena[party]);
+    }
+
+    private readonly Utf8Range Normalised(ReadOnlySpan<byte> number)
+    {
+        Span<byte> digits = stackalloc byte[PhoneNumbers.MaxDigits];
+        int length = PhoneNumbers.Normalise(number, digits);
+        return length == 0 ? default : _target.Arena.Append(digits[..length]);
     }
 
     private void ReadMetadata(out Utf8Range phoneNumberId, out Utf8Range displayPhoneNumber)
