@@ -131,11 +131,13 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal(100, history.GetProperty("progress").GetInt64());
     }
 
-    [Fact]
-    public async Task DeclinedHistory_IsRecordedWithItsDetails()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task DeclinedHistory_IsRecordedWithItsDetails(bool withoutEnvelope)
     {
-        const string account = "PNdeclined";
-        await PostAllAsync(P.HistoryDeclined(account));
+        string account = withoutEnvelope ? "PNdeclinedbare" : "PNdeclined";
+        await PostAllAsync(withoutEnvelope ? P.HistoryDeclinedBare(account) : P.HistoryDeclined(account));
 
         JsonElement history = await HistoryAsync(account);
         Assert.Equal("declined", Text(history, "state"));

@@ -68,6 +68,10 @@ public static class CoexistencePayloads
             "history":[{"errors":[{"code":2593109,"title":"History sync is turned off by the business","message":"History sync is turned off by the business","error_data":{"details":"The business declined to share chat history"}}]}]
             """);
 
+    /// <summary>The declined history as Meta's reference shows it: a bare change value, no envelope.</summary>
+    public static string HistoryDeclinedBare(string account) =>
+        $$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"{{{Business}}}","phone_number_id":"{{{account}}}"},"history":[{"errors":[{"code":2593109,"title":"History sync is turned off by the business","message":"History sync is turned off by the business","error_data":{"details":"The business declined to share chat history"}}]}]}""";
+
     public static string ContactBook(string account, params string[] entries) =>
         Change(account, "smb_app_state_sync", $"\"state_sync\":[{string.Join(',', entries)}]");
 

@@ -161,9 +161,9 @@ internal static class WritePathProfile
     private static async Task FillAsync(NpgsqlConnection connection, int records)
     {
         await using var fill = new NpgsqlCommand("""
-            INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, ts, type, body, payload)
+            INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
             SELECT 1, 'PNprofile' || (g % 20), '15550001111', 'WABA1', 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQzQUZCNkY4QjU2RDg4RjM3.' || gen_random_uuid(),
-                   '4915' || (g % 1000), 1700000000 + g, 'text', 'Hello, is this still available? I would like to order two.',
+                   '4915' || (g % 1000), '4915' || (g % 1000), 1700000000 + g, 'text', 'Hello, is this still available? I would like to order two.',
                    convert_to('{"from":"4915' || (g % 1000) || '","id":"wamid.HBgL' || g || '","timestamp":"1700000000","text":{"body":"' || repeat('x', 450) || '"},"type":"text"}', 'UTF8')
             FROM generate_series(1, $1) AS g
             """, connection);

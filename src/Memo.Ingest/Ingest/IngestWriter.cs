@@ -163,7 +163,9 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private void Finish(List<ParsedWebhook> batch, IngestOutcome outcome)
     {
         Task? redisCall = null;
-        if (outcome == IngestOutcome.Committed)
+        // A batch whose every record was screened as already stored (a retry storm) appended nothing: there is nothing
+        // to remember and no sequencer to wake, here or elsewhere.
+        if (outcome == IngestOutcome.Committed && InboxAppender.CountUnscreened(batch) > 0)
         {
             _sequencer.Wake();
             _screen.NoteAppended(batch);

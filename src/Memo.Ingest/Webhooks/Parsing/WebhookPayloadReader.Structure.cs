@@ -9,6 +9,7 @@ internal ref partial struct WebhookPayloadReader
     {
         Expect(JsonTokenType.StartObject);
         uint seen = 0;
+        bool bareHistory = false;
         while (true)
         {
             Read();
@@ -33,8 +34,19 @@ internal ref partial struct WebhookPayloadReader
             }
             else
             {
+                bareHistory |= Is("history"u8);
                 SkipProperty();
             }
+        }
+
+        if (seen == 0 && bareHistory)
+        {
+            // Meta documents the declined history as a bare change value, without object/entry/changes: read the
+            // whole body as the value of a history change.
+            var bare = _isSequence ? new WebhookPayloadReader(_sequence, _target) : new WebhookPayloadReader(_span, _target);
+            bare.Read();
+            bare.ReadChangeValue(ChangeField.History);
+            return;
         }
 
         if (seen != 3)
