@@ -63,12 +63,42 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal("wamid.echo.1", Text(messages["wamid.echo.2"], "context_id"));
         Assert.Equal("hello, edited", Text(messages["wamid.echo.2"], "text"));
         Assert.Equal("revoke", Text(messages["wamid.echo.3"], "type"));
+        // The originals show what happened to them: the echo its newest text, the revoked one (not received yet: a
+        // row known only by its revoke) that it was revoked.
+        Assert.Equal("hello, edited", Text(echo, "edited_text"));
+        Assert.False(echo.GetProperty("revoked").GetBoolean());
+        Assert.True(messages["wamid.live.0"].GetProperty("revoked").GetBoolean());
+        Assert.Null(Text(messages["wamid.live.0"], "payload"));
 
         JsonElement conversation = Assert.Single(await SyncClient.GetAllAsync(_gateway.Client, account, "conversations"));
         Assert.Equal("551187654321", Text(conversation, "wa_id"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(_gateway.ConnectionString));
         Assert.Equal(4, conversation.GetProperty("message_count").GetInt64());
         Assert.Equal(1, conversation.GetProperty("unread_count").GetInt64());
         Assert.Equal("wamid.echo.3", Text(conversation.GetProperty("last_message"), "wamid"));
+    }
+
+    [Fact]
+    public async Task Edits_BeforeTheirOriginalOrOutOfOrder_LeaveTheOriginalWithItsNewestText()
+    {
+        const string account = "PNedits";
+        await PostAllAsync(
+            // The newest edit first, then the original, then an older edit: the original keeps the newest text.
+            WebhookPayloads.Envelope(account, messages: [Edit("wamid.ed.2", 1700000300, "wamid.orig", "third version")]),
+            WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.orig", "4915550001", 1700000100, "first version")]),
+            WebhookPayloads.Envelope(account, messages: [Edit("wamid.ed.1", 1700000200, "wamid.orig", "second version")]));
+
+        Dictionary<string, JsonElement> messages = await MessagesAsync(account);
+        JsonElement original = messages["wamid.orig"];
+        Assert.Equal("first version", Text(original, "text"));
+        Assert.Equal("third version", Text(original, "edited_text"));
+        Assert.Equal("inbound", Text(original, "direction"));
+        Assert.Equal("4915550001", Text(original, "from"));
+        Assert.Equal(3, messages.Count);
+        Assert.Equal("", await Database.SequencedTwiceAsync(_gateway.ConnectionString));
+
+        static string Edit(string wamid, long ts, string original, string text) =>
+            $$$"""{"from":"4915550001","id":"{{{wamid}}}","timestamp":"{{{ts}}}","type":"edit","edit":{"original_message_id":"{{{original}}}","message":{"type":"text","text":{"body":"{{{text}}}"}""" + "}}}";
     }
 
     [Fact]

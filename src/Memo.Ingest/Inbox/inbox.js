@@ -36,7 +36,8 @@ function showMessage(event, where = "prepend") {
   cell(row, item.origin && item.origin !== "live" ? item.origin : "", "origin");
   cell(row, item.direction === "inbound" ? item.from : "to " + (item.to ?? item.contact ?? ""));
   cell(row, item.type);
-  cell(row, item.text);
+  // An edited or revoked message (coexistence numbers) shows what it says now.
+  cell(row, item.revoked ? "(deleted)" : item.edited_text != null ? `${item.edited_text} (edited)` : item.text);
   cell(row, item.status ?? "", item.status ? "status-" + item.status : "");
 }
 

@@ -64,6 +64,15 @@ internal static class SequencerSql
                                                                OR c.type <> 'remove' AND NOT b.removed AND b.full_name IS NOT DISTINCT FROM c.body
                                                                   AND b.first_name IS NOT DISTINCT FROM c.context_id)) LIMIT 1) b ON true
             WHERE c.copy = 1 AND m.hit IS NULL AND s.hit IS NULL AND k.hit IS NULL AND b.hit IS NULL
+        ), edits AS (
+            -- Edits and revokes of this round, one row per original: the newest edit's text, and whether any revoked it.
+            SELECT account, context_id AS original, min(id) AS ord,
+                   (array_agg(body ORDER BY ts DESC, id DESC) FILTER (WHERE type = 'edit'))[1] AS edited_text,
+                   max(ts) FILTER (WHERE type = 'edit') AS edited_ts,
+                   bool_or(type = 'revoke') AS revoked
+            FROM fresh
+            WHERE kind = 1 AND type IN ('edit', 'revoke') AND context_id IS NOT NULL
+            GROUP BY account, context_id
         ), conversation_changes AS (
             SELECT account, contact, id, n, unread, last_wamid, last_ts, last_type, last_body
             FROM (SELECT f.account, f.contact, f.id,
@@ -91,6 +100,9 @@ internal static class SequencerSql
             UNION ALL
             SELECT account, 6, min(id), 'history', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM taken WHERE kind = 6 GROUP BY account
+            UNION ALL
+            SELECT account, 7, ord, original, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 8, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM edits
         ), numbered AS (
             SELECT p.*, COALESCE(a.last_seq, 0) + row_number() OVER (PARTITION BY p.account ORDER BY p.ord, p.event_kind) AS seq
             FROM planned p
@@ -143,8 +155,8 @@ internal static class SequencerSql
             RETURNING a.phone_number_id, a.history_state, a.history_progress, a.history_phase, a.history_chunk, a.history_errors
         ), message_rows AS (
             INSERT INTO messages AS m (account, wamid, seq, direction, from_wa_id, to_wa_id, ts, type, body, context_id, payload,
-                                       status, status_rank, status_ts, status_errors, origin, contact)
-            SELECT account, key, seq,
+                                       status, status_rank, status_ts, status_errors, origin, contact, edited_text, edited_ts, revoked)
+            SELECT g.account, key, seq,
                    CASE WHEN payload IS NULL OR outbound THEN 'outbound' ELSE 'inbound' END,
                    from_wa_id, COALESCE(sent_to, status_to), ts, type, body, context_id, payload,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN own_status ELSE status END,
@@ -152,7 +164,8 @@ internal static class SequencerSql
                         WHEN status IS NOT NULL THEN memo_status_rank(status) END,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN ts ELSE status_ts END,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN NULL ELSE status_errors END,
-                   CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' ELSE 'live' END, contact
+                   CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' ELSE 'live' END, contact,
+                   ed.edited_text, ed.edited_ts, COALESCE(ed.revoked, false)
             FROM (SELECT account, key, max(seq) AS seq,
                          -- A history placeholder and its media follow-up in one round: the row keeps the placeholder's
                          -- parties and time and takes the follow-up's content.
@@ -173,9 +186,11 @@ internal static class SequencerSql
                          (array_agg(ts ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_ts,
                          (array_agg(errors ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_errors,
                          (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_to
-                  FROM (SELECT *, event_kind IN (1, 7) AS content, type IS NOT DISTINCT FROM 'media_placeholder' AS placeholder
+                  FROM (SELECT *, event_kind IN (1, 7) AND COALESCE(flags & 8, 0) = 0 AS content,
+                               type IS NOT DISTINCT FROM 'media_placeholder' AS placeholder
                         FROM numbered WHERE event_kind IN (1, 2, 7)) e
                   GROUP BY account, key) g
+            LEFT JOIN edits ed ON ed.account = g.account AND ed.original = g.key
             ON CONFLICT (account, wamid) DO UPDATE
             SET seq = EXCLUDED.seq,
                 -- Who and when come from the first row with content (a status may have created the row before its
@@ -194,10 +209,15 @@ internal static class SequencerSql
                 status_rank = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status_rank ELSE m.status_rank END,
                 status_ts = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status_ts ELSE m.status_ts END,
                 status_errors = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
-                                     THEN COALESCE(EXCLUDED.status_errors, m.status_errors) ELSE m.status_errors END
+                                     THEN COALESCE(EXCLUDED.status_errors, m.status_errors) ELSE m.status_errors END,
+                -- The newest edit wins, whatever order edits arrive in; a revoke is final.
+                edited_text = CASE WHEN EXCLUDED.edited_ts >= COALESCE(m.edited_ts, 0) THEN EXCLUDED.edited_text ELSE m.edited_text END,
+                edited_ts = GREATEST(m.edited_ts, EXCLUDED.edited_ts),
+                revoked = m.revoked OR EXCLUDED.revoked
             WHERE EXCLUDED.payload IS NOT NULL OR EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
+               OR EXCLUDED.edited_ts IS NOT NULL OR EXCLUDED.revoked
             RETURNING m.account, m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                      m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact
+                      m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked
         ), status_history AS (
             INSERT INTO message_statuses (account, wamid, status, ts, seq, recipient_id, errors, payload)
             SELECT account, key, type, ts, seq, wa_id, errors, payload FROM numbered WHERE event_kind = 2
@@ -250,7 +270,7 @@ internal static class SequencerSql
         LEFT JOIN (
             SELECT n.account, n.seq, n.event_kind::smallint AS kind,
                    m.seq AS m_seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                   m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact,
+                   m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked,
                    c.seq AS c_seq, c.wa_id AS c_wa_id, COALESCE(kr.profile_name, ko.profile_name) AS c_profile_name,
                    c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type, c.last_message_preview, c.unread_count,
                    kr.seq AS k_seq, kr.wa_id AS k_wa_id, kr.profile_name AS k_profile_name,
@@ -260,11 +280,11 @@ internal static class SequencerSql
             LEFT JOIN message_rows mr ON n.event_kind IN (1, 2, 7) AND mr.account = n.account AND mr.wamid = n.key
             LEFT JOIN LATERAL (
                 SELECT mr.seq, mr.wamid, mr.direction, mr.from_wa_id, mr.to_wa_id, mr.ts, mr.type, mr.body, mr.context_id,
-                       mr.status, mr.status_ts, mr.status_errors, mr.payload, mr.origin, mr.contact
+                       mr.status, mr.status_ts, mr.status_errors, mr.payload, mr.origin, mr.contact, mr.edited_text, mr.revoked
                 WHERE mr.wamid IS NOT NULL
                 UNION ALL
                 (SELECT o.seq, o.wamid, o.direction, o.from_wa_id, o.to_wa_id, o.ts, o.type, o.body, o.context_id,
-                        o.status, o.status_ts, o.status_errors, o.payload, o.origin, o.contact
+                        o.status, o.status_ts, o.status_errors, o.payload, o.origin, o.contact, o.edited_text, o.revoked
                  FROM messages o
                  WHERE mr.wamid IS NULL AND n.event_kind IN (1, 2, 7) AND o.account = n.account AND o.wamid = n.key LIMIT 1)) m ON true
             LEFT JOIN conversation_rows c ON n.event_kind = 4 AND c.account = n.account AND c.wa_id = n.key

@@ -32,6 +32,9 @@ internal static class SyncItemWriter
         json.WriteString("origin", origin);
         json.WriteBoolean("history", origin == "history");
         WriteNullableString(json, "contact", row, at + 14);
+        // Edits and revokes (coexistence numbers) change what the original shows: its newest edited text, revoked.
+        WriteNullableString(json, "edited_text", row, at + 15);
+        json.WriteBoolean("revoked", !row.IsDBNull(at + 16) && row.GetBoolean(at + 16));
         json.WriteEndObject();
     }
 
