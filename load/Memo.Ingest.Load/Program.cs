@@ -9,7 +9,7 @@ using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
 //   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
-//          [--statuses 0.2] [--subscribers 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
+//          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
 //   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH]
 //                                                                              each figure beside the machine's ceiling
@@ -20,7 +20,7 @@ using Memo.Ingest.Load.Run;
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
-                     "           [--statuses RATIO] [--subscribers N] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
+                     "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load profile write-path\n" +
@@ -74,6 +74,7 @@ static Task<int> RunLoadAsync(string[] options)
             "--duplicates" => settings with { DuplicateRatio = NextDouble() },
             "--statuses" => settings with { StatusRatio = NextDouble() },
             "--subscribers" => settings with { Subscribers = NextInt() },
+            "--backfill" => settings with { BackfillMessages = NextInt() },
             "--connections" => settings with { Connections = NextInt() },
             "--p99" => settings with { P99BoundMilliseconds = NextDouble() },
             "--native" => settings with { NativeBinary = Path.GetFullPath(Next()) },

@@ -225,6 +225,46 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
             .Root.GetProperty("data").GetProperty("history").GetBoolean());
     }
 
+    /// <summary>
+    /// A backfill waiting in the inbox does not hold back live messages: a gateway without a sequencer acknowledges
+    /// 5,000 history messages and then one live message on another account; a sequencing gateway started after that
+    /// makes the live message visible before it has projected even a fifth of the history (it takes 100 history
+    /// records per round after the live ones), and then the whole history.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_WaitingInTheInbox_DoesNotHoldBackLiveMessages()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("backfill_priority");
+        await using (GatewayHost acknowledger = await GatewayHost.StartAsync(database, "--Memo:Sequencer:Loops=0"))
+        {
+            for (int chunk = 0; chunk < 5; chunk++)
+            {
+                string[] messages = [.. Enumerable.Range(0, 1000).Select(i =>
+                    P.HistoryText($"wamid.bf.{chunk}.{i}", "4915550001", 1690000000 + (chunk * 1000) + i, "old", "READ"))];
+                await AcknowledgeAsync(acknowledger, P.HistoryChunk("PNbackfill", 1, chunk, chunk * 20, [P.Thread("4915550001", messages)]));
+            }
+
+            await AcknowledgeAsync(acknowledger, WebhookPayloads.Envelope("PNlive",
+                messages: [WebhookPayloads.TextMessage("wamid.live.now", "4915550002", 1700000000, "now")]));
+        }
+
+        await using GatewayHost sequencer = await GatewayHost.StartAsync(database, "--Memo:Sequencer:HistoryRecordsPerRound=100");
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.live.now'") == 1,
+            "the live message is sequenced");
+        long historyAtLive = await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE origin = 'history'");
+        Assert.True(historyAtLive < 1000, $"{historyAtLive} history messages were projected before the live one");
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE origin = 'history'") == 5000,
+            "the whole backfill is sequenced");
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
+    }
+
+    /// <summary>Posts and checks the 200 without waiting for sequencing (there is no sequencer).</summary>
+    private static async Task AcknowledgeAsync(GatewayHost gateway, string body)
+    {
+        using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(body), GatewayHost.Secret));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
     private async Task<JsonElement> HistoryAsync(string account)
     {
         using JsonDocument document = JsonDocument.Parse(await _gateway.Client.GetStringAsync($"/v1/accounts/{account}/history"));

@@ -110,14 +110,14 @@ public sealed class WritePathTests(PostgresFixture postgres)
             await analyze.ExecuteNonQueryAsync();
         }
 
-        await using (var prepare = new NpgsqlCommand("PREPARE drain_plan(int[], int) AS " + SequencerSql.Drain, connection))
+        await using (var prepare = new NpgsqlCommand("PREPARE drain_plan(int[], int, int) AS " + SequencerSql.Drain, connection))
         {
             await prepare.ExecuteNonQueryAsync();
         }
 
         string plan;
         // Writer sessions plan prepared statements generically (PostgresDataSource.CreateWriter).
-        await using (var explain = new NpgsqlCommand("EXPLAIN (FORMAT JSON) EXECUTE drain_plan('{0,1,2,3}', 5000)", connection))
+        await using (var explain = new NpgsqlCommand("EXPLAIN (FORMAT JSON) EXECUTE drain_plan('{0,1,2,3}', 5000, 500)", connection))
         {
             plan = (string)(await explain.ExecuteScalarAsync())!;
         }

@@ -115,6 +115,7 @@ internal static class WritePathProfile
         await using var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
         drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. Enumerable.Range(0, SequencerSql.ShardCount)] });
         drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = size });
+        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 500 });
         await drain.PrepareAsync();
         for (int warm = 0; warm < 3; warm++)
         {
@@ -141,7 +142,7 @@ internal static class WritePathProfile
         await connection.OpenAsync();
         await FillAsync(connection, size);
         await using var explain = new NpgsqlCommand(
-            $"PREPARE round(int[], int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round('{{{string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount))}}}', {size})", connection);
+            $"PREPARE round(int[], int, int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round('{{{string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount))}}}', {size}, 500)", connection);
         string plan = (string)(await explain.ExecuteScalarAsync())!;
         JsonElement root = JsonDocument.Parse(plan).RootElement[0];
         await output.WriteLineAsync("| part of the statement | rows | ms (inclusive) |");

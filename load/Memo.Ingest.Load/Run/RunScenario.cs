@@ -50,10 +50,25 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
+        // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
+        BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Start(gateway.Address, settings.BackfillMessages, clock) : null;
         RequestSample[] samples = await sender.RunAsync(steps, async (_, _) => await MarkAsync());
         await MarkAsync();
+        string? backfilled = backfill is null ? null : await backfill.CompleteAsync();
         // Acknowledged means in the inbox; the loss check reads what the sequencers have made visible.
         await SequencedWait.UntilSequencedAsync(database, 300);
+        if (backfill is not null)
+        {
+            long stored = await CountHistoryAsync(database);
+            double seconds = (clock.Elapsed.TotalMicroseconds - backfill.FirstSentMicroseconds) / 1e6;
+            backfilled += string.Create(CultureInfo.InvariantCulture,
+                $"; all {stored:N0} stored once and sequenced {seconds:F1} s after the first chunk ({stored / seconds:N0} messages/s)");
+            if (stored != backfill.Messages)
+            {
+                await console.WriteLineAsync($"FAILED: backfill: {stored} history messages stored, {backfill.Messages} acknowledged");
+                return 1;
+            }
+        }
         await Task.Delay(TimeSpan.FromSeconds(2)); // the last events reach the subscribers
 
         LossCheck.Result loss = await LossCheck.RunAsync(gateway.Address, mix, samples);
@@ -61,6 +76,12 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         string directory = settings.ReportDirectory ?? Path.Combine("artifacts", "load", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         await report.WriteAsync(directory);
         await console.WriteLineAsync(report.Markdown());
+        if (backfilled is not null)
+        {
+            await console.WriteLineAsync("Backfill beside the run: " + backfilled);
+            await File.AppendAllTextAsync(Path.Combine(directory, "report.md"), "\nBackfill beside the run: " + backfilled + "\n");
+        }
+
         await console.WriteLineAsync($"Report: {Path.Combine(directory, "report.md")} (+ report.json, report.svg)");
 
         var failures = new List<string>();
@@ -87,6 +108,14 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 
         await console.WriteLineAsync(failures.Count == 0 ? "Load run checks passed." : "FAILED: " + string.Join("; ", failures));
         return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static async Task<long> CountHistoryAsync(string database)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM messages WHERE origin = 'history'", connection);
+        return (long)(await count.ExecuteScalarAsync())!;
     }
 }
 

@@ -22,6 +22,9 @@ internal sealed record RunSettings
     /// <summary>Share of inbound messages that are text (the rest: every other message type in turn).</summary>
     public double TextShare { get; init; } = 0.7;
 
+    /// <summary>History messages (coexistence backfill) posted beside the live load, in chunks of 1,000; 0: none.</summary>
+    public int BackfillMessages { get; init; }
+
     /// <summary>Stream subscribers, alternately WebSocket and SSE, spread over the accounts.</summary>
     public int Subscribers { get; init; }
 

@@ -43,6 +43,18 @@ public sealed class SequencerOptions
     /// until the sequencers catch up. Bounds how far visibility can fall behind acknowledgement.</summary>
     public long MaxBacklogRecords { get; set; } = 200_000;
 
+    /// <summary>
+    /// History backfill records (coexistence numbers) a round takes at most, after the live records waiting: a
+    /// backfill of 100,000 messages then never makes live traffic wait for more than one such slice of its work.
+    /// </summary>
+    public int HistoryRecordsPerRound { get; set; } = 500;
+
+    /// <summary>
+    /// History records acknowledged and not yet sequenced beyond which new webhooks that carry history are answered
+    /// 503 (backlogged; Meta redelivers them). Live webhooks are never refused or held for the history backlog.
+    /// </summary>
+    public long MaxHistoryBacklogRecords { get; set; } = 200_000;
+
     /// <summary>How often each instance estimates the backlog (two index probes).</summary>
     public int BacklogCheckMilliseconds { get; set; } = 200;
 }

@@ -65,12 +65,25 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
     /// </summary>
     public ValueTask<IngestOutcome> SubmitAsync(ParsedWebhook webhook)
     {
-        if (_backlog.IsOverLimit)
+        if (_backlog.IsOverLimit || _backlog.IsHistoryOverLimit && CarriesHistory(webhook))
         {
             return ValueTask.FromResult(IngestOutcome.Backlogged);
         }
 
         return _queue.Writer.TryWrite(webhook) ? webhook.Completion : SubmitSlowAsync(webhook);
+    }
+
+    private static bool CarriesHistory(ParsedWebhook webhook)
+    {
+        foreach (ref readonly StagedRecord record in webhook.Records)
+        {
+            if (record.Kind == RecordKind.HistorySync || record.Kind == RecordKind.Message && record.Origin == MessageOrigin.History)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private async ValueTask<IngestOutcome> SubmitSlowAsync(ParsedWebhook webhook)

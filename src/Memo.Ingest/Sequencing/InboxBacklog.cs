@@ -9,7 +9,7 @@ namespace Memo.Ingest.Sequencing;
 
 /// <summary>
 /// How far sequencing is behind acknowledgement, for every instance alike (the inbox is shared): an estimate of the
-/// records waiting and the age of the oldest, measured every <see cref="SequencerOptions.BacklogCheckMilliseconds"/>
+/// live records waiting and the age of the oldest, and apart from them the history backfill waiting, measured every <see cref="SequencerOptions.BacklogCheckMilliseconds"/>
 /// with two index probes. Past <see cref="SequencerOptions.SoftBacklogRecords"/> writers hold their batches back, so
 /// that acknowledgements slow down to the pace of sequencing; past <see cref="SequencerOptions.MaxBacklogRecords"/>
 /// the pipeline answers new webhooks 503 (backlogged), so that the lag between a 200 and visibility stays bounded
@@ -21,15 +21,19 @@ namespace Memo.Ingest.Sequencing;
 /// </summary>
 internal sealed class InboxBacklog : BackgroundService
 {
+    // Live records and the history backfill apart (partial indexes inbox_live and inbox_history): a backfill waiting
+    // behind live traffic must not hold or refuse live webhooks.
     private const string Query = """
-        SELECT COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox) + 1, 0),
-               COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox ORDER BY id LIMIT 1), 0)::float8
+        SELECT COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 <> 2) + 1, 0),
+               COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox WHERE flags & 3 <> 2 ORDER BY id LIMIT 1), 0)::float8,
+               COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2) + 1, 0)
         """;
 
     private readonly WriterDataSource _dataSource;
     private readonly DatabaseState _database;
     private readonly SequencerOptions _options;
     private long _records;
+    private long _historyRecords;
     private double _oldestSeconds;
 
     public InboxBacklog(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics)
@@ -45,6 +49,12 @@ internal sealed class InboxBacklog : BackgroundService
 
     /// <summary>Age of the oldest record waiting, in seconds.</summary>
     public double OldestSeconds => Volatile.Read(ref _oldestSeconds);
+
+    /// <summary>History backfill records acknowledged and not yet sequenced (an upper estimate).</summary>
+    public long HistoryRecords => Volatile.Read(ref _historyRecords);
+
+    /// <summary>True while new webhooks that carry history should be refused until the sequencers catch up.</summary>
+    public bool IsHistoryOverLimit => HistoryRecords > _options.MaxHistoryBacklogRecords;
 
     /// <summary>True while new webhooks should be refused until the sequencers catch up.</summary>
     public bool IsOverLimit => Records > _options.MaxBacklogRecords;
@@ -106,6 +116,7 @@ internal sealed class InboxBacklog : BackgroundService
             {
                 Volatile.Write(ref _records, reader.GetInt64(0));
                 Volatile.Write(ref _oldestSeconds, reader.GetDouble(1));
+                Volatile.Write(ref _historyRecords, reader.GetInt64(2));
             }
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)

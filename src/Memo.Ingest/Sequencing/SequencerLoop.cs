@@ -142,8 +142,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
+    /// <summary>History records per round: a slice, smaller still while refused data is being isolated.</summary>
+    private int HistoryLimit => Math.Max(1, Math.Min(_limit, _options.HistoryRecordsPerRound));
+
     /// <summary>
-    /// One statement: takes up to <see cref="_limit"/> records, projects them, and publishes the events it assigned.
+    /// One statement: takes up to <see cref="_limit"/> live records and <see cref="HistoryLimit"/> history records, projects them, and publishes the events it assigned.
     /// Returns true when it took a full batch (more are probably waiting).
     /// </summary>
     private async Task<bool> RoundAsync()
@@ -151,6 +154,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _lastRoundStarted = Stopwatch.GetTimestamp();
         ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
         ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
+        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = HistoryLimit;
         _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
@@ -190,7 +194,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _screen.DuplicatesBehindScreen(duplicates);
         _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(_lastRoundStarted), TimeSpan.FromMicroseconds(oldestMicroseconds));
         await _publisher.PublishAsync();
-        bool full = taken >= _limit;
+        // A round that took a full slice of either kind probably left more of it waiting.
+        bool full = taken >= Math.Min(_limit, HistoryLimit);
         if (_limit < _options.MaxBatchRecords)
         {
             // Isolating refused data shrank the batch; grow it back once rounds succeed again.
@@ -252,6 +257,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
             drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
             drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = HistoryLimit });
             await drain.PrepareAsync();
             _connection = connection;
             _drain = drain;

@@ -18,7 +18,7 @@ namespace Memo.Ingest.Sequencing;
 /// events are encoded from memory and never read back; every row also carries the round's summary (records taken,
 /// the oldest one's age in µs, how many were messages or statuses), and a round without events is that one row.</item>
 /// </list>
-/// Parameters: $1 the owned shards (smallint[]), $2 the most records to take.
+/// Parameters: $1 the owned shards (smallint[]), $2 the most live records to take, $3 the most history records.
 /// </summary>
 internal static class SequencerSql
 {
@@ -33,7 +33,10 @@ internal static class SequencerSql
     public const string Drain = """
         WITH taken AS (
             DELETE FROM inbox
-            WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) ORDER BY id LIMIT $2))
+            -- Live records first, then at most $3 of the history backfill (partial indexes inbox_live, inbox_history).
+            WHERE ctid = ANY (ARRAY((SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) AND flags & 3 <> 2 ORDER BY id LIMIT $2)
+                                    UNION ALL
+                                    (SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) AND flags & 3 = 2 ORDER BY id LIMIT $3)))
             RETURNING id, kind, flags, account, display_phone, waba_id, msg_id, wa_id, contact, to_id, hstatus, ts, type, body,
                       context_id, errors, payload, received_at
         ), candidates AS (
