@@ -47,7 +47,7 @@ public sealed class SequencerOptions
     /// History backfill records (coexistence numbers) a round takes at most, after the live records waiting: a
     /// backfill of 100,000 messages then never makes live traffic wait for more than one such slice of its work.
     /// </summary>
-    public int HistoryRecordsPerRound { get; set; } = 500;
+    public int HistoryRecordsPerRound { get; set; } = 100;
 
     /// <summary>
     /// History records acknowledged and not yet sequenced beyond which new webhooks that carry history are answered
