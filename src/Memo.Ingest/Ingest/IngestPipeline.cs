@@ -65,7 +65,12 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
     /// </summary>
     public ValueTask<IngestOutcome> SubmitAsync(ParsedWebhook webhook)
     {
-        if (_backlog.IsOverLimit || _backlog.IsHistoryOverLimit && CarriesHistory(webhook))
+        if (_backlog.IsOverLimit)
+        {
+            return ValueTask.FromResult(IngestOutcome.Backlogged);
+        }
+
+        if (_backlog.IsHistoryOverLimit && CarriesHistory(webhook))
         {
             return ValueTask.FromResult(IngestOutcome.Backlogged);
         }

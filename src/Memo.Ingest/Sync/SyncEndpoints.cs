@@ -60,17 +60,9 @@ internal static class SyncEndpoints
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = sinceSeq });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit + 1 });
 
-        NpgsqlDataReader reader;
-        try
+        NpgsqlDataReader? reader = await ExecuteOrAnswerUnavailableAsync(context, command);
+        if (reader is null)
         {
-            reader = await command.ExecuteReaderAsync(context.RequestAborted);
-        }
-        catch (NpgsqlException)
-        {
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = "1";
-            context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync("""{"error":"unavailable","message":"The database is unavailable; retry later."}""");
             return;
         }
 
@@ -141,17 +133,9 @@ internal static class SyncEndpoints
         var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
         await using NpgsqlCommand command = dataSource.CreateCommand(SyncQueries.History);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
-        NpgsqlDataReader reader;
-        try
+        NpgsqlDataReader? reader = await ExecuteOrAnswerUnavailableAsync(context, command);
+        if (reader is null)
         {
-            reader = await command.ExecuteReaderAsync(context.RequestAborted);
-        }
-        catch (NpgsqlException)
-        {
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = "1";
-            context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync("""{"error":"unavailable","message":"The database is unavailable; retry later."}""");
             return;
         }
 
@@ -190,6 +174,23 @@ internal static class SyncEndpoints
             }
 
             await json.FlushAsync(context.RequestAborted);
+        }
+    }
+
+    /// <summary>Runs the page's query; with the database down, answers 503 with Retry-After and returns null.</summary>
+    private static async Task<NpgsqlDataReader?> ExecuteOrAnswerUnavailableAsync(HttpContext context, NpgsqlCommand command)
+    {
+        try
+        {
+            return await command.ExecuteReaderAsync(context.RequestAborted);
+        }
+        catch (NpgsqlException)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "1";
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("""{"error":"unavailable","message":"The database is unavailable; retry later."}""");
+            return null;
         }
     }
 
