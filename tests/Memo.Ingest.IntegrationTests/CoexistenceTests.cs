@@ -148,13 +148,18 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal(1690000250, photo.GetProperty("timestamp").GetInt64());
         Assert.Equal(5, await Database.CountAsync(_gateway.ConnectionString, "SELECT count(*) FROM messages"));
 
-        // A follow-up that arrives before its placeholder: one row, with the follow-up's content.
-        await PostAllAsync(P.MediaFollowUp(account, "wamid.h.early", "4915550001", 1690000400, "early photo"));
+        // A follow-up that arrives before its placeholder: one row, with the follow-up's media and, once the
+        // placeholder arrives, the placeholder's time and status (the follow-up's own time differs, as in Meta's example).
+        await PostAllAsync(P.MediaFollowUp(account, "wamid.h.early", "4915550001", 1699999000, "early photo"));
         await PostAllAsync(P.HistoryChunk(account, 2, 1, 100,
             [P.Thread("4915550001", P.HistoryPlaceholder("wamid.h.early", "4915550001", 1690000390, "READ"))]));
         JsonElement early = (await MessagesAsync(account))["wamid.h.early"];
         Assert.Equal("early photo", Text(early, "text"));
+        Assert.Equal("image", Text(early, "type"));
+        Assert.Equal(1690000390, early.GetProperty("timestamp").GetInt64());
+        Assert.Equal("read", Text(early, "status"));
         Assert.Equal(6, await Database.CountAsync(_gateway.ConnectionString, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(_gateway.ConnectionString));
 
         history = await HistoryAsync(account);
         Assert.Equal("completed", Text(history, "state"));

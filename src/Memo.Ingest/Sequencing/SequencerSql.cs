@@ -52,10 +52,14 @@ internal static class SequencerSql
             SELECT c.*, p.completes FROM candidates c
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM messages m
                                WHERE c.kind = 1 AND m.account = c.account AND m.wamid = c.msg_id AND m.payload IS NOT NULL
-                                 AND NOT (m.type = 'media_placeholder' AND c.type IS DISTINCT FROM 'media_placeholder') LIMIT 1) m ON true
+                                 AND NOT (m.type = 'media_placeholder' AND c.type IS DISTINCT FROM 'media_placeholder')
+                                 AND NOT (m.followup_first AND c.type = 'media_placeholder') LIMIT 1) m ON true
+            -- A media follow-up completing its placeholder, or a placeholder arriving after its follow-up: the row's
+            -- second half, not a new message.
             LEFT JOIN LATERAL (SELECT true AS completes FROM messages m
-                               WHERE c.kind = 1 AND c.flags & 3 = 2 AND c.type IS DISTINCT FROM 'media_placeholder'
-                                 AND m.account = c.account AND m.wamid = c.msg_id AND m.type = 'media_placeholder' LIMIT 1) p ON true
+                               WHERE c.kind = 1 AND c.flags & 3 = 2 AND m.account = c.account AND m.wamid = c.msg_id
+                                 AND (m.type = 'media_placeholder' AND c.type IS DISTINCT FROM 'media_placeholder'
+                                      OR m.followup_first AND c.type = 'media_placeholder') LIMIT 1) p ON true
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM message_statuses s
                                WHERE c.kind = 2 AND s.account = c.account AND s.wamid = c.msg_id AND s.status = c.type AND s.ts = c.ts LIMIT 1) s ON true
             LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts k
@@ -158,7 +162,8 @@ internal static class SequencerSql
             RETURNING a.phone_number_id, a.history_state, a.history_progress, a.history_phase, a.history_chunk, a.history_errors
         ), message_rows AS (
             INSERT INTO messages AS m (account, wamid, seq, direction, from_wa_id, to_wa_id, ts, type, body, context_id, payload,
-                                       status, status_rank, status_ts, status_errors, origin, contact, edited_text, edited_ts, revoked)
+                                       status, status_rank, status_ts, status_errors, origin, contact, edited_text, edited_ts, revoked,
+                                       followup_first)
             SELECT g.account, key, seq,
                    CASE WHEN payload IS NULL OR outbound THEN 'outbound' ELSE 'inbound' END,
                    from_wa_id, COALESCE(sent_to, status_to), ts, type, body, context_id, payload,
@@ -168,7 +173,7 @@ internal static class SequencerSql
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN ts ELSE status_ts END,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN NULL ELSE status_errors END,
                    CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' ELSE 'live' END, contact,
-                   ed.edited_text, ed.edited_ts, COALESCE(ed.revoked, false)
+                   ed.edited_text, ed.edited_ts, COALESCE(ed.revoked, false), COALESCE(followup_only, false)
             FROM (SELECT account, key, max(seq) AS seq,
                          -- A history placeholder and its media follow-up in one round: the row keeps the placeholder's
                          -- parties and time and takes the follow-up's content.
@@ -184,6 +189,7 @@ internal static class SequencerSql
                          COALESCE((array_agg(payload) FILTER (WHERE content AND NOT placeholder))[1],
                                   (array_agg(payload) FILTER (WHERE content))[1]) AS payload,
                          max(to_id) FILTER (WHERE content) AS sent_to,
+                         bool_and(flags & 16 <> 0) FILTER (WHERE content) AS followup_only,
                          max(lower(hstatus)) FILTER (WHERE content) AS own_status,
                          (array_agg(type ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status,
                          (array_agg(ts ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_ts,
@@ -198,15 +204,22 @@ internal static class SequencerSql
             SET seq = EXCLUDED.seq,
                 -- Who and when come from the first row with content (a status may have created the row before its
                 -- echo arrived); what it says, from the newest (a media follow-up completes its placeholder in place).
-                direction = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.direction ELSE m.direction END,
-                from_wa_id = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.from_wa_id ELSE m.from_wa_id END,
-                ts = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.ts ELSE m.ts END,
+                -- A placeholder that arrives after its media follow-up brings who and when, and keeps the media.
+                direction = CASE WHEN (m.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder') AND EXCLUDED.payload IS NOT NULL
+                                 THEN EXCLUDED.direction ELSE m.direction END,
+                from_wa_id = CASE WHEN (m.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder') AND EXCLUDED.payload IS NOT NULL
+                                  THEN EXCLUDED.from_wa_id ELSE m.from_wa_id END,
+                ts = CASE WHEN (m.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder') AND EXCLUDED.payload IS NOT NULL
+                          THEN EXCLUDED.ts ELSE m.ts END,
                 origin = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.origin ELSE m.origin END,
-                contact = CASE WHEN m.payload IS NULL AND EXCLUDED.payload IS NOT NULL THEN EXCLUDED.contact ELSE m.contact END,
-                type = CASE WHEN EXCLUDED.payload IS NULL THEN m.type ELSE EXCLUDED.type END,
-                body = CASE WHEN EXCLUDED.payload IS NULL THEN m.body ELSE EXCLUDED.body END,
-                context_id = CASE WHEN EXCLUDED.payload IS NULL THEN m.context_id ELSE EXCLUDED.context_id END,
-                payload = COALESCE(EXCLUDED.payload, m.payload),
+                contact = CASE WHEN (m.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder') AND EXCLUDED.payload IS NOT NULL
+                               THEN EXCLUDED.contact ELSE m.contact END,
+                type = CASE WHEN EXCLUDED.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder' THEN m.type ELSE EXCLUDED.type END,
+                body = CASE WHEN EXCLUDED.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder' THEN m.body ELSE EXCLUDED.body END,
+                context_id = CASE WHEN EXCLUDED.payload IS NULL OR m.followup_first AND EXCLUDED.type = 'media_placeholder'
+                                  THEN m.context_id ELSE EXCLUDED.context_id END,
+                payload = CASE WHEN m.followup_first AND EXCLUDED.type = 'media_placeholder' THEN m.payload ELSE COALESCE(EXCLUDED.payload, m.payload) END,
+                followup_first = m.followup_first AND EXCLUDED.type IS DISTINCT FROM 'media_placeholder',
                 to_wa_id = COALESCE(m.to_wa_id, EXCLUDED.to_wa_id),
                 status = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status ELSE m.status END,
                 status_rank = CASE WHEN EXCLUDED.status_rank > COALESCE(m.status_rank, -1) THEN EXCLUDED.status_rank ELSE m.status_rank END,

@@ -26,8 +26,12 @@ internal static class InboxRow
         record.Kind is RecordKind.Message or RecordKind.Status or RecordKind.ContactBook
             || record.Kind == RecordKind.HistorySync && record.Timestamp >= 0 ? record.Timestamp : null;
 
-    /// <summary>A message's origin (<see cref="MessageOrigin"/>) in bits 0-1, and 4 when the business sent it.</summary>
-    public static short Flags(in StagedRecord record) => (short)((int)record.Origin | (record.Outbound ? 4 : 0));
+    /// <summary>
+    /// A message's origin (<see cref="MessageOrigin"/>) in bits 0-1, 4 when the business sent it, 16 for a history
+    /// media follow-up. (8 is the sequencer's own mark for an edit applied to its original, never stored.)
+    /// </summary>
+    public static short Flags(in StagedRecord record) =>
+        (short)((int)record.Origin | (record.Outbound ? 4 : 0) | (record.FollowUp ? 16 : 0));
 
     /// <summary>The <paramref name="index"/>th arena column (0 to <see cref="Slices"/> - 1).</summary>
     public static Utf8Range Slice(in StagedRecord record, int index) => index switch

@@ -65,6 +65,9 @@ internal struct StagedRecord
     /// <summary>Message: the business sent it (echoes; history whose <c>from</c> is the business number).</summary>
     public bool Outbound;
 
+    /// <summary>History message: the media follow-up of a placeholder (<c>value.messages</c> of a <c>history</c> change).</summary>
+    public bool FollowUp;
+
     /// <summary>Status: the raw <c>errors</c> array.</summary>
     public Utf8Range Errors;
 

@@ -228,7 +228,12 @@ internal ref partial struct WebhookPayloadReader
             {
                 // Media follow-ups of history placeholders: matched to their placeholder by wamid alone.
                 MarkSeen(ref seen, 4);
+                int followUps = _target.Count;
                 ReadArray(static (ref WebhookPayloadReader r) => r.ReadMessage(MessageOrigin.History));
+                for (int i = followUps; i < _target.Count; i++)
+                {
+                    _target[i].FollowUp = true;
+                }
             }
             else if (Is("message_echoes"u8) && field == ChangeField.Echoes)
             {
