@@ -100,6 +100,58 @@ public sealed class CrashRecoveryTests(PostgresFixture postgres)
             await Database.CountAsync(connectionString, "SELECT max(seq) FROM account_events WHERE account = $1", account));
     }
 
+    /// <summary>
+    /// PostgreSQL crashes (immediate stop) in the middle of a backfill and comes back: chunks posted meanwhile are
+    /// refused (503) and sent again, as Meta does, and in the end every chunk is stored, each message exactly once.
+    /// </summary>
+    [Fact]
+    public async Task PostgresCrash_DuringABackfill_RefusedChunksGoThroughOnRetry_AndEachMessageIsStoredOnce()
+    {
+        await using PostgresServer server = await PostgresServer.StartAsync();
+        string connectionString = await server.CreateDatabaseAsync("crash_pg_backfill");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(connectionString);
+        const string account = "PNpgcrashbackfill";
+        const int chunks = 40;
+        const int perChunk = 200;
+        var acknowledged = new ConcurrentDictionary<int, bool>();
+        int next = -1;
+        int refused = 0;
+        Task[] senders = [.. Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
+        {
+            int chunk;
+            while ((chunk = Interlocked.Increment(ref next)) < chunks)
+            {
+                byte[] body = Encoding.UTF8.GetBytes(Chunk(account, chunk, perChunk));
+                while (true)
+                {
+                    using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        acknowledged[chunk] = true;
+                        break;
+                    }
+
+                    Interlocked.Increment(ref refused);
+                    await Task.Delay(200);
+                }
+
+                await Task.Delay(50); // a backfill that is still going on when PostgreSQL goes down
+            }
+        }))];
+
+        await Eventually.TrueAsync(() => acknowledged.Count >= 5, "5 chunks acknowledged");
+        await server.CrashAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await server.StartAgainAsync();
+        await Task.WhenAll(senders).WaitAsync(TimeSpan.FromSeconds(120));
+
+        await SequencedWait.UntilSequencedAsync(connectionString, 120);
+        Assert.True(refused > 0, "no chunk was ever refused: the crash came too late to test anything");
+        Assert.Equal(chunks, acknowledged.Count);
+        Assert.Equal(chunks * perChunk, await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1", account));
+        Assert.Equal("", await Database.SequencedTwiceAsync(connectionString));
+    }
+
     private static string Chunk(string account, int chunk, int messages) =>
         CoexistencePayloads.HistoryChunk(account, 1, chunk, Math.Min(99, chunk),
         [
