@@ -3,10 +3,8 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Memo.Ingest.Redis;
-using Memo.Ingest.Storage;
 using Memo.Ingest.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using StackExchange.Redis;
 using Xunit;
 
@@ -117,12 +115,7 @@ public sealed class RedisConnectionStringTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
 
         await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(probeOptions);
-        string key;
-        await using (var connection = new NpgsqlConnection(database))
-        {
-            await connection.OpenAsync();
-            key = "memo:" + System.Text.Encoding.ASCII.GetString(await DatabaseIdentity.ReadAsync(connection)) + $"seen:m:{account}:wamid.conn";
-        }
+        string key = await RedisDeduplicationTests.KeyAsync(database, $"seen:m:{account}:wamid.conn");
 
         await Eventually.TrueAsync(() => probe.GetDatabase(redisDatabase).KeyExistsAsync(key), "the committed id is remembered in Redis");
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);

@@ -244,7 +244,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
     }
 
     /// <summary>A screen key as the gateway writes it for <paramref name="database"/>.</summary>
-    private static async Task<string> KeyAsync(string database, string key)
+    internal static async Task<string> KeyAsync(string database, string key)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();

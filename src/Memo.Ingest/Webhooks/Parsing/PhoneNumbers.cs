@@ -44,12 +44,11 @@ internal static class PhoneNumbers
         return length;
     }
 
-    /// <summary>Whether two numbers name the same party (both normalised first).</summary>
-    public static bool Same(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    /// <summary>Whether <paramref name="raw"/>, once normalised, is the already normalised <paramref name="normalised"/>.</summary>
+    public static bool Matches(ReadOnlySpan<byte> raw, ReadOnlySpan<byte> normalised)
     {
-        Span<byte> left = stackalloc byte[MaxDigits];
-        Span<byte> right = stackalloc byte[MaxDigits];
-        int l = Normalise(a, left);
-        return l > 0 && left[..l].SequenceEqual(right[..Normalise(b, right)]);
+        Span<byte> digits = stackalloc byte[MaxDigits];
+        int length = Normalise(raw, digits);
+        return length > 0 && digits[..length].SequenceEqual(normalised);
     }
 }

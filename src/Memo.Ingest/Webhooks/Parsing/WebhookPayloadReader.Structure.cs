@@ -277,7 +277,10 @@ internal ref partial struct WebhookPayloadReader
         }
 
         // metadata may follow the arrays: stamp the account on the records once the value is complete, and work out
-        // what needs the business's own number (the direction and the other party of history messages).
+        // what needs the business's own number (the direction and the other party of history messages), normalised
+        // once for the whole value.
+        Span<byte> business = stackalloc byte[PhoneNumbers.MaxDigits];
+        business = business[..PhoneNumbers.Normalise(_target.Arena[displayPhoneNumber], business)];
         for (int i = first; i < _target.Count; i++)
         {
             ref StagedRecord record = ref _target[i];
@@ -285,7 +288,7 @@ internal ref partial struct WebhookPayloadReader
             record.DisplayPhoneNumber = displayPhoneNumber;
             if (record.Kind == RecordKind.Message)
             {
-                SetParties(ref record);
+                SetParties(ref record, business);
             }
         }
     }
@@ -296,7 +299,7 @@ internal ref partial struct WebhookPayloadReader
     /// flag; the business sent it when <c>from</c> is its own number; the other party is the thread's id, or for a
     /// media follow-up (no thread) <c>from</c> or <c>to</c>, whichever is not the business.
     /// </summary>
-    private readonly void SetParties(ref StagedRecord record)
+    private readonly void SetParties(ref StagedRecord record, ReadOnlySpan<byte> business)
     {
         Utf8Arena arena = _target.Arena;
         Utf8Range party;
@@ -307,7 +310,7 @@ internal ref partial struct WebhookPayloadReader
                 party = record.To;
                 break;
             case MessageOrigin.History:
-                record.Outbound = PhoneNumbers.Same(arena[record.WaId], arena[record.DisplayPhoneNumber]);
+                record.Outbound = PhoneNumbers.Matches(arena[record.WaId], business);
                 party = !record.Contact.IsNull ? record.Contact : record.Outbound ? record.To : record.WaId;
                 break;
             default:
