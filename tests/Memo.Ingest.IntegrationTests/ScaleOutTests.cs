@@ -46,6 +46,8 @@ public sealed class ScaleOutTests(PostgresFixture postgres, Xunit.Abstractions.I
 
         Assert.Equal(200, acknowledged.Count);
         Assert.All(acknowledged.Values, static n => Assert.Equal(3, n));
+        // A 200 means appended to the inbox; the sequencers make it visible moments later.
+        await SequencedWait.UntilSequencedAsync(database);
         Assert.Equal(204, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
         Assert.Equal("", await Database.SequencedTwiceAsync(database));
         Assert.Equal(204, await Database.CountAsync(database, "SELECT count(*) FROM account_events WHERE kind = 1"));
