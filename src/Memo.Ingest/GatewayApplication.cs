@@ -5,6 +5,7 @@ using Memo.Ingest.Health;
 using Memo.Ingest.Inbox;
 using Memo.Ingest.Ingest;
 using Memo.Ingest.Observability;
+using Memo.Ingest.Outbox;
 using Memo.Ingest.Redis;
 using Memo.Ingest.Sequencing;
 using Memo.Ingest.Storage;
@@ -50,12 +51,14 @@ public static partial class GatewayApplication
         StreamOptions streams = builder.Configuration.GetSection(StreamOptions.Section).Get<StreamOptions>() ?? new StreamOptions();
         SequencerOptions sequencer = builder.Configuration.GetSection(SequencerOptions.Section).Get<SequencerOptions>() ?? new SequencerOptions();
         ServerOptions server = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        OutboxOptions outbox = builder.Configuration.GetSection(OutboxOptions.Section).Get<OutboxOptions>() ?? new OutboxOptions();
         RefuseInsecureConfiguration(whatsApp);
         builder.Services.AddSingleton(Options.Create(ingest));
         builder.Services.AddSingleton(Options.Create(whatsApp));
         builder.Services.AddSingleton(Options.Create(redis));
         builder.Services.AddSingleton(Options.Create(streams));
         builder.Services.AddSingleton(Options.Create(sequencer));
+        builder.Services.AddSingleton(Options.Create(outbox));
 
         // Per-request logs at Information would write a line per webhook; operators get counters instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -77,7 +80,7 @@ public static partial class GatewayApplication
         builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
         // The write path's own pool: writers, sequencer sessions, the backlog probe and one spare.
         builder.Services.AddSingleton(PostgresDataSource.CreateWriter(builder.Configuration, Math.Max(1, ingest.Writers) + Math.Max(1, sequencer.Loops) + 2));
-        builder.Services.AddSingleton<FaultInjector>();
+        builder.Services.AddSingleton(new FaultInjector(builder.Configuration));
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();
         builder.Services.AddSingleton<IngestMetrics>();
@@ -111,6 +114,10 @@ public static partial class GatewayApplication
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<InboxBacklog>());
         builder.Services.AddSingleton<IngestPipeline>();
         builder.Services.AddHostedService(static sp => sp.GetRequiredService<IngestPipeline>());
+        // Replies: stopped first, so that the answers of sends under way are committed while the sequencers still run.
+        builder.Services.AddSingleton<OutboxMetrics>();
+        builder.Services.AddSingleton<OutboxWakeup>();
+        builder.Services.AddHostedService<OutboxSender>();
         builder.Services.AddSingleton(new WebhookSignatureVerifier(whatsApp.AppSecrets, whatsApp.InsecureAcceptUnsignedWebhooks));
         // Read tokens cannot be switched off either: without a signing key the gateway does not start.
         builder.Services.AddSingleton(new AccessTokens(auth));
@@ -124,6 +131,7 @@ public static partial class GatewayApplication
         app.MapHealth();
         app.MapWhatsAppWebhooks();
         app.MapSyncApi();
+        app.MapOutbox();
         app.UseCoalescingStreamWebSockets();
         // WebSocket pings double as the idle check: a peer that does not answer within the timeout is dropped.
         app.UseWebSockets(new WebSocketOptions

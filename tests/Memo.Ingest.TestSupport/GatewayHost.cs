@@ -24,6 +24,11 @@ public sealed class GatewayHost : IAsyncDisposable
         new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
             .Mint("tests", accounts, lifetime);
 
+    /// <summary>Mints a token with the <c>send</c> scope only (replies through the outbox), for the test gateways.</summary>
+    public static string MintSendToken(params string[] accounts) =>
+        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
+            .Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Send);
+
     private GatewayHost(WebApplication app, Uri address, string connectionString)
     {
         App = app;

@@ -8,7 +8,8 @@ namespace Memo.Ingest.Auth;
 
 /// <summary>
 /// Mints and validates read tokens: JWTs signed with HS256, with <c>iss</c>, <c>aud</c>, <c>exp</c>, <c>sub</c> (who
-/// the client is) and <c>accounts</c> (the phone_number_ids it may read; <c>*</c> for all).
+/// the client is), <c>accounts</c> (the phone_number_ids it grants; <c>*</c> for all) and, for anything but a read
+/// token, <c>scope</c> (<see cref="AccessScope"/>).
 /// </summary>
 internal sealed class AccessTokens
 {
@@ -44,9 +45,14 @@ internal sealed class AccessTokens
         };
     }
 
-    public string Mint(string subject, IReadOnlyCollection<string> accounts, TimeSpan lifetime)
+    public string Mint(string subject, IReadOnlyCollection<string> accounts, TimeSpan lifetime, AccessScope scope = AccessScope.Read)
     {
         var claims = new ClaimsIdentity([new Claim(JwtRegisteredClaimNames.Sub, subject), .. accounts.Select(static a => new Claim(AccountsClaim, a))]);
+        if (scope != AccessScope.Read)
+        {
+            claims.AddClaim(new Claim(AccessScopes.Claim, AccessScopes.Format(scope)));
+        }
+
         DateTime now = DateTime.UtcNow;
         return _handler.CreateToken(new SecurityTokenDescriptor
         {
@@ -70,6 +76,7 @@ internal sealed class AccessTokens
         }
 
         string subject = identity.FindFirst(JwtRegisteredClaimNames.Sub)?.Value ?? "";
-        return new AccessGrant(subject, identity.FindAll(AccountsClaim).Select(static c => c.Value), jwt.ValidTo);
+        return new AccessGrant(subject, identity.FindAll(AccountsClaim).Select(static c => c.Value), jwt.ValidTo,
+            AccessScopes.Parse(identity.FindFirst(AccessScopes.Claim)?.Value));
     }
 }

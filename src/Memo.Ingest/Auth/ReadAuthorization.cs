@@ -4,14 +4,15 @@ using Microsoft.Extensions.Primitives;
 namespace Memo.Ingest.Auth;
 
 /// <summary>
-/// The read APIs' gate: a token from <c>Authorization: Bearer …</c> (or, for browsers, which cannot set headers on
+/// The gate of the read APIs and of sending (<see cref="AccessScope"/>): a token from <c>Authorization: Bearer …</c> (or, for browsers, which cannot set headers on
 /// EventSource and WebSocket, the <c>access_token</c> query parameter) that grants every account asked for.
 /// Failures are answered here: 401 for a missing or invalid token, 403 for an account the token does not grant,
 /// 429 when the token has used up its request rate (<see cref="ReadRateLimiter"/>).
 /// </summary>
 internal static class ReadAuthorization
 {
-    public static async ValueTask<AccessGrant?> AuthorizeAsync(HttpContext context, IReadOnlyList<string> accounts)
+    public static async ValueTask<AccessGrant?> AuthorizeAsync(HttpContext context, IReadOnlyList<string> accounts,
+        AccessScope scope = AccessScope.Read)
     {
         string? token = ReadToken(context.Request);
         AccessGrant? grant = token is null ? null : await context.RequestServices.GetRequiredService<AccessTokens>().ValidateAsync(token);
@@ -35,10 +36,13 @@ internal static class ReadAuthorization
 
         foreach (string account in accounts)
         {
-            if (!grant.CanRead(account))
+            if (!grant.Allows(account, scope))
             {
                 context.Response.StatusCode = StatusCodes.Status403Forbidden;
-                await WriteErrorAsync(context, "account_not_granted", "The token does not grant one of the requested accounts.");
+                bool scoped = (grant.Scope & scope) == scope;
+                await WriteErrorAsync(context, scoped ? "account_not_granted" : "scope_not_granted",
+                    scoped ? "The token does not grant one of the requested accounts."
+                           : $"The token does not have the '{AccessScopes.Format(scope)}' scope.");
                 return null;
             }
         }

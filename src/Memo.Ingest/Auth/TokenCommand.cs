@@ -6,8 +6,8 @@ using Microsoft.Extensions.Configuration;
 namespace Memo.Ingest.Auth;
 
 /// <summary>
-/// <c>Memo.Ingest token --account PN1 [--account PN2 …] [--subject name] [--hours 24]</c>: prints a read token signed
-/// with the configured key (same configuration sources as the server: appsettings, Memo__Auth__SigningKeys__0, …).
+/// <c>Memo.Ingest token --account PN1 [--account PN2 …] [--subject name] [--hours 24] [--scope read|send|"read send"]</c>:
+/// prints a token (a read token unless <c>--scope</c> says otherwise) signed with the configured key (same configuration sources as the server: appsettings, Memo__Auth__SigningKeys__0, …).
 /// <c>--account '*'</c> grants every account (for trusted back ends only).
 /// </summary>
 public static class TokenCommand
@@ -22,6 +22,7 @@ public static class TokenCommand
         var accounts = new List<string>();
         string subject = "local";
         double hours = 24;
+        AccessScope scope = AccessScope.Read;
         var rest = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -29,14 +30,15 @@ public static class TokenCommand
             {
                 case "--account" when i + 1 < args.Length: accounts.Add(args[++i]); break;
                 case "--subject" when i + 1 < args.Length: subject = args[++i]; break;
+                case "--scope" when i + 1 < args.Length: scope = AccessScopes.Parse(args[++i]); break;
                 case "--hours" when i + 1 < args.Length && double.TryParse(args[i + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out hours) && hours > 0: i++; break;
                 default: rest.Add(args[i]); break;
             }
         }
 
-        if (accounts.Count == 0)
+        if (accounts.Count == 0 || scope == AccessScope.None)
         {
-            error.WriteLine("usage: Memo.Ingest token --account PHONE_NUMBER_ID [--account …] [--subject NAME] [--hours 24]");
+            error.WriteLine("usage: Memo.Ingest token --account PHONE_NUMBER_ID [--account …] [--subject NAME] [--hours 24] [--scope read|send|\"read send\"]");
             return 2;
         }
 
@@ -44,7 +46,7 @@ public static class TokenCommand
         AuthOptions options = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         try
         {
-            output.WriteLine(new AccessTokens(options).Mint(subject, accounts, TimeSpan.FromHours(hours)));
+            output.WriteLine(new AccessTokens(options).Mint(subject, accounts, TimeSpan.FromHours(hours), scope));
             return 0;
         }
         catch (InvalidOperationException e)

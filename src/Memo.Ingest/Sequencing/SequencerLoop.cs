@@ -26,7 +26,7 @@ namespace Memo.Ingest.Sequencing;
 internal sealed partial class SequencerLoop : IAsyncDisposable
 {
     /// <summary>Where <see cref="SequencerSql.Drain"/>'s rows carry each event's item columns.</summary>
-    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 23, ContactAt: 32, ContactBookAt: 35, HistoryAt: 42);
+    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 24, ContactAt: 33, ContactBookAt: 36, HistoryAt: 43);
 
     private readonly int _id;
     private readonly WriterDataSource _dataSource;

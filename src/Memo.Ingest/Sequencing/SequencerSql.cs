@@ -163,7 +163,7 @@ internal static class SequencerSql
         ), message_rows AS (
             INSERT INTO messages AS m (account, wamid, seq, direction, from_wa_id, to_wa_id, ts, type, body, context_id, payload,
                                        status, status_rank, status_ts, status_errors, origin, contact, edited_text, edited_ts, revoked,
-                                       followup_first)
+                                       followup_first, sent_wamid)
             SELECT g.account, key, seq,
                    CASE WHEN payload IS NULL OR outbound THEN 'outbound' ELSE 'inbound' END,
                    from_wa_id, COALESCE(sent_to, status_to), ts, type, body, context_id, payload,
@@ -172,8 +172,8 @@ internal static class SequencerSql
                         WHEN status IS NOT NULL THEN memo_status_rank(status) END,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN ts ELSE status_ts END,
                    CASE WHEN own_status IS NOT NULL AND memo_status_rank(own_status) > COALESCE(memo_status_rank(status), -1) THEN NULL ELSE status_errors END,
-                   CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' ELSE 'live' END, contact,
-                   ed.edited_text, ed.edited_ts, COALESCE(ed.revoked, false), COALESCE(followup_only, false)
+                   CASE origin WHEN 1 THEN 'echo' WHEN 2 THEN 'history' WHEN 3 THEN 'outbox' ELSE 'live' END, contact,
+                   ed.edited_text, ed.edited_ts, COALESCE(ed.revoked, false), COALESCE(followup_only, false), sent_wamid
             FROM (SELECT account, key, max(seq) AS seq,
                          -- A history placeholder and its media follow-up in one round: the row keeps the placeholder's
                          -- parties and time and takes the follow-up's content.
@@ -194,7 +194,9 @@ internal static class SequencerSql
                          (array_agg(type ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status,
                          (array_agg(ts ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_ts,
                          (array_agg(errors ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_errors,
-                         (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_to
+                         (array_agg(wa_id ORDER BY memo_status_rank(type) DESC, ts DESC, seq DESC) FILTER (WHERE event_kind = 2))[1] AS status_to,
+                         -- A reply's statuses (the sender's and Meta's, matched by biz_opaque_callback_data) carry its wamid.
+                         max(body) FILTER (WHERE event_kind = 2) AS sent_wamid
                   FROM (SELECT *, event_kind IN (1, 7) AND COALESCE(flags & 8, 0) = 0 AS content,
                                type IS NOT DISTINCT FROM 'media_placeholder' AS placeholder
                         FROM numbered WHERE event_kind IN (1, 2, 7)) e
@@ -229,11 +231,12 @@ internal static class SequencerSql
                 -- The newest edit wins, whatever order edits arrive in; a revoke is final.
                 edited_text = CASE WHEN EXCLUDED.edited_ts >= COALESCE(m.edited_ts, 0) THEN EXCLUDED.edited_text ELSE m.edited_text END,
                 edited_ts = GREATEST(m.edited_ts, EXCLUDED.edited_ts),
-                revoked = m.revoked OR EXCLUDED.revoked
+                revoked = m.revoked OR EXCLUDED.revoked,
+                sent_wamid = COALESCE(m.sent_wamid, EXCLUDED.sent_wamid)
             WHERE EXCLUDED.payload IS NOT NULL OR EXCLUDED.status_rank > COALESCE(m.status_rank, -1)
-               OR EXCLUDED.edited_ts IS NOT NULL OR EXCLUDED.revoked
+               OR EXCLUDED.edited_ts IS NOT NULL OR EXCLUDED.revoked OR m.sent_wamid IS NULL AND EXCLUDED.sent_wamid IS NOT NULL
             RETURNING m.account, m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                      m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked
+                      m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked, m.sent_wamid
         ), status_history AS (
             INSERT INTO message_statuses (account, wamid, status, ts, seq, recipient_id, errors, payload)
             SELECT account, key, type, ts, seq, wa_id, errors, payload FROM numbered WHERE event_kind = 2
@@ -286,7 +289,7 @@ internal static class SequencerSql
         LEFT JOIN (
             SELECT n.account, n.seq, n.event_kind::smallint AS kind,
                    m.seq AS m_seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-                   m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked,
+                   m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked, m.sent_wamid,
                    c.seq AS c_seq, c.wa_id AS c_wa_id, COALESCE(kr.profile_name, ko.profile_name) AS c_profile_name,
                    c.message_count, c.last_message_wamid, c.last_message_at, c.last_message_type, c.last_message_preview, c.unread_count,
                    kr.seq AS k_seq, kr.wa_id AS k_wa_id, kr.profile_name AS k_profile_name,
@@ -296,11 +299,11 @@ internal static class SequencerSql
             LEFT JOIN message_rows mr ON n.event_kind IN (1, 2, 7) AND mr.account = n.account AND mr.wamid = n.key
             LEFT JOIN LATERAL (
                 SELECT mr.seq, mr.wamid, mr.direction, mr.from_wa_id, mr.to_wa_id, mr.ts, mr.type, mr.body, mr.context_id,
-                       mr.status, mr.status_ts, mr.status_errors, mr.payload, mr.origin, mr.contact, mr.edited_text, mr.revoked
+                       mr.status, mr.status_ts, mr.status_errors, mr.payload, mr.origin, mr.contact, mr.edited_text, mr.revoked, mr.sent_wamid
                 WHERE mr.wamid IS NOT NULL
                 UNION ALL
                 (SELECT o.seq, o.wamid, o.direction, o.from_wa_id, o.to_wa_id, o.ts, o.type, o.body, o.context_id,
-                        o.status, o.status_ts, o.status_errors, o.payload, o.origin, o.contact, o.edited_text, o.revoked
+                        o.status, o.status_ts, o.status_errors, o.payload, o.origin, o.contact, o.edited_text, o.revoked, o.sent_wamid
                  FROM messages o
                  WHERE mr.wamid IS NULL AND n.event_kind IN (1, 2, 7) AND o.account = n.account AND o.wamid = n.key LIMIT 1)) m ON true
             LEFT JOIN conversation_rows c ON n.event_kind = 4 AND c.account = n.account AND c.wa_id = n.key

@@ -12,12 +12,12 @@ namespace Memo.Ingest.Streams;
 /// </summary>
 internal sealed class StreamEventReader
 {
-    private static readonly StreamEventEncoder.Layout Layout = new(MessageAt: 2, ConversationAt: 19, ContactAt: 28, ContactBookAt: 31, HistoryAt: 38);
+    private static readonly StreamEventEncoder.Layout Layout = new(MessageAt: 2, ConversationAt: 20, ContactAt: 29, ContactBookAt: 32, HistoryAt: 39);
 
     private const string Query = """
         SELECT e.seq, e.kind,
                m.seq, m.wamid, m.direction, m.from_wa_id, m.to_wa_id, m.ts, m.type, m.body, m.context_id,
-               m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked,
+               m.status, m.status_ts, m.status_errors, m.payload, m.origin, m.contact, m.edited_text, m.revoked, m.sent_wamid,
                c.seq, c.wa_id, ck.profile_name, c.message_count, c.last_message_wamid, c.last_message_at,
                c.last_message_type, c.last_message_preview, c.unread_count,
                k.seq, k.wa_id, k.profile_name,

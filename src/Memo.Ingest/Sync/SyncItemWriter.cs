@@ -35,6 +35,8 @@ internal static class SyncItemWriter
         // Edits and revokes (coexistence numbers) change what the original shows: its newest edited text, revoked.
         WriteNullableString(json, "edited_text", row, at + 15);
         json.WriteBoolean("revoked", !row.IsDBNull(at + 16) && row.GetBoolean(at + 16));
+        // A reply sent through the outbox (origin "outbox", wamid memo.outbox.<id>): the wamid Meta gave it.
+        WriteNullableString(json, "sent_wamid", row, at + 17);
         json.WriteEndObject();
     }
 

@@ -17,7 +17,7 @@ internal static class SyncQueries
 
     public const string Messages = $"""
         SELECT l.latest_seq, p.seq, p.wamid, p.direction, p.from_wa_id, p.to_wa_id, p.ts, p.type, p.body, p.context_id,
-               p.status, p.status_ts, p.status_errors, p.payload, p.origin, p.contact, p.edited_text, p.revoked
+               p.status, p.status_ts, p.status_errors, p.payload, p.origin, p.contact, p.edited_text, p.revoked, p.sent_wamid
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT m.* FROM account_events e

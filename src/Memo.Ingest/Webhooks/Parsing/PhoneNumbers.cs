@@ -44,6 +44,16 @@ internal static class PhoneNumbers
         return length;
     }
 
+    /// <summary>The normal form of <paramref name="raw"/> as text (a reply's recipient); null when it has no digits.</summary>
+    public static string? Normalise(string raw)
+    {
+        Span<byte> utf8 = stackalloc byte[MaxDigits * 4];
+        int length = System.Text.Encoding.UTF8.GetBytes(raw.AsSpan(0, Math.Min(raw.Length, MaxDigits)), utf8);
+        Span<byte> digits = stackalloc byte[MaxDigits];
+        int written = Normalise(utf8[..length], digits);
+        return written == 0 ? null : System.Text.Encoding.ASCII.GetString(digits[..written]);
+    }
+
     /// <summary>Whether <paramref name="raw"/>, once normalised, is the already normalised <paramref name="normalised"/>.</summary>
     public static bool Matches(ReadOnlySpan<byte> raw, ReadOnlySpan<byte> normalised)
     {

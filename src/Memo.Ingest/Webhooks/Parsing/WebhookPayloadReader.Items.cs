@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Memo.Ingest.Outbox;
 
 namespace Memo.Ingest.Webhooks.Parsing;
 
@@ -254,6 +255,7 @@ internal ref partial struct WebhookPayloadReader
         long start = _reader.TokenStartIndex;
         ref StagedRecord status = ref _target.Add(RecordKind.Status);
         bool hasTimestamp = false;
+        Utf8Range callbackData = default;
         uint seen = 0;
         while (true)
         {
@@ -290,6 +292,11 @@ internal ref partial struct WebhookPayloadReader
                 Read();
                 status.Errors = _reader.TokenType == JsonTokenType.Null ? default : ReadRawValue();
             }
+            else if (Is("biz_opaque_callback_data"u8))
+            {
+                MarkSeen(ref seen, 1 << 5);
+                callbackData = ReadKey();
+            }
             else
             {
                 SkipProperty();
@@ -299,6 +306,15 @@ internal ref partial struct WebhookPayloadReader
         if (status.Id.IsNull || status.Type.IsNull || !hasTimestamp)
         {
             PayloadRejectedException.Throw(WebhookRejectionReason.MissingField);
+        }
+
+        // A reply sent through the outbox: Meta hands back the row's key that the sender passed as
+        // biz_opaque_callback_data, so the status lands on that row (its wamid kept beside it), whether or not the
+        // gateway lived to store the wamid Meta returned.
+        if (!callbackData.IsNull && _target.Arena[callbackData].StartsWith(OutboxMessageKey.Prefix))
+        {
+            status.Body = status.Id;
+            status.Id = callbackData;
         }
 
         status.Payload = CopyRaw(start);
