@@ -174,7 +174,7 @@ internal sealed partial class OutboxSender : BackgroundService
             return false;
         }
 
-        List<string> due = await ReadDueAccountsAsync(connection);
+        List<string> due = await ReadAccountsAsync(connection, OutboxSql.DueAccounts);
         bool more = false;
         foreach (string account in due)
         {
@@ -197,10 +197,10 @@ internal sealed partial class OutboxSender : BackgroundService
         return more;
     }
 
-    private static async Task<List<string>> ReadDueAccountsAsync(NpgsqlConnection connection)
+    private static async Task<List<string>> ReadAccountsAsync(NpgsqlConnection connection, string sql)
     {
         var accounts = new List<string>();
-        await using var command = new NpgsqlCommand(OutboxSql.DueAccounts, connection);
+        await using var command = new NpgsqlCommand(sql, connection);
         await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
@@ -526,11 +526,21 @@ internal sealed partial class OutboxSender : BackgroundService
     }
 
     /// <summary>
-    /// Every second: unknown rows settled by status webhooks become accepted (or, with a resend policy, are queued
+    /// Every second: replies cut off by a dead instance become unknown, unknown rows settled by status webhooks become accepted (or, with a resend policy, are queued
     /// again), the depth and age metrics are refreshed, idle leases are given back and caught-up pacer keys dropped.
     /// </summary>
     private async Task MaintainAsync(NpgsqlConnection connection, long now)
     {
+        // Replies left sending by an instance that died: their account's lease is free, and taking it settles them.
+        List<string> sending = await ReadAccountsAsync(connection, OutboxSql.SendingAccounts);
+        foreach (string account in sending)
+        {
+            if (!_leases.ContainsKey(account) && await TryLeaseAsync(connection, account))
+            {
+                _leases[account] = now;
+            }
+        }
+
         await using (var command = new NpgsqlCommand(OutboxSql.Reconcile, connection))
         {
             command.Parameters.Add(new NpgsqlParameter<double?> { TypedValue = _options.ResendUnknownAfterSeconds, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });

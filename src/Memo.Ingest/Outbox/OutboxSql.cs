@@ -37,6 +37,11 @@ internal static class OutboxSql
         GROUP BY account ORDER BY min(next_attempt_at) LIMIT 256
         """;
 
+    /// <summary>Accounts with replies marked sending: those whose lease nobody holds were cut off by a dead instance.</summary>
+    public const string SendingAccounts = """
+        SELECT DISTINCT account FROM outbox WHERE state = 'sending' LIMIT 256
+        """;
+
     /// <summary>
     /// The replies of $1 due now, in the order they were queued ($2 the most). Read without a lock: only the holder of the
     /// account's lease sends for it, and <see cref="Claim"/> re-checks the state.
