@@ -192,6 +192,15 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
         // None of them is sent again later.
         await Task.Delay(500);
         Assert.Equal(cases.Sum(static c => c.Sends), _graph.Sends.Count);
+
+        // Operators see each result by Meta's code, the waits Meta imposed, and an empty outbox.
+        string metrics = await gateway.Client.GetStringAsync("/metrics");
+        Assert.Contains("memo_outbox_sends_total{code=\"131047\",result=\"failed\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("memo_outbox_sends_total{code=\"130429\",result=\"throttled_account\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("memo_outbox_sends_total{code=\"\",result=\"accepted\"} 4\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("memo_outbox_throttled_total{limit=\"meta_pair\"} 1\n", metrics, StringComparison.Ordinal);
+        await Eventually.TrueAsync(async () => (await gateway.Client.GetStringAsync("/metrics")).Contains("memo_outbox_depth{state=\"queued\"} 0\n", StringComparison.Ordinal),
+            "the depth gauge shows an empty outbox");
     }
 
     [Fact]
@@ -212,7 +221,9 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
 
     /// <summary>
     /// Measured at the fake: the number's throughput and the pair rate are never exceeded. With GCRA, a window of w
-    /// seconds holds at most burst + w / interval sends; arrivals are allowed 20 ms of jitter on top.
+    /// seconds holds at most burst + w / interval sends counted where they start; between the sender's start and the
+    /// fake's arrival, requests jitter by up to ~30 ms when the tests run in parallel (a new pooled connection, thread
+    /// pool delays), so arrivals get 50 ms of slack: any second at the fake still holds at most rate + 1.
     /// </summary>
     [Fact]
     public async Task ThePerNumberRateAndThePairRate_AreNeverExceeded_AtTheFake()
@@ -242,7 +253,7 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
     private static void AssertPaced(long[] ticks, int burst, double intervalSeconds, string what)
     {
         Array.Sort(ticks);
-        const double jitter = 0.02;
+        const double jitter = 0.05;
         for (int i = 0; i < ticks.Length; i++)
         {
             for (int j = i + 1; j < ticks.Length; j++)
