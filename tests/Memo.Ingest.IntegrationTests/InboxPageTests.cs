@@ -9,7 +9,8 @@ namespace Memo.Ingest.IntegrationTests;
 /// The live inbox page end to end in headless Chromium (Debian's chromium driven by npm playwright-core; both
 /// installed by scripts/test.sh): the page opens on the account's newest messages (older ones load on demand), a
 /// signed webhook's text appears, then its status; a history backfill shows its progress and its messages marked as
-/// history while live messages arrive, and an echo from the Business app shows as outbound.
+/// history while live messages arrive, an echo from the Business app shows as outbound, and a reply typed on the page
+/// goes out through the outbox (to a fake Graph API) and shows its status moving.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class InboxPageTests(PostgresFixture postgres)
@@ -17,10 +18,13 @@ public sealed class InboxPageTests(PostgresFixture postgres)
     [Fact]
     public async Task ASignedWebhook_ShowsUpOnTheInboxPage_WithItsStatus_AndOlderHistoryLoadsOnDemand()
     {
-        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"));
+        await using FakeGraphApi graph = await FakeGraphApi.StartAsync();
+        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"),
+            $"--Memo:Outbox:GraphBaseUrl={graph.Address}", "--Memo:Outbox:AccessToken=test-token", "--Memo:Outbox:PollMilliseconds=50");
         const string account = "PNinbox";
         const string text = "Hello from WhatsApp \u2014 \U0001F44B <b>not bold</b>";
-        string url = $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}";
+        const string replyText = "On its way \U0001F69A <i>today</i>";
+        string url = $"{gateway.Address}inbox#token={GatewayHost.MintReadAndSendToken(account)}&account={account}";
         // A history longer than the page's newest window: its first message is not shown until asked for.
         string history = WebhookPayloads.Envelope(account,
             messages: Enumerable.Range(0, 400).Select(static i => WebhookPayloads.TextMessage($"wamid.history.{i}", "4915553", 1690000000 + i, $"history message {i}.")));
@@ -28,7 +32,7 @@ public sealed class InboxPageTests(PostgresFixture postgres)
 
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
         foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1", "history message 0.",
-                     "wamid.backfill.1", "wamid.echo.1"])
+                     "wamid.backfill.1", "wamid.echo.1", replyText])
         {
             start.ArgumentList.Add(argument);
         }
@@ -58,6 +62,15 @@ public sealed class InboxPageTests(PostgresFixture postgres)
             string echo = CoexistencePayloads.Echoes(account, CoexistencePayloads.EchoText("wamid.echo.1", "+49 155 53", 1700000200, "typed on the phone"));
             Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(echo)).StatusCode);
             Assert.Equal("ECHO", await ReadLineAsync(browser, errors));
+
+            // The page replies through the outbox; the fake Graph API takes it, and Meta's status moves the row.
+            string? replied = await ReadLineAsync(browser, errors);
+            Assert.StartsWith("REPLIED memo.outbox.", replied, StringComparison.Ordinal);
+            long id = long.Parse(replied!["REPLIED memo.outbox.".Length..], System.Globalization.CultureInfo.InvariantCulture);
+            FakeSend send = Assert.Single(graph.Sends);
+            Assert.Contains("On its way", send.Body, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(ReplyClient.Status(account, id, send.Wamid!, "delivered", 1700000300, send.To))).StatusCode);
+            Assert.Equal("DELIVERED", await ReadLineAsync(browser, errors));
             await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
             Assert.True(browser.ExitCode == 0, await errors);
         }

@@ -29,6 +29,11 @@ public sealed class GatewayHost : IAsyncDisposable
         new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
             .Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Send);
 
+    /// <summary>Mints a token that may read and send (the inbox page replying), for the test gateways.</summary>
+    public static string MintReadAndSendToken(params string[] accounts) =>
+        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
+            .Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Read | Memo.Ingest.Auth.AccessScope.Send);
+
     private GatewayHost(WebApplication app, Uri address, string connectionString)
     {
         App = app;

@@ -1,12 +1,14 @@
 // Drives the gateway's live inbox page in headless Chromium (Debian's, through playwright-core):
-//   node inbox-browser.mjs URL TEXT WAMID OLDER_TEXT HISTORY_WAMID ECHO_WAMID
+//   node inbox-browser.mjs URL TEXT WAMID OLDER_TEXT HISTORY_WAMID ECHO_WAMID REPLY_TEXT
 // Prints READY once the page is live; then, as OLDER_TEXT (a message far older than the newest window) is not shown
 // yet, clicks "Load older messages" until it is and prints OLDER; then FOUND once TEXT shows up, and READ once
 // WAMID's row shows "read"; then HISTORY once the import line shows 55 % and HISTORY_WAMID's row is marked as
-// history, and ECHO once ECHO_WAMID's row is marked as an echo, addressed "to" its contact.
+// history, and ECHO once ECHO_WAMID's row is marked as an echo, addressed "to" its contact. Then it replies: clicks the
+// conversation, types REPLY_TEXT, sends, and prints "REPLIED <message_id>" once the reply's row shows "accepted", and
+// DELIVERED once it shows "delivered" (the test posts Meta's status webhook in between).
 import { chromium } from "playwright-core";
 
-const [url, text, wamid, olderText, historyWamid, echoWamid] = process.argv.slice(2);
+const [url, text, wamid, olderText, historyWamid, echoWamid, replyText] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu"],
@@ -37,6 +39,21 @@ try {
     return row?.dataset.origin === "echo" && row.cells[2].textContent.startsWith("to ");
   }, echoWamid, { timeout: 30000 });
   console.log("ECHO");
+  await page.click("#conversations li");
+  await page.fill("#reply-text", replyText);
+  await page.click('#reply button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById("reply-status").textContent.startsWith("queued as "), null, { timeout: 30000 });
+  const key = (await page.textContent("#reply-status")).slice("queued as ".length);
+  const replyStatus = (k, status) => page.waitForFunction(([k, status]) => {
+    const row = document.querySelector(`tr[data-wamid="${k}"]`);
+    return row?.dataset.origin === "outbox" && row.cells[4].textContent === document.getElementById("reply-text").dataset.sent
+      && row.cells[5].textContent === status;
+  }, [k, status], { timeout: 30000 });
+  await page.evaluate((t) => { document.getElementById("reply-text").dataset.sent = t; }, replyText);
+  await replyStatus(key, "accepted");
+  console.log(`REPLIED ${key}`);
+  await replyStatus(key, "delivered");
+  console.log("DELIVERED");
 } finally {
   await browser.close();
 }

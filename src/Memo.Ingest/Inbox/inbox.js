@@ -1,5 +1,6 @@
 // The live inbox: shows one account's newest messages and its conversations from the sync API, then follows it over
-// Server-Sent Events from there, with statuses; older messages load on demand. Everything from the server is inserted as text (textContent), never as HTML.
+// Server-Sent Events from there, with statuses; older messages load on demand. With a token that may send, it replies
+// through the gateway's outbox: the reply appears through the stream like any message, and its status moves there. Everything from the server is inserted as text (textContent), never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +51,7 @@ function showConversation(event) {
     conversations.set(item.wa_id, li);
   }
   $("conversations").prepend(li);
+  li.onclick = () => { $("reply-to").value = item.wa_id; $("reply-text").focus(); };
   const unread = item.unread_count ? `, ${item.unread_count} unread` : "";
   li.textContent = `${item.profile_name ?? item.wa_id} (${item.message_count}${unread}): ${item.last_message?.preview ?? ""}`;
 }
@@ -115,6 +117,7 @@ async function follow(token, account) {
   if (history.ok) showHistory((await history.json()).history);
   followed.oldest = start;
   $("older").hidden = start === 0;
+  $("reply").hidden = false;
 
   const query = new URLSearchParams({ accounts: account, since: `${account}:${latest}`, access_token: token });
   // EventSource reconnects by itself and sends Last-Event-ID, so the gateway resumes exactly where it stopped,
@@ -133,6 +136,28 @@ async function follow(token, account) {
   source.addEventListener("history.sync", (e) => showHistory(JSON.parse(e.data).data));
   source.onerror = () => { if (source.readyState !== EventSource.CLOSED) setStatus("reconnecting", "reconnecting…"); };
 }
+
+/** Queues a reply in the outbox; the stream then shows it (queued, sending, accepted, sent, delivered, read). */
+async function reply(to, text) {
+  const key = self.crypto?.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  const response = await fetch(`/v1/accounts/${encodeURIComponent(followed.account)}/messages`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${followed.token}`, "Content-Type": "application/json", "Idempotency-Key": key },
+    body: JSON.stringify({ to, type: "text", text: { body: text } }),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 403) throw new Error("this token cannot send (mint one with --scope 'read send')");
+  if (!response.ok) throw new Error(answer.message ?? `reply: ${response.status}`);
+  return answer;
+}
+
+$("reply").addEventListener("submit", (e) => {
+  e.preventDefault();
+  $("reply-status").textContent = "queuing…";
+  reply($("reply-to").value.trim(), $("reply-text").value)
+    .then((queued) => { $("reply-text").value = ""; $("reply-status").textContent = `queued as ${queued.message_id}`; })
+    .catch((error) => { $("reply-status").textContent = error.message; });
+});
 
 $("older").addEventListener("click", () => loadOlder().catch((error) => setStatus("error", error.message)));
 
