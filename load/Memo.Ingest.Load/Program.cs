@@ -5,6 +5,7 @@ using Memo.Ingest.Load.ClosedLoop;
 using Memo.Ingest.Load.Faults;
 using Memo.Ingest.Load.Overload;
 using Memo.Ingest.Load.Profile;
+using Memo.Ingest.Load.Replies;
 using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
@@ -16,6 +17,8 @@ using Memo.Ingest.Load.Run;
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   closed-loop --url URL --connections N --messages-per-post N --seconds N   closed loop against a running receiver
 //   profile write-path                                                         PostgreSQL CPU per statement of the write path
+//   replies [--rate 200] [--seconds 10] [--accounts 10] [--rounds 3] [--graph-latency-ms 0] [--per-account 80]
+//                                                                              replies through the outbox vs direct calls
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
@@ -24,12 +27,14 @@ const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-se
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load profile write-path\n" +
+                     "       Memo.Ingest.Load replies [--rate R] [--seconds N] [--accounts N] [--rounds N] [--graph-latency-ms MS] [--per-account R]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
                      "       Memo.Ingest.Load overload [--long] [--max-rate R] [--factors F1,F2] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
 return args switch
 {
     ["run", .. var options] => await RunLoadAsync(options),
     ["storm", .. var options] => await RunStormAsync(options),
+    ["replies", .. var options] => await RunRepliesAsync(options),
     ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
     ["faults", .. var options] => await RunFaultsAsync(options),
     ["profile", "write-path"] => await WritePathProfile.RunAsync(Console.Out),
@@ -122,6 +127,27 @@ static async Task<int> RunStormAsync(string[] options)
 
     Console.WriteLine(StormResult.Header);
     return await new StormScenario(settings).RunAsync();
+}
+
+static Task<int> RunRepliesAsync(string[] options)
+{
+    var settings = new ReplySettings();
+    for (int i = 0; i + 1 < options.Length; i += 2)
+    {
+        string value = options[i + 1];
+        settings = options[i] switch
+        {
+            "--rate" => settings with { Rate = double.Parse(value, CultureInfo.InvariantCulture) },
+            "--seconds" => settings with { Seconds = int.Parse(value, CultureInfo.InvariantCulture) },
+            "--accounts" => settings with { Accounts = int.Parse(value, CultureInfo.InvariantCulture) },
+            "--rounds" => settings with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
+            "--graph-latency-ms" => settings with { GraphLatencyMilliseconds = int.Parse(value, CultureInfo.InvariantCulture) },
+            "--per-account" => settings with { MessagesPerSecondPerAccount = double.Parse(value, CultureInfo.InvariantCulture) },
+            _ => throw new ArgumentException($"Unknown option {options[i]}."),
+        };
+    }
+
+    return new ReplyScenario(settings).RunAsync();
 }
 
 static Task<int> RunFaultsAsync(string[] options)

@@ -58,6 +58,9 @@ public sealed class FakeGraphApi : IAsyncDisposable
 
     public Uri Address { get; private set; } = null!;
 
+    /// <summary>How long the fake takes to answer a send it accepts (Meta's own answer takes 100-300 ms).</summary>
+    public TimeSpan Latency { get; set; }
+
     /// <summary>Every call so far, in arrival order.</summary>
     public IReadOnlyList<FakeSend> Sends => [.. _sends];
 
@@ -110,6 +113,11 @@ public sealed class FakeGraphApi : IAsyncDisposable
         switch (answer)
         {
             case FakeAnswer.Accept:
+                if (Latency > TimeSpan.Zero)
+                {
+                    await Task.Delay(Latency, closing.Token);
+                }
+
                 context.Response.ContentType = "application/json";
                 await context.Response.WriteAsync($$$"""{"messaging_product":"whatsapp","contacts":[{"input":"{{{to}}}","wa_id":"{{{to}}}"}],"messages":[{"id":"{{{wamid}}}"}]}""");
                 return;

@@ -104,9 +104,10 @@ internal sealed partial class OutboxSender : BackgroundService
             {
                 break;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            catch (Exception e)
             {
                 // The lease connection is gone, and every lease with it: another instance may take the accounts now.
+                // Any other failure is treated the same way: the sender restarts rather than stopping the gateway.
                 Log.SessionFailed(_logger, e);
                 _leases.Clear();
                 await Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None);

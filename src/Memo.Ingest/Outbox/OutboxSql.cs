@@ -31,15 +31,26 @@ internal static class OutboxSql
         SELECT id, state, request_sha256 FROM outbox WHERE account = $1 AND idempotency_key = $2
         """;
 
-    /// <summary>Accounts with replies due now, oldest first.</summary>
+    /// <summary>
+    /// Accounts with replies due now. A loose index scan of <c>outbox_queued</c>: one probe per account with queued
+    /// replies, whatever their number (a GROUP BY would read every queued row, every pass).
+    /// </summary>
     public const string DueAccounts = """
-        SELECT account FROM outbox WHERE state = 'queued' AND next_attempt_at <= now()
-        GROUP BY account ORDER BY min(next_attempt_at) LIMIT 256
+        WITH RECURSIVE queued(account) AS (
+            (SELECT account FROM outbox WHERE state = 'queued' ORDER BY account LIMIT 1)
+            UNION ALL
+            SELECT (SELECT o.account FROM outbox o WHERE o.state = 'queued' AND o.account > q.account ORDER BY o.account LIMIT 1)
+            FROM queued q WHERE q.account IS NOT NULL
+        )
+        SELECT q.account FROM queued q
+        WHERE q.account IS NOT NULL
+          AND EXISTS (SELECT 1 FROM outbox o WHERE o.state = 'queued' AND o.account = q.account AND o.next_attempt_at <= now())
+        LIMIT 1024
         """;
 
     /// <summary>Accounts with replies marked sending: those whose lease nobody holds were cut off by a dead instance.</summary>
     public const string SendingAccounts = """
-        SELECT DISTINCT account FROM outbox WHERE state = 'sending' LIMIT 256
+        SELECT DISTINCT account FROM outbox WHERE state = 'sending'
         """;
 
     /// <summary>

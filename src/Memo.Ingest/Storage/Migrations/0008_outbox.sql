@@ -25,8 +25,11 @@ CREATE TABLE outbox (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (account, idempotency_key)
 );
--- The rows still to be sent or settled: the sender's work list and the depth and age metrics read only this index.
-CREATE INDEX outbox_open ON outbox (next_attempt_at) WHERE state IN ('queued', 'sending', 'unknown');
+-- The sender's work list: per account, its queued replies by due time. Accounts are listed by skipping through it
+-- (one probe per account), so a campaign of 100,000 queued replies on one number costs the other numbers nothing.
+CREATE INDEX outbox_queued ON outbox (account, next_attempt_at, id) WHERE state = 'queued';
+-- The rows not yet settled, for the depth and age metrics and for finding replies cut off mid-send.
+CREATE INDEX outbox_open ON outbox (state, account) WHERE state IN ('queued', 'sending', 'unknown');
 
 ALTER TABLE messages DROP CONSTRAINT messages_origin_check;
 ALTER TABLE messages ADD CONSTRAINT messages_origin_check CHECK (origin IN ('live', 'echo', 'history', 'outbox'));
