@@ -49,6 +49,7 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
         const string account = "PNreply";
         await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("outbox_once"), OutboxArguments());
         await using StreamClient stream = await StreamClient.OpenSseAsync(gateway.Address, GatewayHost.MintToken(account), account, since: account + ":0");
+        await using StreamClient socket = await StreamClient.OpenWebSocketAsync(gateway.Address, GatewayHost.MintToken(account), account, since: account + ":0");
         string body = ReplyClient.Text("+55 11 98765-4321", "your order has shipped");
 
         // A read token cannot send; the send token can, once per key.
@@ -73,6 +74,8 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
         string key = $"memo.outbox.{id}";
         await stream.WaitForAsync(m => m.Any(e => IsAbout(e, key) && Text(e.Root.GetProperty("data"), "status") == "accepted"),
             "the reply's accepted state on the stream");
+        await socket.WaitForAsync(m => m.Any(e => IsAbout(e, key) && Text(e.Root.GetProperty("data"), "status") == "accepted"),
+            "the reply's accepted state on the WebSocket");
         FakeSend send = Assert.Single(_graph.Sends);
         Assert.Equal(account, send.PhoneNumberId);
         Assert.Equal("Bearer test-system-user-token", send.Authorization);

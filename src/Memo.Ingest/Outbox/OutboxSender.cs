@@ -35,7 +35,16 @@ internal sealed partial class OutboxSender : BackgroundService
     private static readonly TimeSpan MaintenanceInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan IdleLease = TimeSpan.FromSeconds(10);
 
+    // Replies read per account and pass: more than its throughput lets go within the horizon (8 at 80/s), so that
+    // replies held back by the pair rate do not hide the ones behind them.
+    private const int DuePerAccount = 32;
+
+    // Passes are at least this far apart: every reply queued wakes the sender, and at hundreds of replies per second
+    // a pass per wake-up would cost more queries than the replies themselves.
+    private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(10);
+
     private readonly NpgsqlDataSource _dataSource;
+    private readonly WriterDataSource _leaseSource;
     private readonly DatabaseState _database;
     private readonly OutboxOptions _options;
     private readonly OutboxMetrics _metrics;
@@ -65,10 +74,11 @@ internal sealed partial class OutboxSender : BackgroundService
     private readonly Dictionary<string, long> _accountIntervals = new(StringComparer.Ordinal);
     private long _nextMaintenance;
 
-    public OutboxSender(NpgsqlDataSource dataSource, DatabaseState database, IOptions<OutboxOptions> options, OutboxMetrics metrics,
+    public OutboxSender(NpgsqlDataSource dataSource, WriterDataSource leaseSource, DatabaseState database, IOptions<OutboxOptions> options, OutboxMetrics metrics,
         OutboxWakeup wakeup, FaultInjector faults, ILogger<OutboxSender> logger)
     {
         _dataSource = dataSource;
+        _leaseSource = leaseSource;
         _database = database;
         _options = options.Value;
         _metrics = metrics;
@@ -130,12 +140,21 @@ internal sealed partial class OutboxSender : BackgroundService
 
     private async Task RunSessionAsync(CancellationToken stopping)
     {
-        await using NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(stopping);
+        // The session that holds the leases lives as long as they do: it comes from the write pool, which keeps a
+        // connection for it, so that a read pool drained by clients can never stop replies (outcomes, which are short,
+        // are committed through the read pool).
+        await using NpgsqlConnection connection = await _leaseSource.OpenConnectionAsync(stopping);
         _leases.Clear();
         while (!stopping.IsCancellationRequested)
         {
+            long started = Stopwatch.GetTimestamp();
             bool more = await RoundAsync(connection, stopping);
             await WaitAsync(more ? ClaimHorizon / 2 : TimeSpan.FromMilliseconds(_options.PollMilliseconds), stopping);
+            TimeSpan rest = MinPassInterval - Stopwatch.GetElapsedTime(started);
+            if (rest > TimeSpan.Zero)
+            {
+                await Task.Delay(rest, stopping);
+            }
         }
     }
 
@@ -158,7 +177,11 @@ internal sealed partial class OutboxSender : BackgroundService
         }
     }
 
-    /// <summary>One pass: leases for accounts with due replies, replies claimed within their slots and sent.</summary>
+    /// <summary>
+    /// One pass: the due replies of every account (one query), leases for accounts not yet held here, a slot for each
+    /// reply under its account's throughput and its recipient's pair rate, then one claim for all replies whose slot is
+    /// within the horizon (and one deferral for those the pair rate holds back).
+    /// </summary>
     /// <returns>Whether some account has more due now than its limits let go in this pass.</returns>
     private async Task<bool> RoundAsync(NpgsqlConnection connection, CancellationToken stopping)
     {
@@ -175,27 +198,98 @@ internal sealed partial class OutboxSender : BackgroundService
             return false;
         }
 
-        List<string> due = await ReadAccountsAsync(connection, OutboxSql.DueAccounts);
-        bool more = false;
-        foreach (string account in due)
+        var due = new List<(string Account, long Id, string Recipient)>();
+        await using (var command = new NpgsqlCommand(OutboxSql.Due, connection))
         {
-            if (free <= 0 || stopping.IsCancellationRequested)
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = DuePerAccount });
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(stopping);
+            while (await reader.ReadAsync(stopping))
             {
-                return true;
+                due.Add((reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
             }
+        }
 
-            if (!_leases.ContainsKey(account) && !await TryLeaseAsync(connection, account))
+        var leased = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string account in due.Select(static d => d.Account).Distinct())
+        {
+            if (_leases.ContainsKey(account) || await TryLeaseAsync(connection, account))
             {
-                continue;
+                _leases[account] = now;
+                leased.Add(account);
             }
+        }
 
-            _leases[account] = Stopwatch.GetTimestamp();
-            (int started, bool accountMore) = await SendDueAsync(connection, account, free);
-            free -= started;
-            more |= accountMore;
+        (Dictionary<long, (long Slot, long Interval)> slots, List<(long Id, double Seconds)> deferred, bool more) =
+            Plan(due.Where(d => leased.Contains(d.Account)), free);
+        if (deferred.Count > 0)
+        {
+            await DeferAsync(connection, deferred);
+        }
+
+        if (slots.Count > 0)
+        {
+            await ClaimAndSendAsync(connection, slots);
         }
 
         return more;
+    }
+
+    /// <summary>
+    /// Gives each due reply a slot under its account's throughput and its recipient's pair rate, in queue order per
+    /// account: those whose slot is within the horizon are to be claimed now; those the pair rate holds back longer are
+    /// deferred to their slot; an account whose throughput is used up for the horizon waits for the next pass.
+    /// </summary>
+    private (Dictionary<long, (long Slot, long Interval)> Slots, List<(long Id, double Seconds)> Deferred, bool More) Plan(
+        IEnumerable<(string Account, long Id, string Recipient)> due, int free)
+    {
+        var slots = new Dictionary<long, (long, long)>();
+        var deferred = new List<(long, double)>();
+        bool more = false;
+        long now = Stopwatch.GetTimestamp();
+        long horizon = now + Ticks(ClaimHorizon);
+        string? full = null;
+        lock (_pace)
+        {
+            foreach ((string account, long id, string recipient) in due)
+            {
+                if (account == full)
+                {
+                    continue;
+                }
+
+                if (slots.Count >= free)
+                {
+                    more = true;
+                    break;
+                }
+
+                long interval = _accountIntervals[account];
+                (string, string) pair = (account, PhoneNumbers.Normalise(recipient) ?? recipient);
+                long pairSlot = _pairPacer.EarliestSlot(pair, now, _pairInterval, _options.PairBurst);
+                if (pairSlot > horizon)
+                {
+                    deferred.Add((id, (double)(pairSlot - now) / Stopwatch.Frequency));
+                    continue;
+                }
+
+                long accountSlot = _accountPacer.EarliestSlot(account, now, interval, 1);
+                if (accountSlot > horizon)
+                {
+                    // This account's throughput is used up for the horizon; the rest of its replies wait for a later pass.
+                    full = account;
+                    more = true;
+                    _metrics.Throttled("account");
+                    continue;
+                }
+
+                long slot = Math.Max(pairSlot, accountSlot);
+                _pairPacer.Book(pair, slot, _pairInterval);
+                _accountPacer.Book(account, slot, interval);
+                slots[id] = (slot, interval);
+            }
+        }
+
+        return (slots, deferred, more);
     }
 
     private static async Task<List<string>> ReadAccountsAsync(NpgsqlConnection connection, string sql)
@@ -256,72 +350,9 @@ internal sealed partial class OutboxSender : BackgroundService
             ?? (coexistence || own?.Coexistence == true ? _options.CoexistenceMessagesPerSecond : _options.MessagesPerSecond);
     }
 
-    /// <summary>
-    /// Gives each due reply of <paramref name="account"/> a slot under the account's throughput and its recipient's pair
-    /// rate; claims and starts those whose slot is within the horizon, defers those the pair rate holds back.
-    /// </summary>
-    private async Task<(int Started, bool More)> SendDueAsync(NpgsqlConnection connection, string account, int free)
+    /// <summary>Marks the planned replies sending (one statement) and starts their sends.</summary>
+    private async Task ClaimAndSendAsync(NpgsqlConnection connection, Dictionary<long, (long Slot, long Interval)> slots)
     {
-        var candidates = new List<(long Id, string Recipient)>();
-        await using (var command = new NpgsqlCommand(OutboxSql.Due, connection))
-        {
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
-            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = Math.Min(free, 256) });
-            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                candidates.Add((reader.GetInt64(0), reader.GetString(1)));
-            }
-        }
-
-        var slots = new Dictionary<long, long>();
-        var deferred = new List<(long Id, double Seconds)>();
-        bool more = false;
-        long now = Stopwatch.GetTimestamp();
-        long horizon = now + Ticks(ClaimHorizon);
-        long interval = _accountIntervals[account];
-        lock (_pace)
-        {
-            foreach ((long id, string recipient) in candidates)
-            {
-                (string, string) pair = (account, PhoneNumbers.Normalise(recipient) ?? recipient);
-                long pairSlot = _pairPacer.EarliestSlot(pair, now, _pairInterval, _options.PairBurst);
-                if (pairSlot > horizon)
-                {
-                    deferred.Add((id, (double)(pairSlot - now) / Stopwatch.Frequency));
-                    continue;
-                }
-
-                long accountSlot = _accountPacer.EarliestSlot(account, now, interval, 1);
-                if (accountSlot > horizon)
-                {
-                    more = true;
-                    break;
-                }
-
-                long slot = Math.Max(pairSlot, accountSlot);
-                _pairPacer.Book(pair, slot, _pairInterval);
-                _accountPacer.Book(account, slot, interval);
-                slots[id] = slot;
-            }
-        }
-
-        if (deferred.Count > 0)
-        {
-            await DeferAsync(connection, deferred);
-        }
-
-        if (more)
-        {
-            _metrics.Throttled("account");
-        }
-
-        if (slots.Count == 0)
-        {
-            return (0, more);
-        }
-
-        int started = 0;
         bool announced = false;
         await using (var command = new NpgsqlCommand(OutboxSql.Claim, connection))
         {
@@ -329,15 +360,15 @@ internal sealed partial class OutboxSender : BackgroundService
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
+                (long slot, long interval) = slots[reader.GetInt64(0)];
                 var claim = new Claim(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<byte[]>(3),
-                    reader.GetInt32(4), reader.GetDouble(5), slots[reader.GetInt64(0)], interval);
+                    reader.GetInt32(4), reader.GetDouble(5), slot, interval);
                 announced |= claim.Attempts == 1;
-                _inFlightAccounts[claim.Id] = account;
+                _inFlightAccounts[claim.Id] = claim.Account;
                 // Registered before it starts, so that its own removal (when it ends) always comes after.
                 var send = new Task<Task>(() => SendAsync(claim));
                 _inFlight[claim.Id] = send.Unwrap();
                 send.Start(TaskScheduler.Default);
-                started++;
             }
         }
 
@@ -345,8 +376,6 @@ internal sealed partial class OutboxSender : BackgroundService
         {
             _wakeup.WakeSequencer();
         }
-
-        return (started, more);
     }
 
     private async Task DeferAsync(NpgsqlConnection connection, List<(long Id, double Seconds)> deferred)

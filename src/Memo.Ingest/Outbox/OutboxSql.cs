@@ -32,35 +32,29 @@ internal static class OutboxSql
         """;
 
     /// <summary>
-    /// Accounts with replies due now. A loose index scan of <c>outbox_queued</c>: one probe per account with queued
-    /// replies, whatever their number (a GROUP BY would read every queued row, every pass).
+    /// Replies due now, at most $1 per account, oldest first within each account: accounts are found by a loose index
+    /// scan of <c>outbox_queued</c> (one probe per account with queued replies, however many it has: a GROUP BY would
+    /// read every queued row every pass), and each account's due replies by the same index.
     /// </summary>
-    public const string DueAccounts = """
+    public const string Due = """
         WITH RECURSIVE queued(account) AS (
             (SELECT account FROM outbox WHERE state = 'queued' ORDER BY account LIMIT 1)
             UNION ALL
             SELECT (SELECT o.account FROM outbox o WHERE o.state = 'queued' AND o.account > q.account ORDER BY o.account LIMIT 1)
             FROM queued q WHERE q.account IS NOT NULL
         )
-        SELECT q.account FROM queued q
+        SELECT q.account, d.id, d.recipient
+        FROM queued q
+        CROSS JOIN LATERAL (SELECT o.id, o.recipient, o.next_attempt_at FROM outbox o
+                            WHERE o.state = 'queued' AND o.account = q.account AND o.next_attempt_at <= now()
+                            ORDER BY o.next_attempt_at, o.id LIMIT $1) d
         WHERE q.account IS NOT NULL
-          AND EXISTS (SELECT 1 FROM outbox o WHERE o.state = 'queued' AND o.account = q.account AND o.next_attempt_at <= now())
-        LIMIT 1024
+        ORDER BY q.account, d.next_attempt_at, d.id
         """;
 
     /// <summary>Accounts with replies marked sending: those whose lease nobody holds were cut off by a dead instance.</summary>
     public const string SendingAccounts = """
         SELECT DISTINCT account FROM outbox WHERE state = 'sending'
-        """;
-
-    /// <summary>
-    /// The replies of $1 due now, in the order they were queued ($2 the most). Read without a lock: only the holder of the
-    /// account's lease sends for it, and <see cref="Claim"/> re-checks the state.
-    /// </summary>
-    public const string Due = """
-        SELECT id, recipient, attempts, first_attempt_at IS NULL FROM outbox
-        WHERE account = $1 AND state = 'queued' AND next_attempt_at <= now()
-        ORDER BY next_attempt_at, id LIMIT $2
         """;
 
     /// <summary>
