@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Memo.Ingest.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 using P = Memo.Ingest.TestSupport.CoexistencePayloads;
 
@@ -274,5 +275,32 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
     {
         using JsonDocument document = JsonDocument.Parse(await _gateway.Client.GetStringAsync($"/v1/accounts/{account}/history"));
         return document.RootElement.GetProperty("history").Clone();
+    }
+
+    /// <summary>
+    /// Backfill chunks have a queue and a writer of their own: while one is still being written (stalled here for 5 s),
+    /// a live webhook is acknowledged at once, even with a single live writer. Shared writers would make it wait.
+    /// </summary>
+    [Fact]
+    public async Task ALiveWebhook_IsAcknowledged_WhileAHistoryChunkIsStillBeingWritten()
+    {
+        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("history_lane"),
+            "--Memo:Ingest:Writers=1", "--Memo:Ingest:HistoryWriters=1");
+        gateway.App.Services.GetRequiredService<Memo.Ingest.Testing.FaultInjector>().Arm(Memo.Ingest.Testing.FaultInjector.HistoryBatchStall);
+        string chunk = P.HistoryChunk("PNlane", 1, 1, 10,
+            [P.Thread("4915553", [.. Enumerable.Range(0, 500).Select(static i => P.HistoryText($"wamid.lane.h{i}", "4915553", 1680000000 + i, "old", "READ"))])]);
+        Task<HttpResponseMessage> history = gateway.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(chunk), GatewayHost.Secret));
+        await Task.Delay(500);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using HttpResponseMessage live = await gateway.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(
+            WebhookPayloads.Envelope("PNlane", messages: [WebhookPayloads.TextMessage("wamid.lane.live", "4915553", 1700000000, "now")])), GatewayHost.Secret));
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"the live webhook waited {clock.Elapsed.TotalSeconds:F1} s behind the history chunk");
+        Assert.False(history.IsCompleted, "the history chunk should still be stalled");
+        using HttpResponseMessage historyAnswer = await history;
+        Assert.Equal(HttpStatusCode.OK, historyAnswer.StatusCode);
+        await gateway.SequencedAsync();
+        Assert.Equal(501, await Database.CountAsync(gateway.ConnectionString, "SELECT count(*) FROM messages WHERE account = 'PNlane'"));
     }
 }

@@ -21,6 +21,11 @@ public sealed class IngestOptions
     /// <summary>Writer tasks, each with its own PostgreSQL connection and transaction.</summary>
     public int Writers { get; set; } = 2;
 
+    /// <summary>Writers of their own for webhooks that carry a history backfill (coexistence numbers), fed by a queue
+    /// of its own, so that a live webhook never waits behind a chunk of a thousand history messages. 0: history shares
+    /// the live writers.</summary>
+    public int HistoryWriters { get; set; } = 1;
+
     /// <summary>A writer stops adding webhooks to a batch once it holds this many records.</summary>
     public int MaxBatchRecords { get; set; } = 5000;
 

@@ -50,13 +50,6 @@ public sealed class SequencerOptions
     public int HistoryRecordsPerRound { get; set; } = 100;
 
     /// <summary>
-    /// The share of a sequencer session's time that the history backfill may take (0 to 1; 1: no limit). After a
-    /// round that carried history, history waits until it is back within its share; live records are sequenced
-    /// meanwhile, alone. A backfill then takes longer instead of taking live traffic's CPU.
-    /// </summary>
-    public double HistoryTimeShare { get; set; } = 0.5;
-
-    /// <summary>
     /// History records acknowledged and not yet sequenced beyond which new webhooks that carry history are answered
     /// 503 (backlogged; Meta redelivers them). Live webhooks are never refused or held for the history backlog.
     /// </summary>

@@ -18,11 +18,14 @@ namespace Memo.Ingest.Ingest;
 /// New webhooks are also refused (503, backlogged) while the sequencers are too far behind the acknowledgements
 /// (<see cref="InboxBacklog"/>). A writer that fails unexpectedly answers its in-flight webhooks 503 at once and is
 /// restarted. On shutdown the queue is closed to new work, the writers drain and append what is queued, then the
-/// host exits.
+/// host exits. Webhooks that carry history have a queue and writers of their own (<see cref="IngestOptions.HistoryWriters"/>):
+/// a backfill's chunks are thousands of messages each, and a live webhook batched with one, or queued behind one, would
+/// wait for its COPY.
 /// </summary>
 internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
 {
     private readonly Channel<ParsedWebhook> _queue;
+    private readonly Channel<ParsedWebhook> _historyQueue;
     private readonly IngestOptions _options;
     private readonly IngestWriter[] _writers;
     private readonly InboxBacklog _backlog;
@@ -36,25 +39,30 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
         _options = options.Value;
         _backlog = backlog;
         _metrics = metrics;
-        _queue = Channel.CreateBounded<ParsedWebhook>(new BoundedChannelOptions(_options.ChannelCapacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = false,
-            SingleWriter = false,
-        });
+        _queue = CreateQueue(_options.ChannelCapacity);
+        _historyQueue = _options.HistoryWriters > 0 ? CreateQueue(_options.ChannelCapacity) : _queue;
         _logger = loggerFactory.CreateLogger<IngestPipeline>();
         ILogger writerLogger = loggerFactory.CreateLogger<IngestWriter>();
-        _writers = new IngestWriter[Math.Max(1, _options.Writers)];
+        int live = Math.Max(1, _options.Writers);
+        _writers = new IngestWriter[live + Math.Max(0, _options.HistoryWriters)];
         for (int i = 0; i < _writers.Length; i++)
         {
-            _writers[i] = new IngestWriter(i, _queue.Reader, dataSource, database, _options, metrics, screen, sequencer, backlog, redis, faults, writerLogger);
+            _writers[i] = new IngestWriter(i, (i < live ? _queue : _historyQueue).Reader, dataSource, database, _options, metrics, screen, sequencer,
+                backlog, redis, faults, writerLogger);
         }
 
-        metrics.ObserveQueue(() => _queue.Reader.Count);
+        metrics.ObserveQueue(() => _queue.Reader.Count + (_historyQueue == _queue ? 0 : _historyQueue.Reader.Count));
     }
 
+    private static Channel<ParsedWebhook> CreateQueue(int capacity) => Channel.CreateBounded<ParsedWebhook>(new BoundedChannelOptions(capacity)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = false,
+        SingleWriter = false,
+    });
+
     /// <summary>Queued webhooks waiting for a writer.</summary>
-    public int Depth => _queue.Reader.Count;
+    public int Depth => _queue.Reader.Count + (_historyQueue == _queue ? 0 : _historyQueue.Reader.Count);
 
     /// <summary>True when the queue is full: new webhooks wait and may be answered 503.</summary>
     public bool IsSaturated => _queue.Reader.Count >= _options.ChannelCapacity;
@@ -70,33 +78,29 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
             return ValueTask.FromResult(IngestOutcome.Backlogged);
         }
 
-        if (_backlog.IsHistoryOverLimit && CarriesHistory(webhook))
+        Channel<ParsedWebhook> queue = _queue;
+        if (_historyQueue != _queue || _backlog.IsHistoryOverLimit)
         {
-            return ValueTask.FromResult(IngestOutcome.Backlogged);
-        }
-
-        return _queue.Writer.TryWrite(webhook) ? webhook.Completion : SubmitSlowAsync(webhook);
-    }
-
-    private static bool CarriesHistory(ParsedWebhook webhook)
-    {
-        foreach (ref readonly StagedRecord record in webhook.Records)
-        {
-            if (record.Kind == RecordKind.HistorySync || record.Kind == RecordKind.Message && record.Origin == MessageOrigin.History)
+            if (webhook.CarriesHistory)
             {
-                return true;
+                if (_backlog.IsHistoryOverLimit)
+                {
+                    return ValueTask.FromResult(IngestOutcome.Backlogged);
+                }
+
+                queue = _historyQueue;
             }
         }
 
-        return false;
+        return queue.Writer.TryWrite(webhook) ? webhook.Completion : SubmitSlowAsync(queue, webhook);
     }
 
-    private async ValueTask<IngestOutcome> SubmitSlowAsync(ParsedWebhook webhook)
+    private async ValueTask<IngestOutcome> SubmitSlowAsync(Channel<ParsedWebhook> queue, ParsedWebhook webhook)
     {
         using var timeout = new CancellationTokenSource(_options.EnqueueTimeoutMilliseconds);
         try
         {
-            await _queue.Writer.WriteAsync(webhook, timeout.Token);
+            await queue.Writer.WriteAsync(webhook, timeout.Token);
         }
         catch (OperationCanceledException)
         {
@@ -145,6 +149,7 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
         // Close the queue, then let the writers append everything already in it. The host's shutdown timeout bounds
         // this; a webhook still queued when the process dies was never answered 200, so Meta redelivers it.
         _queue.Writer.TryComplete();
+        _historyQueue.Writer.TryComplete();
         await Task.WhenAll(_running).WaitAsync(cancellationToken);
     }
 

@@ -84,6 +84,11 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             }
 
             _faults.Hit(FaultInjector.WriterBatch);
+            if (_faults.IsArmed(FaultInjector.HistoryBatchStall) && _batch.Exists(static w => w.CarriesHistory) && _faults.Fires(FaultInjector.HistoryBatchStall))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5));
+            }
+
             await WriteAsync(_batch);
         }
     }

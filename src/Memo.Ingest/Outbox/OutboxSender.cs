@@ -145,15 +145,34 @@ internal sealed partial class OutboxSender : BackgroundService
         // are committed through the read pool).
         await using NpgsqlConnection connection = await _leaseSource.OpenConnectionAsync(stopping);
         _leases.Clear();
-        while (!stopping.IsCancellationRequested)
+        try
         {
-            long started = Stopwatch.GetTimestamp();
-            bool more = await RoundAsync(connection, stopping);
-            await WaitAsync(more ? ClaimHorizon / 2 : TimeSpan.FromMilliseconds(_options.PollMilliseconds), stopping);
-            TimeSpan rest = MinPassInterval - Stopwatch.GetElapsedTime(started);
-            if (rest > TimeSpan.Zero)
+            while (!stopping.IsCancellationRequested)
             {
-                await Task.Delay(rest, stopping);
+                long started = Stopwatch.GetTimestamp();
+                bool more = await RoundAsync(connection, stopping);
+                await WaitAsync(more ? ClaimHorizon / 2 : TimeSpan.FromMilliseconds(_options.PollMilliseconds), stopping);
+                TimeSpan rest = MinPassInterval - Stopwatch.GetElapsedTime(started);
+                if (rest > TimeSpan.Zero)
+                {
+                    await Task.Delay(rest, stopping);
+                }
+            }
+        }
+        finally
+        {
+            // The connection goes back to the pool: it must not keep the leases (a broken one has lost them anyway).
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                try
+                {
+                    await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", connection);
+                    await unlock.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+                catch (NpgsqlException)
+                {
+                    // Broken after all: PostgreSQL has released them with the session.
+                }
             }
         }
     }

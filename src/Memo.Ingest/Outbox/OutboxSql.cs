@@ -128,15 +128,12 @@ internal static class OutboxSql
             UPDATE outbox SET state = 'unknown', updated_at = now() WHERE id = $1 AND state = 'sending'
             RETURNING id, account, recipient, attempts
         )
-        INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, payload)
-        SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'unknown',
-               convert_to(json_build_object('id', 'memo.outbox.' || id, 'status', 'unknown', 'attempt', attempts)::text, 'UTF8')
-        FROM cut
-        """;
+        """ + AppendUnknown;
 
     /// <summary>
-    /// The account $1's lease was just taken: rows it left "sending" were cut off mid-send by an instance that died, so
-    /// whether Meta has them is unknown. They become "unknown" (visible in the stream), never sent again silently.
+    /// The account $1's lease was just taken: rows it left "sending" (other than $2, this instance's own sends) were cut
+    /// off mid-send by an instance that died, so whether Meta has them is unknown. They become "unknown" (visible in the
+    /// stream), never sent again silently.
     /// </summary>
     public const string Orphans = """
         WITH cut AS (
@@ -144,6 +141,10 @@ internal static class OutboxSql
             WHERE account = $1 AND state = 'sending' AND NOT (id = ANY ($2))
             RETURNING id, account, recipient, attempts
         )
+        """ + AppendUnknown;
+
+    // The stream's side of a reply turned unknown: a status record for each row of the statement's "cut".
+    private const string AppendUnknown = """
         INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, payload)
         SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'unknown',
                convert_to(json_build_object('id', 'memo.outbox.' || id, 'status', 'unknown', 'attempt', attempts)::text, 'UTF8')

@@ -26,7 +26,7 @@ namespace Memo.Ingest.Sequencing;
 internal sealed partial class SequencerLoop : IAsyncDisposable
 {
     /// <summary>Where <see cref="SequencerSql.Drain"/>'s rows carry each event's item columns.</summary>
-    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 7, ConversationAt: 25, ContactAt: 34, ContactBookAt: 37, HistoryAt: 44);
+    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 24, ContactAt: 33, ContactBookAt: 36, HistoryAt: 43);
 
     private readonly int _id;
     private readonly WriterDataSource _dataSource;
@@ -53,7 +53,6 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private int _memberSlot = -1;
     private long _nextRebalance;
     private long _lastRoundStarted;
-    private long _historyResumes;
     private int _limit;
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
@@ -147,13 +146,6 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private int HistoryLimit => Math.Max(1, Math.Min(_limit, _options.HistoryRecordsPerRound));
 
     /// <summary>
-    /// The history slice of the next round: none while the history's share of the time is used up
-    /// (<see cref="SequencerOptions.HistoryTimeShare"/>), so that a round woken for live records meanwhile carries only
-    /// them and the CPU of the pause goes to acknowledging and sequencing live traffic.
-    /// </summary>
-    private int HistorySlice => Stopwatch.GetTimestamp() >= _historyResumes ? HistoryLimit : 0;
-
-    /// <summary>
     /// One statement: takes up to <see cref="_limit"/> live records and <see cref="HistoryLimit"/> history records, projects them, and publishes the events it assigned.
     /// Returns true when it took a full batch (more are probably waiting).
     /// </summary>
@@ -162,30 +154,27 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _lastRoundStarted = Stopwatch.GetTimestamp();
         ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
         ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
-        int historySlice = HistorySlice;
-        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = historySlice;
+        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = HistoryLimit;
         _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
         long identified = 0;
-        long history = 0;
         var summary = new BatchSummary();
         await using (NpgsqlDataReader reader = await _drain.ExecuteReaderAsync())
         {
-            // Every row: taken, oldest_us, identified, history, then the event (null in a round without events) with its item.
+            // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item.
             while (await reader.ReadAsync())
             {
                 taken = reader.GetInt64(0);
                 oldestMicroseconds = reader.GetInt64(1);
                 identified = reader.GetInt64(2);
-                history = reader.GetInt64(3);
-                if (reader.IsDBNull(4))
+                if (reader.IsDBNull(3))
                 {
                     continue;
                 }
 
-                var kind = (EventKind)reader.GetInt16(6);
-                _publisher.Add(reader.GetString(4), reader.GetInt64(5), kind, reader, EventLayout);
+                var kind = (EventKind)reader.GetInt16(5);
+                _publisher.Add(reader.GetString(3), reader.GetInt64(4), kind, reader, EventLayout);
                 summary.Add(kind);
             }
 
@@ -205,18 +194,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _screen.DuplicatesBehindScreen(duplicates);
         _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(_lastRoundStarted), TimeSpan.FromMicroseconds(oldestMicroseconds));
         await _publisher.PublishAsync();
-        TimeSpan took = Stopwatch.GetElapsedTime(_lastRoundStarted);
-        if (history > 0 && _options.HistoryTimeShare is > 0 and < 1)
-        {
-            // The history's share of the time: a round that carried history is followed by a pause from history
-            // proportionate to its length (at a share of 0.5, as long as the round). Live records end the pause's wait
-            // at once, and are sequenced without history meanwhile.
-            _historyResumes = Stopwatch.GetTimestamp() + (long)(took.TotalSeconds * (1 - _options.HistoryTimeShare) / _options.HistoryTimeShare * Stopwatch.Frequency);
-        }
-
-        // A round that took a full slice of either kind probably left more of it waiting. A full history slice alone
-        // makes the loop wait (for live records, or until the history may go on) rather than go on at once.
-        bool full = taken - history >= Math.Min(_limit, HistoryLimit) || (history >= HistoryLimit && Stopwatch.GetTimestamp() >= _historyResumes);
+        // A round that took a full slice of either kind probably left more of it waiting.
+        bool full = taken >= Math.Min(_limit, HistoryLimit);
         if (_limit < _options.MaxBatchRecords)
         {
             // Isolating refused data shrank the batch; grow it back once rounds succeed again.
@@ -346,14 +325,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     {
         if (!_wakeups.Reader.TryRead(out _))
         {
-            long now = Stopwatch.GetTimestamp();
-            long untilRebalance = Math.Max(0, _nextRebalance - now) * 1000 / Stopwatch.Frequency;
+            long untilRebalance = Math.Max(0, _nextRebalance - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
             int wait = (int)Math.Min(_options.PollMilliseconds, Math.Max(1, untilRebalance));
-            if (_historyResumes > now)
-            {
-                // History is waiting for its share of the time: come back when it may go on.
-                wait = (int)Math.Min(wait, Math.Max(1, (_historyResumes - now) * 1000 / Stopwatch.Frequency));
-            }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             timeout.CancelAfter(wait);
             try

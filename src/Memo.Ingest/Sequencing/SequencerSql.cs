@@ -16,8 +16,7 @@ namespace Memo.Ingest.Sequencing;
 /// <item>returns the events, per account in seq order, each with the item of the row it names as this statement left
 /// it (from the projections' RETURNING, or for a status that changed nothing, the row as it was), so that live
 /// events are encoded from memory and never read back; every row also carries the round's summary (records taken,
-/// the oldest one's age in µs, how many were messages or statuses, how many were history), and a round without events is
-/// that one row.</item>
+/// the oldest one's age in µs, how many were messages or statuses), and a round without events is that one row.</item>
 /// </list>
 /// Parameters: $1 the owned shards (smallint[]), $2 the most live records to take, $3 the most history records.
 /// </summary>
@@ -282,11 +281,10 @@ internal static class SequencerSql
         ), summary AS (
             SELECT count(*)::bigint AS taken,
                    COALESCE((extract(epoch FROM clock_timestamp() - min(received_at)) * 1000000)::bigint, 0) AS oldest_us,
-                   count(*) FILTER (WHERE kind IN (1, 2)) AS identified,
-                   count(*) FILTER (WHERE flags & 3 = 2) AS history
+                   count(*) FILTER (WHERE kind IN (1, 2)) AS identified
             FROM taken
         )
-        SELECT s.taken, s.oldest_us, s.identified, s.history, e.*
+        SELECT s.taken, s.oldest_us, s.identified, e.*
         FROM summary s
         LEFT JOIN (
             SELECT n.account, n.seq, n.event_kind::smallint AS kind,

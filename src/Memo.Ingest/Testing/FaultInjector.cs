@@ -26,6 +26,9 @@ internal sealed class FaultInjector
     /// <summary>The stream hub's repair, before it reads missed events from the log (throws).</summary>
     public const string RepairRead = "hub.repair_read";
 
+    /// <summary>A writer, before appending a batch that carries history, stalls for 5 s (a slow backfill chunk).</summary>
+    public const string HistoryBatchStall = "writer.history_stall";
+
     private volatile string? _armed;
     private int _remaining;
 
@@ -60,6 +63,9 @@ internal sealed class FaultInjector
     /// <summary>Never returns when <paramref name="point"/> is armed: the process is caught mid-way, to be killed.</summary>
     public Task HangIfArmedAsync(string point, CancellationToken cancellationToken) =>
         Fires(point) ? Task.Delay(Timeout.Infinite, cancellationToken) : Task.CompletedTask;
+
+    /// <summary>Whether <paramref name="point"/> is armed, without counting a hit: for a check that costs more than this.</summary>
+    public bool IsArmed(string point) => _armed is not null && _armed == point;
 
     /// <summary>True (and counted) when <paramref name="point"/> is armed: for faults that are not exceptions.</summary>
     public bool Fires(string point) => _armed is not null && _armed == point && Consume();

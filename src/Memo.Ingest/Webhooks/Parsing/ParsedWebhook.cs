@@ -24,6 +24,23 @@ internal sealed class ParsedWebhook : IValueTaskSource<IngestOutcome>, IResettab
 
     public ReadOnlySpan<StagedRecord> Records => _records.AsSpan(0, Count);
 
+    /// <summary>Whether any record belongs to a history backfill (a message of it, or its progress).</summary>
+    public bool CarriesHistory
+    {
+        get
+        {
+            foreach (ref readonly StagedRecord record in Records)
+            {
+                if (record.Kind == RecordKind.HistorySync || record.Kind == RecordKind.Message && record.Origin == MessageOrigin.History)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
     public ref StagedRecord this[int index] => ref _records[index];
 
     public ref StagedRecord Add(RecordKind kind)
