@@ -45,12 +45,19 @@ internal sealed class OverloadScenario(OverloadSettings settings)
                 .Count(static s => s.Status == 200);
             foreach (double rate in settings.CalibrationRates)
             {
-                RequestSample[] step = await RunStepsAsync(gateway, phase++, [new LoadStep("calibration", rate, TimeSpan.FromSeconds(settings.CalibrationSeconds))]);
-                acknowledged += step.Count(static s => s.Status == 200);
-                LatencySummary latency = LatencySummary.Of(step.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds));
-                bool sustainable = step.All(static s => s.Status == 200) && latency.P99 <= P99BoundMilliseconds;
-                report.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {rate:F0} | {step.Count(static s => s.Status == 200)} | {step.Count(static s => s.Status != 200)} | {step.Count(static s => s.Status == 200) / settings.CalibrationSeconds:F0} | {latency} | {(sustainable ? "yes" : "no")} |"));
+                // A step that misses is measured once more before it counts: on a shared machine (CPU steal) one noisy
+                // second decides a 4-second step's p99. Both tries are in the report.
+                bool sustainable = false;
+                for (int attempt = 0; attempt < 2 && !sustainable; attempt++)
+                {
+                    RequestSample[] step = await RunStepsAsync(gateway, phase++, [new LoadStep("calibration", rate, TimeSpan.FromSeconds(settings.CalibrationSeconds))]);
+                    acknowledged += step.Count(static s => s.Status == 200);
+                    LatencySummary latency = LatencySummary.Of(step.Where(static s => s.Status == 200).Select(static s => s.LatencyMicroseconds));
+                    sustainable = step.All(static s => s.Status == 200) && latency.P99 <= P99BoundMilliseconds;
+                    report.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {rate:F0} | {step.Count(static s => s.Status == 200)} | {step.Count(static s => s.Status != 200)} | {step.Count(static s => s.Status == 200) / settings.CalibrationSeconds:F0} | {latency} | {(sustainable ? "yes" : attempt == 0 ? "no (measured again)" : "no")} |"));
+                }
+
                 if (!sustainable)
                 {
                     break;
@@ -74,7 +81,8 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         report.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate R = {maxRate:F0} POSTs/s."));
         report.WriteLine();
         report.WriteLine("Latencies as the sender saw them run from each request's intended send time. \"Recovered after\" is the time from the end of");
-        report.WriteLine("the overload to the first second from which every second had only 200s and p99 ≤ 50 ms.");
+        report.WriteLine("the overload to the first second from which every second had only 200s and p99 ≤ 50 ms (a lone slow second between two");
+        report.WriteLine("good ones excepted). A calibration step that misses is measured once more before it counts.");
         report.WriteLine();
         report.WriteLine("| overload | offered/s | sent/s | 200 | 503 (with Retry-After) | other | accepted/s during overload (÷ R) | accepted/s per second: min / median | accepted latency p50 / p99 | recovered after | gateway RSS (max) |");
         report.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -142,12 +150,16 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             (double)overload.Count(s => s.Status == 200 && (s.IntendedMicroseconds + s.LatencyMicroseconds) / 1e6 - overloadStart is var at && at >= second && at < second + 1))];
         double[] sortedPerSecond = [.. perSecond.Order()];
 
-        // Recovery: the first second after the overload from which every second is all 200s with p99 under the bound.
+        // Recovery: the first second after the overload from which every second is all 200s with p99 under the bound,
+        // except a lone slow second between two good ones (a noisy second of a shared machine, or the inbox's vacuum
+        // after the overload's deletions; a gateway that has not recovered has runs of them). Non-200s are never excused.
         var seconds = after.GroupBy(s => (int)Math.Floor((s.IntendedMicroseconds / 1e6) - overloadEnd)).OrderBy(static g => g.Key)
-            .Select(g => (Second: g.Key, Good: g.All(static s => s.Status == 200) &&
-                LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= P99BoundMilliseconds)).ToArray();
+            .Select(g => (Second: g.Key, AllOk: g.All(static s => s.Status == 200),
+                Fast: LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= P99BoundMilliseconds)).ToArray();
+        bool Good(int i) => seconds[i].AllOk && (seconds[i].Fast
+            || (i > 0 && i < seconds.Length - 1 && seconds[i - 1].AllOk && seconds[i - 1].Fast && seconds[i + 1].AllOk && seconds[i + 1].Fast));
         int firstGood = seconds.Length;
-        while (firstGood > 0 && seconds[firstGood - 1].Good)
+        while (firstGood > 0 && Good(firstGood - 1))
         {
             firstGood--;
         }

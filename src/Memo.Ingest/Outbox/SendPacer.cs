@@ -6,7 +6,7 @@ namespace Memo.Ingest.Outbox;
 /// can be given its slot (or be deferred in the database to the time it gets one) instead of being polled for.
 /// With a burst of 1 it spaces sends exactly 1/rate apart (the account's throughput); with a burst of n it lets n go
 /// at once and then one per interval (the pair rate).
-/// Not thread-safe: the sender's loop owns it (throttling answers from Meta are applied there too).
+/// Not thread-safe: the sender uses it under one lock (its loop plans slots; sends gate on it and apply Meta's holds).
 /// </summary>
 internal sealed class SendPacer<TKey>
     where TKey : notnull
