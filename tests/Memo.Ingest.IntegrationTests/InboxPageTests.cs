@@ -19,8 +19,7 @@ public sealed class InboxPageTests(PostgresFixture postgres)
     public async Task ASignedWebhook_ShowsUpOnTheInboxPage_WithItsStatus_AndOlderHistoryLoadsOnDemand()
     {
         await using FakeGraphApi graph = await FakeGraphApi.StartAsync();
-        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"),
-            $"--Memo:Outbox:GraphBaseUrl={graph.Address}", "--Memo:Outbox:AccessToken=test-token", "--Memo:Outbox:PollMilliseconds=50");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox"), graph.GatewayArguments());
         const string account = "PNinbox";
         const string text = "Hello from WhatsApp \u2014 \U0001F44B <b>not bold</b>";
         const string replyText = "On its way \U0001F69A <i>today</i>";

@@ -20,13 +20,7 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
 
     public async Task DisposeAsync() => await _graph.DisposeAsync();
 
-    private string[] OutboxArguments(params string[] more) =>
-    [
-        $"--Memo:Outbox:GraphBaseUrl={_graph.Address}",
-        "--Memo:Outbox:AccessToken=test-system-user-token",
-        "--Memo:Outbox:PollMilliseconds=50",
-        .. more,
-    ];
+    private string[] OutboxArguments(params string[] more) => _graph.GatewayArguments(more);
 
     private static string? Text(JsonElement item, string property) =>
         item.GetProperty(property).ValueKind == JsonValueKind.Null ? null : item.GetProperty(property).ToString();

@@ -67,6 +67,15 @@ public sealed class FakeGraphApi : IAsyncDisposable
     /// <summary>Calls that Meta would have taken (the user got the message).</summary>
     public IReadOnlyList<FakeSend> Delivered => [.. _sends.Where(static s => s.Answer is FakeAnswer.Accept or FakeAnswer.AcceptThenHang)];
 
+    /// <summary>The command-line settings that point a test gateway's outbox at this fake (a system-user token, quick polls).</summary>
+    public string[] GatewayArguments(params string[] more) =>
+    [
+        $"--Memo:Outbox:GraphBaseUrl={Address}",
+        "--Memo:Outbox:AccessToken=test-system-user-token",
+        "--Memo:Outbox:PollMilliseconds=50",
+        .. more,
+    ];
+
     /// <summary>Answers the next sends to <paramref name="to"/> with <paramref name="answers"/>, in order; then accepts.</summary>
     public void Script(string to, params FakeAnswer[] answers)
     {

@@ -17,22 +17,22 @@ public sealed class GatewayHost : IAsyncDisposable
     /// <summary>The key that signs read tokens in every test gateway (in-process and child processes).</summary>
     public const string SigningKey = "test-signing-key-of-at-least-32-bytes";
 
+    // Signs every token the tests mint (the gateways validate with the same key).
+    private static readonly Memo.Ingest.Auth.AccessTokens s_tokens =
+        new(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] });
+
     /// <summary>Mints a read token for the test gateways (<c>*</c> grants every account).</summary>
     public static string MintToken(params string[] accounts) => MintToken(TimeSpan.FromHours(1), accounts);
 
-    public static string MintToken(TimeSpan lifetime, params string[] accounts) =>
-        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
-            .Mint("tests", accounts, lifetime);
+    public static string MintToken(TimeSpan lifetime, params string[] accounts) => s_tokens.Mint("tests", accounts, lifetime);
 
     /// <summary>Mints a token with the <c>send</c> scope only (replies through the outbox), for the test gateways.</summary>
     public static string MintSendToken(params string[] accounts) =>
-        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
-            .Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Send);
+        s_tokens.Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Send);
 
     /// <summary>Mints a token that may read and send (the inbox page replying), for the test gateways.</summary>
     public static string MintReadAndSendToken(params string[] accounts) =>
-        new Memo.Ingest.Auth.AccessTokens(new Memo.Ingest.Configuration.AuthOptions { SigningKeys = [SigningKey] })
-            .Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Read | Memo.Ingest.Auth.AccessScope.Send);
+        s_tokens.Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Read | Memo.Ingest.Auth.AccessScope.Send);
 
     private GatewayHost(WebApplication app, Uri address, string connectionString)
     {

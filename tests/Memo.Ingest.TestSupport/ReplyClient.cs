@@ -42,5 +42,5 @@ public static class ReplyClient
     /// <summary>A status webhook of a reply as Meta sends it: the wamid Meta gave it and our key as biz_opaque_callback_data.</summary>
     public static string Status(string account, long outboxId, string wamid, string status, long ts, string recipient) =>
         WebhookPayloads.Envelope(account, statuses:
-            [$$"""{"id":"{{wamid}}","status":"{{status}}","timestamp":"{{ts}}","recipient_id":"{{recipient}}","biz_opaque_callback_data":"memo.outbox.{{outboxId}}"}"""]);
+            [WebhookPayloads.Status(wamid, status, ts, recipient, callbackData: Memo.Ingest.Outbox.OutboxMessageKey.For(outboxId))]);
 }

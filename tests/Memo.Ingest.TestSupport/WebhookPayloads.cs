@@ -38,10 +38,17 @@ public static class WebhookPayloads
         ];
     }
 
-    public static string Status(string wamid, string status, long ts, string recipient, bool withErrors = false, bool withPricing = false)
+    /// <param name="callbackData">biz_opaque_callback_data, as Meta copies it from the send into its statuses.</param>
+    public static string Status(string wamid, string status, long ts, string recipient, bool withErrors = false, bool withPricing = false,
+        string? callbackData = null)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{{\"id\":\"{wamid}\",\"status\":\"{status}\",\"timestamp\":\"{ts}\",\"recipient_id\":\"{recipient}\"");
+        if (callbackData is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $",\"biz_opaque_callback_data\":\"{callbackData}\"");
+        }
+
         if (withPricing)
         {
             sb.Append(CultureInfo.InvariantCulture, $$$""","conversation":{"id":"conv-1","expiration_timestamp":"{{{ts + 86400}}}","origin":{"type":"service"}},"pricing":{"billable":true,"pricing_model":"PMP","category":"service"}""");

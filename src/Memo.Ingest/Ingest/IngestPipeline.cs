@@ -51,7 +51,7 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
                 backlog, redis, faults, writerLogger);
         }
 
-        metrics.ObserveQueue(() => _queue.Reader.Count + (_historyQueue == _queue ? 0 : _historyQueue.Reader.Count));
+        metrics.ObserveQueue(() => Depth);
     }
 
     private static Channel<ParsedWebhook> CreateQueue(int capacity) => Channel.CreateBounded<ParsedWebhook>(new BoundedChannelOptions(capacity)

@@ -9,7 +9,13 @@ namespace Memo.Ingest.Outbox;
 /// </summary>
 internal static class OutboxMessageKey
 {
+    /// <summary>The key's text before the id; <see cref="OutboxSql"/> builds keys from it too (<see cref="Sql"/>).</summary>
+    public const string Text = "memo.outbox.";
+
+    /// <summary>The key of an outbox row <c>id</c> in SQL.</summary>
+    public const string Sql = "'" + Text + "' || id";
+
     public static ReadOnlySpan<byte> Prefix => "memo.outbox."u8;
 
-    public static string For(long outboxId) => string.Create(CultureInfo.InvariantCulture, $"memo.outbox.{outboxId}");
+    public static string For(long outboxId) => string.Create(CultureInfo.InvariantCulture, $"{Text}{outboxId}");
 }

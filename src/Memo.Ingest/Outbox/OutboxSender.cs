@@ -65,9 +65,8 @@ internal sealed partial class OutboxSender : BackgroundService
     private readonly SendPacer<(string Account, string Recipient)> _pairGate = new();
     private readonly long _pairInterval;
 
-    // Sends under way on this instance (outbox id → account); only the loop adds, sends remove themselves.
-    private readonly ConcurrentDictionary<long, Task> _inFlight = new();
-    private readonly ConcurrentDictionary<long, string> _inFlightAccounts = new();
+    // Sends under way on this instance, by outbox id; only the loop adds, sends remove themselves.
+    private readonly ConcurrentDictionary<long, (string Account, Task Send)> _inFlight = new();
 
     // Loop only: accounts whose lease this instance holds, when each last had work, and their throughput interval.
     private readonly Dictionary<string, long> _leases = new(StringComparer.Ordinal);
@@ -129,7 +128,7 @@ internal sealed partial class OutboxSender : BackgroundService
     {
         await base.StopAsync(cancellationToken);
         // Sends already handed to Meta finish and their answers are committed (each is bounded by the request timeout).
-        await Task.WhenAll(_inFlight.Values).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll(_inFlight.Values.Select(static f => f.Send)).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     public override void Dispose()
@@ -283,7 +282,7 @@ internal sealed partial class OutboxSender : BackgroundService
                 }
 
                 long interval = _accountIntervals[account];
-                (string, string) pair = (account, PhoneNumbers.Normalise(recipient) ?? recipient);
+                (string, string) pair = PairOf(account, recipient);
                 long pairSlot = _pairPacer.EarliestSlot(pair, now, _pairInterval, _options.PairBurst);
                 if (pairSlot > horizon)
                 {
@@ -339,7 +338,7 @@ internal sealed partial class OutboxSender : BackgroundService
             }
         }
 
-        long[] mine = [.. _inFlightAccounts.Where(e => e.Value == account).Select(static e => e.Key)];
+        long[] mine = [.. _inFlight.Where(e => e.Value.Account == account).Select(static e => e.Key)];
         await using (var command = new NpgsqlCommand(OutboxSql.Orphans, connection))
         {
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
@@ -383,10 +382,9 @@ internal sealed partial class OutboxSender : BackgroundService
                 var claim = new Claim(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<byte[]>(3),
                     reader.GetInt32(4), reader.GetDouble(5), slot, interval);
                 announced |= claim.Attempts == 1;
-                _inFlightAccounts[claim.Id] = claim.Account;
                 // Registered before it starts, so that its own removal (when it ends) always comes after.
                 var send = new Task<Task>(() => SendAsync(claim));
-                _inFlight[claim.Id] = send.Unwrap();
+                _inFlight[claim.Id] = (claim.Account, send.Unwrap());
                 send.Start(TaskScheduler.Default);
             }
         }
@@ -443,7 +441,6 @@ internal sealed partial class OutboxSender : BackgroundService
         finally
         {
             _inFlight.TryRemove(claim.Id, out _);
-            _inFlightAccounts.TryRemove(claim.Id, out _);
             _wakeups.Writer.TryWrite(true);
         }
     }
@@ -454,7 +451,7 @@ internal sealed partial class OutboxSender : BackgroundService
     /// </summary>
     private async Task WaitForSlotAsync(Claim claim)
     {
-        (string, string) pair = (claim.Account, PhoneNumbers.Normalise(claim.Recipient) ?? claim.Recipient);
+        (string, string) pair = PairOf(claim.Account, claim.Recipient);
         long wait = claim.Slot - Stopwatch.GetTimestamp();
         while (true)
         {
@@ -535,7 +532,7 @@ internal sealed partial class OutboxSender : BackgroundService
             }
             else if (outcome.Kind == SendOutcomeKind.ThrottledPair)
             {
-                _pairPacer.Hold((claim.Account, PhoneNumbers.Normalise(claim.Recipient) ?? claim.Recipient), until, _pairInterval, _options.PairBurst);
+                _pairPacer.Hold(PairOf(claim.Account, claim.Recipient), until, _pairInterval, _options.PairBurst);
             }
         }
 
@@ -607,7 +604,7 @@ internal sealed partial class OutboxSender : BackgroundService
 
         foreach ((string account, long active) in _leases.ToArray())
         {
-            if (now - active > Ticks(IdleLease) && !_inFlightAccounts.Values.Contains(account))
+            if (now - active > Ticks(IdleLease) && !_inFlight.Values.Any(f => f.Account == account))
             {
                 await using var command = new NpgsqlCommand($"SELECT pg_advisory_unlock({LeaseSpace}, hashtext($1))", connection);
                 command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account });
@@ -624,6 +621,10 @@ internal sealed partial class OutboxSender : BackgroundService
             _pairGate.Trim(now);
         }
     }
+
+    /// <summary>The pair rate's key: the business number and the user, whatever form the client wrote the number in.</summary>
+    private static (string Account, string Recipient) PairOf(string account, string recipient) =>
+        (account, PhoneNumbers.Normalise(recipient) ?? recipient);
 
     private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 

@@ -12,7 +12,7 @@ internal static class OutboxSql
     /// $1 account, $2 idempotency key, $3 recipient, $4 type, $5 request, $6 request SHA-256, $7 recipient normalised,
     /// $8 text, $9 context id. Returns the new row's id; nothing when the key was used before.
     /// </summary>
-    public const string Queue = """
+    public const string Queue = $"""
         WITH queued AS (
             INSERT INTO outbox (account, idempotency_key, recipient, type, request, request_sha256)
             VALUES ($1, $2, $3, $4, $5, $6)
@@ -20,7 +20,7 @@ internal static class OutboxSql
             RETURNING id
         ), appended AS (
             INSERT INTO inbox (kind, flags, account, msg_id, contact, to_id, hstatus, ts, type, body, context_id, payload)
-            SELECT 1, 7, $1, 'memo.outbox.' || id, $7, $3, 'queued', extract(epoch FROM now())::bigint, $4, $8, $9, $5
+            SELECT 1, 7, $1, {OutboxMessageKey.Sql}, $7, $3, 'queued', extract(epoch FROM now())::bigint, $4, $8, $9, $5
             FROM queued
         )
         SELECT id FROM queued
@@ -62,7 +62,7 @@ internal static class OutboxSql
     /// silently, and makes the state visible (a first attempt only; a retry stays "sending"). Returns what the send
     /// needs. $2: this instance, for the logs.
     /// </summary>
-    public const string Claim = """
+    public const string Claim = $"""
         WITH claimed AS (
             UPDATE outbox SET state = 'sending', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, now()),
                               updated_at = now()
@@ -70,8 +70,8 @@ internal static class OutboxSql
             RETURNING id, account, recipient, request, attempts, first_attempt_at
         ), appended AS (
             INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, payload)
-            SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'sending',
-                   convert_to(json_build_object('id', 'memo.outbox.' || id, 'status', 'sending', 'attempt', attempts)::text, 'UTF8')
+            SELECT 2, account, {OutboxMessageKey.Sql}, recipient, extract(epoch FROM now())::bigint, 'sending',
+                   convert_to(json_build_object('id', {OutboxMessageKey.Sql}, 'status', 'sending', 'attempt', attempts)::text, 'UTF8')
             FROM claimed WHERE attempts = 1
         )
         SELECT id, account, recipient, request, attempts, extract(epoch FROM now() - first_attempt_at)::float8 FROM claimed ORDER BY id
@@ -80,29 +80,29 @@ internal static class OutboxSql
     /// <summary>
     /// Meta accepted $1 with wamid $2: the row is settled; the state and the wamid go to the stream. $3 Meta's answer.
     /// </summary>
-    public const string Accepted = """
+    public const string Accepted = $"""
         WITH settled AS (
             UPDATE outbox SET state = 'accepted', wamid = $2, error_code = NULL, updated_at = now()
             WHERE id = $1 AND state IN ('sending', 'unknown')
             RETURNING id, account, recipient
         )
         INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, body, payload)
-        SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'accepted', $2, $3 FROM settled
+        SELECT 2, account, {OutboxMessageKey.Sql}, recipient, extract(epoch FROM now())::bigint, 'accepted', $2, $3 FROM settled
         """;
 
     /// <summary>
     /// $1 failed for good with Meta's error $3 (code $2): the row and the stream say so, with the error kept.
     /// </summary>
-    public const string Failed = """
+    public const string Failed = $"""
         WITH settled AS (
             UPDATE outbox SET state = 'failed', error_code = $2, error = $3, updated_at = now()
             WHERE id = $1 AND state IN ('sending', 'unknown')
             RETURNING id, account, recipient
         )
         INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, errors, payload)
-        SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'failed',
+        SELECT 2, account, {OutboxMessageKey.Sql}, recipient, extract(epoch FROM now())::bigint, 'failed',
                '['::bytea || $3 || ']'::bytea,
-               convert_to(json_build_object('id', 'memo.outbox.' || id, 'status', 'failed')::text, 'UTF8') FROM settled
+               convert_to(json_build_object('id', {OutboxMessageKey.Sql}, 'status', 'failed')::text, 'UTF8') FROM settled
         """;
 
     /// <summary>$1 is to be tried again at now + $2 seconds; $3/$4 the error of this attempt.</summary>
@@ -144,10 +144,10 @@ internal static class OutboxSql
         """ + AppendUnknown;
 
     // The stream's side of a reply turned unknown: a status record for each row of the statement's "cut".
-    private const string AppendUnknown = """
+    private const string AppendUnknown = $"""
         INSERT INTO inbox (kind, account, msg_id, wa_id, ts, type, payload)
-        SELECT 2, account, 'memo.outbox.' || id, recipient, extract(epoch FROM now())::bigint, 'unknown',
-               convert_to(json_build_object('id', 'memo.outbox.' || id, 'status', 'unknown', 'attempt', attempts)::text, 'UTF8')
+        SELECT 2, account, {OutboxMessageKey.Sql}, recipient, extract(epoch FROM now())::bigint, 'unknown',
+               convert_to(json_build_object('id', {OutboxMessageKey.Sql}, 'status', 'unknown', 'attempt', attempts)::text, 'UTF8')
         FROM cut
         """;
 
@@ -156,17 +156,17 @@ internal static class OutboxSql
     /// accepted with the wamid it named; with a resend policy ($1 seconds, null for never), unknown rows that nothing
     /// settled are queued again.
     /// </summary>
-    public const string Reconcile = """
+    public const string Reconcile = $"""
         WITH settled AS (
             UPDATE outbox o SET state = 'accepted', wamid = m.sent_wamid, updated_at = now()
             FROM messages m
-            WHERE o.state = 'unknown' AND m.account = o.account AND m.wamid = 'memo.outbox.' || o.id AND m.sent_wamid IS NOT NULL
+            WHERE o.state = 'unknown' AND m.account = o.account AND m.wamid = '{OutboxMessageKey.Text}' || o.id AND m.sent_wamid IS NOT NULL
             RETURNING o.id
         )
         UPDATE outbox o SET state = 'queued', next_attempt_at = now(), updated_at = now()
         WHERE $1::float8 IS NOT NULL AND o.state = 'unknown' AND o.updated_at < now() - make_interval(secs => $1::float8)
           AND NOT EXISTS (SELECT 1 FROM settled s WHERE s.id = o.id)
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.account = o.account AND m.wamid = 'memo.outbox.' || o.id AND m.sent_wamid IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.account = o.account AND m.wamid = '{OutboxMessageKey.Text}' || o.id AND m.sent_wamid IS NOT NULL)
         """;
 
     /// <summary>Depth and age of the open rows, for the metrics: queued, sending, unknown, oldest open age in seconds.</summary>
