@@ -110,6 +110,38 @@ public sealed class RefusedDataTests(PostgresFixture postgres)
         Assert.Equal(40, (await SyncClient.GetAllAsync(gateway.Client, account, "messages")).Count);
     }
 
+    /// <summary>
+    /// A history message that PostgreSQL refuses when it is sequenced goes to dead_letters alone: the backfill's other
+    /// messages and a live message acknowledged before the chunk (older in the inbox) are all stored. History is
+    /// isolated apart from live records, so the refused record is the oldest history record, never an older live one.
+    /// </summary>
+    [Fact]
+    public async Task HistoryRefusedWhenSequenced_OnlyThatMessageDeadLettered_LiveAndRestOfTheBackfillStored()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("refused_history");
+        const string account = "PNrefhist";
+        await using (GatewayHost acknowledger = await GatewayHost.StartAsync(database, "--Memo:Sequencer:Loops=0"))
+        {
+            // Posted without waiting for sequencing: this gateway has no sequencer.
+            Assert.Equal(HttpStatusCode.OK, (await acknowledger.Client.SendAsync(WebhookRequest.Create(Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account,
+                messages: [WebhookPayloads.TextMessage("wamid.rh.live", "4915557", 1700000000, "fine")])), GatewayHost.Secret))).StatusCode);
+            string[] history = [.. Enumerable.Range(0, 300).Select(static i => CoexistencePayloads.HistoryText(
+                $"wamid.rh.{i}", "4915557", 1690000000 + i, i == 230 ? "poison at the sequencer" : "old", "READ"))];
+            Assert.Equal(HttpStatusCode.OK, (await acknowledger.Client.SendAsync(WebhookRequest.Create(Encoding.UTF8.GetBytes(
+                CoexistencePayloads.HistoryChunk(account, 1, 1, 100, [CoexistencePayloads.Thread("4915557", history)])), GatewayHost.Secret))).StatusCode);
+        }
+
+        await ExecuteAsync(database, "ALTER TABLE messages ADD CONSTRAINT refuse_poison CHECK (body IS DISTINCT FROM 'poison at the sequencer')");
+        await using GatewayHost sequencer = await GatewayHost.StartAsync(database);
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM inbox") == 0, "the inbox is drained");
+
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.rh.live'"));
+        Assert.Equal(299, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE origin = 'history'"));
+        Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM dead_letters"));
+        Assert.Equal(1, await Database.CountAsync(database,
+            "SELECT count(*) FROM dead_letters WHERE stage = 'sequencer' AND sqlstate = '23514' AND record->>'msg_id' = 'wamid.rh.230'"));
+    }
+
     private static async Task<byte[]> PayloadAsync(string database, string wamid)
     {
         await using var connection = new NpgsqlConnection(database);

@@ -57,6 +57,49 @@ public sealed class PostgresServer : IAsyncDisposable
         RepositoryScript.RunAsync("scripts/postgres-local.sh", "start", _dataDirectory ?? throw new InvalidOperationException("An external server cannot be started."),
             _port.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>
+    /// Makes a fresh cluster's WAL look like that of a server in service: keeps <paramref name="segments"/> recycled
+    /// 16 MB segments ready (min_wal_size), so that a burst of writes does not create and zero-fill each new segment while
+    /// every committer waits (WALInitWrite / WALInitSync in pg_stat_activity). A fresh cluster has none; a server that
+    /// has run with this min_wal_size keeps them at every checkpoint. Load runs measure the gateway, not a new cluster.
+    /// Only for a private cluster: an external server (MEMO_TEST_POSTGRES) is left as it is.
+    /// </summary>
+    public async Task WarmWalAsync(int segments = 128)
+    {
+        if (_dataDirectory is null)
+        {
+            return;
+        }
+
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        string megabytes = (segments * 16).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using (var command = new NpgsqlCommand($"ALTER SYSTEM SET min_wal_size = '{megabytes}MB'", connection))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using (var command = new NpgsqlCommand($"ALTER SYSTEM SET max_wal_size = '{segments * 32}MB'", connection))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using (var command = new NpgsqlCommand("SELECT pg_reload_conf()", connection))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // Each switch after a record moves the server to a new segment, which it creates; the checkpoint then keeps
+        // the used ones as recycled future segments (up to min_wal_size) instead of removing them.
+        await using (var command = new NpgsqlCommand(
+            $"CREATE TABLE wal_warmup (x int); DO $$ BEGIN FOR i IN 1..{segments} LOOP INSERT INTO wal_warmup VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_warmup; CHECKPOINT",
+            connection))
+        {
+            command.CommandTimeout = 300;
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
     /// <summary>Creates a fresh, empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix)
     {

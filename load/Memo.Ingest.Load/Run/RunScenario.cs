@@ -20,6 +20,10 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
     public async Task<int> RunAsync(TextWriter console)
     {
         await using PostgresServer postgres = await PostgresServer.StartAsync();
+        // A fresh cluster creates every 16 MB WAL segment while committers wait: measure the gateway against a server
+        // in service instead (docs/PERFORMANCE.md, issue 16).
+        await postgres.WarmWalAsync();
+
         await using RedisServer? redis = settings.WithRedis ? await RedisServer.StartAsync() : null;
         string database = await postgres.CreateDatabaseAsync("load");
         await using GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis?.ConnectionString,
@@ -30,6 +34,8 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         }
 
         var mix = new PayloadMix(settings);
+        // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
+        BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Prepare(gateway.Address, settings.BackfillMessages) : null;
         var clock = Stopwatch.StartNew();
         await using SubscriberFleet? fleet = settings.Subscribers > 0
             ? await SubscriberFleet.ConnectAsync(gateway.Address, mix.Accounts, settings.Subscribers, clock)
@@ -50,8 +56,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
-        // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
-        BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Start(gateway.Address, settings.BackfillMessages, clock) : null;
+        backfill?.Start(clock);
         RequestSample[] samples = await sender.RunAsync(steps, async (_, _) => await MarkAsync());
         await MarkAsync();
         string? backfilled = backfill is null ? null : await backfill.CompleteAsync();

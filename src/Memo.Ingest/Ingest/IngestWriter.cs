@@ -172,7 +172,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         // to remember and no sequencer to wake, here or elsewhere.
         if (outcome == IngestOutcome.Committed && InboxAppender.CountUnscreened(batch) > 0)
         {
-            _sequencer.Wake();
+            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory));
             _screen.NoteAppended(batch);
             try
             {

@@ -105,7 +105,7 @@ internal sealed class DuplicateScreen
         {
             foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                if (IsScreenable(record.Kind) && _recent.Contains(Hash(webhook.Arena, in record)))
+                if (IsScreenable(in record) && _recent.Contains(Hash(webhook.Arena, in record)))
                 {
                     StartStorm();
                     return true;
@@ -151,7 +151,7 @@ internal sealed class DuplicateScreen
         {
             for (int i = 0; i < webhook.Count; i++)
             {
-                if (IsScreenable(webhook[i].Kind))
+                if (IsScreenable(in webhook[i]))
                 {
                     asked[k++] = Key(database, webhook.Arena, in webhook[i]);
                 }
@@ -186,7 +186,7 @@ internal sealed class DuplicateScreen
             for (int i = 0; i < webhook.Count; i++)
             {
                 ref StagedRecord record = ref webhook[i];
-                if (IsScreenable(record.Kind))
+                if (IsScreenable(in record))
                 {
                     screenable++;
                     if (!known[k++].IsNull)
@@ -231,7 +231,7 @@ internal sealed class DuplicateScreen
         {
             foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                if (IsScreenable(record.Kind) && !record.Screened)
+                if (IsScreenable(in record) && !record.Screened)
                 {
                     _recent.Add(Hash(webhook.Arena, in record));
                 }
@@ -253,7 +253,7 @@ internal sealed class DuplicateScreen
             {
                 foreach (ref readonly StagedRecord record in webhook.Records)
                 {
-                    count += IsScreenable(record.Kind) && !record.Screened ? 1 : 0;
+                    count += IsScreenable(in record) && !record.Screened ? 1 : 0;
                 }
             }
         }
@@ -269,7 +269,7 @@ internal sealed class DuplicateScreen
         {
             foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                if (IsScreenable(record.Kind) && !record.Screened)
+                if (IsScreenable(in record) && !record.Screened)
                 {
                     keys[k++] = Key(database, webhook.Arena, in record);
                 }
@@ -298,14 +298,20 @@ internal sealed class DuplicateScreen
 
     private const string RememberScript = "for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end return #KEYS";
 
-    private static bool IsScreenable(RecordKind kind) => kind is RecordKind.Message or RecordKind.Status;
+    /// <summary>
+    /// Messages and status events, except history: a backfill's copies are rare (a chunk Meta delivers again) and the
+    /// sequencer drops them anyway, while remembering its records would cost Redis and the gateway a key per message of
+    /// the largest burst there is, taking CPU from the live traffic beside it (docs/PERFORMANCE.md, issue 16).
+    /// </summary>
+    private static bool IsScreenable(in StagedRecord record) =>
+        record.Kind == RecordKind.Status || (record.Kind == RecordKind.Message && record.Origin != MessageOrigin.History);
 
     private static int CountScreenable(ParsedWebhook webhook)
     {
         int count = 0;
         foreach (ref readonly StagedRecord record in webhook.Records)
         {
-            if (IsScreenable(record.Kind))
+            if (IsScreenable(in record))
             {
                 count++;
             }

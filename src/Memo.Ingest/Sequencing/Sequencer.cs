@@ -58,12 +58,15 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     /// <summary>Identifies this instance's wake-ups, which it has already delivered locally.</summary>
     public RedisValue Origin => _origin;
 
-    /// <summary>Records were appended to the inbox: every local session runs a round soon.</summary>
-    public void Wake()
+    /// <summary>
+    /// Records were appended to the inbox (with <paramref name="history"/>, records of a backfill among them): every
+    /// local session runs a round soon.
+    /// </summary>
+    public void Wake(bool history = false)
     {
         foreach (SequencerLoop loop in _loops)
         {
-            loop.Wake();
+            loop.Wake(history);
         }
     }
 
@@ -72,7 +75,7 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         _running = [.. Array.ConvertAll(_loops, loop => Task.Run(() => loop.RunAsync(_stopping.Token), CancellationToken.None)),
             Task.Run(() => VacuumInboxAsync(_stopping.Token), CancellationToken.None)];
         // After a reconnection, wake-ups published meanwhile are lost: look at the inbox now.
-        _redis.Subscribe(_redis.InboxChannel, OnWakeup, Wake);
+        _redis.Subscribe(_redis.InboxChannel, OnWakeup, () => Wake(history: true));
         return Task.CompletedTask;
     }
 

@@ -54,6 +54,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private long _nextRebalance;
     private long _lastRoundStarted;
     private int _limit;
+    private int _historyLimit;
+    private bool _roundIsHistory;
+    private bool _historyFull = true;
+    private long _nextHistoryCheck;
+    private int _historyWoken;
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
         IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
@@ -67,7 +72,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _screen = screen;
         _logger = logger;
         _limit = Math.Max(1, options.MaxBatchRecords);
+        _historyLimit = HistorySlice;
     }
+
+    /// <summary>History records a history statement takes at most (<see cref="SequencerOptions.HistoryRecordsPerRound"/>).</summary>
+    private int HistorySlice => Math.Max(1, _options.HistoryRecordsPerRound);
 
     /// <summary>Shards this session holds right now (a gauge).</summary>
     public int OwnedShards => Volatile.Read(ref _owned).Length;
@@ -75,8 +84,19 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     /// <summary>Inbox records this session has taken (and deleted) so far.</summary>
     public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced);
 
-    /// <summary>Records may be waiting: run a round soon. Never blocks; wake-ups while one is pending coalesce.</summary>
-    public void Wake() => _wakeups.Writer.TryWrite(true);
+    /// <summary>
+    /// Records may be waiting: run a round soon; with <paramref name="history"/>, records of a backfill among them, so
+    /// the round runs a history statement too. Never blocks; wake-ups while one is pending coalesce.
+    /// </summary>
+    public void Wake(bool history = false)
+    {
+        if (history)
+        {
+            Volatile.Write(ref _historyWoken, 1);
+        }
+
+        _wakeups.Writer.TryWrite(true);
+    }
 
     /// <summary>
     /// Runs until <paramref name="stopping"/> is cancelled, then runs rounds until its shards are drained (or the
@@ -102,13 +122,17 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
                     if (_owned.Length > 0)
                     {
-                        full = await RoundAsync();
+                        full = await RoundAsync(history: false);
+                        if (stopRequested || IsHistoryDue())
+                        {
+                            full |= await RoundAsync(history: true);
+                        }
                     }
                 }
             }
             catch (PostgresException e) when (SqlStates.IsDataError(e))
             {
-                await IsolateRefusedAsync(e);
+                await IsolateRefusedAsync(e, _roundIsHistory);
                 continue;
             }
             catch (PostgresException e) when (SqlStates.IsRetryable(e))
@@ -142,19 +166,33 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
-    /// <summary>History records per round: a slice, smaller still while refused data is being isolated.</summary>
-    private int HistoryLimit => Math.Max(1, Math.Min(_limit, _options.HistoryRecordsPerRound));
+    /// <summary>
+    /// Whether this cycle also runs a history statement: a local writer appended history since the last one, the last one
+    /// took a full slice (more is waiting), or <see cref="SequencerOptions.PollMilliseconds"/> have passed (history
+    /// appended by another instance, or a wake-up missed). A cycle without history runs the live statement alone.
+    /// </summary>
+    private bool IsHistoryDue() =>
+        Interlocked.Exchange(ref _historyWoken, 0) != 0 || _historyFull || Stopwatch.GetTimestamp() >= _nextHistoryCheck;
 
     /// <summary>
-    /// One statement: takes up to <see cref="_limit"/> live records and <see cref="HistoryLimit"/> history records, projects them, and publishes the events it assigned.
-    /// Returns true when it took a full batch (more are probably waiting).
+    /// One statement, in its own transaction: takes up to <see cref="_limit"/> live records, or for a
+    /// <paramref name="history"/> round up to <see cref="_historyLimit"/> records of the backfill, projects them, and
+    /// publishes the events it assigned. Live and history records never share a statement, so the live events of a
+    /// cycle are committed and published before its history slice starts: a live record waits for at most the slice in
+    /// progress, never for a slice of its own round. Returns true when it took a full batch (more are probably waiting).
     /// </summary>
-    private async Task<bool> RoundAsync()
+    private async Task<bool> RoundAsync(bool history)
     {
-        _lastRoundStarted = Stopwatch.GetTimestamp();
+        _roundIsHistory = history;
+        long started = Stopwatch.GetTimestamp();
+        if (!history)
+        {
+            _lastRoundStarted = started;
+        }
+
         ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
-        ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = _limit;
-        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = HistoryLimit;
+        ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = history ? 0 : _limit;
+        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = history ? _historyLimit : 0;
         _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
@@ -182,6 +220,12 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             await reader.NextResultAsync();
         }
 
+        if (history)
+        {
+            _nextHistoryCheck = Stopwatch.GetTimestamp() + (_options.PollMilliseconds * Stopwatch.Frequency / 1000);
+            _historyFull = taken >= _historyLimit;
+        }
+
         if (taken == 0)
         {
             return false;
@@ -192,29 +236,32 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         int duplicates = (int)(identified - summary.MessagesCreated - summary.StatusEvents);
         _metrics.DuplicatesScreened(0, duplicates);
         _screen.DuplicatesBehindScreen(duplicates);
-        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(_lastRoundStarted), TimeSpan.FromMicroseconds(oldestMicroseconds));
+        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(started), TimeSpan.FromMicroseconds(oldestMicroseconds));
         await _publisher.PublishAsync();
-        // A round that took a full slice of either kind probably left more of it waiting.
-        bool full = taken >= Math.Min(_limit, HistoryLimit);
-        if (_limit < _options.MaxBatchRecords)
+        // Isolating refused data shrank the batch; grow it back once rounds succeed again.
+        if (history)
         {
-            // Isolating refused data shrank the batch; grow it back once rounds succeed again.
-            _limit = Math.Min(_options.MaxBatchRecords, _limit * 2);
+            _historyLimit = Math.Min(HistorySlice, _historyLimit * 2);
+            return _historyFull;
         }
 
+        bool full = taken >= _limit;
+        _limit = Math.Min(Math.Max(1, _options.MaxBatchRecords), _limit * 2);
         return full;
     }
 
     /// <summary>
     /// PostgreSQL refused something in the batch (the statement rolled back). Halve the batch until a single record
-    /// fails on its own, then move that record aside, so that its neighbours are sequenced.
+    /// fails on its own, then move that record aside, so that its neighbours are sequenced. Live and history batches
+    /// are isolated apart: the refused record is the oldest of the kind the failing statement took.
     /// </summary>
-    private async Task IsolateRefusedAsync(PostgresException refusal)
+    private async Task IsolateRefusedAsync(PostgresException refusal, bool history)
     {
-        if (_limit > 1)
+        int limit = history ? _historyLimit : _limit;
+        if (limit > 1)
         {
-            _limit = Math.Max(1, _limit / 2);
-            Log.Isolating(_logger, _id, refusal.SqlState, _limit);
+            SetLimit(history, Math.Max(1, limit / 2));
+            Log.Isolating(_logger, _id, refusal.SqlState, Math.Max(1, limit / 2));
             return;
         }
 
@@ -224,17 +271,30 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = _owned });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
+            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = history });
             object? account = await command.ExecuteScalarAsync();
             Interlocked.Increment(ref _recordsSequenced);
             Log.DeadLettered(_logger, account as string, refusal.SqlState, refusal.MessageText);
             _metrics.DeadLettered(DeadLetterStage.Sequencer);
-            _limit = Math.Max(1, _options.MaxBatchRecords);
+            SetLimit(history, history ? HistorySlice : Math.Max(1, _options.MaxBatchRecords));
         }
         catch (Exception e)
         {
             // Even the dead-letter insert failed: try again after a pause rather than spin on the same record.
             Log.DeadLetterFailed(_logger, _id, e);
             await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private void SetLimit(bool history, int limit)
+    {
+        if (history)
+        {
+            _historyLimit = limit;
+        }
+        else
+        {
+            _limit = limit;
         }
     }
 
@@ -257,7 +317,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
             drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
             drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
-            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = HistoryLimit });
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _historyLimit });
             await drain.PrepareAsync();
             _connection = connection;
             _drain = drain;

@@ -18,7 +18,8 @@ namespace Memo.Ingest.Sequencing;
 /// events are encoded from memory and never read back; every row also carries the round's summary (records taken,
 /// the oldest one's age in µs, how many were messages or statuses), and a round without events is that one row.</item>
 /// </list>
-/// Parameters: $1 the owned shards (smallint[]), $2 the most live records to take, $3 the most history records.
+/// Parameters: $1 the owned shards (smallint[]), $2 the most live records to take, $3 the most history records. The
+/// sequencer runs it with one of the two at 0: live and history records are never taken by the same statement.
 /// </summary>
 internal static class SequencerSql
 {
@@ -318,12 +319,13 @@ internal static class SequencerSql
 
     /// <summary>
     /// Moves the single oldest record of the owned shards to <c>dead_letters</c> with the reason PostgreSQL gave for
-    /// refusing it alone. $1 shards, $2 SQLSTATE, $3 reason.
+    /// refusing it alone. $1 shards, $2 SQLSTATE, $3 reason, $4 whether the refused statement took history records (the
+    /// oldest of that kind is the refused one; an older record of the other kind is innocent).
     /// </summary>
     public const string DeadLetterOldest = """
         WITH dead AS (
             DELETE FROM inbox
-            WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) ORDER BY id LIMIT 1))
+            WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox WHERE shard = ANY ($1::int[]) AND (flags & 3 = 2) = $4 ORDER BY id LIMIT 1))
             RETURNING *
         )
         INSERT INTO dead_letters (stage, sqlstate, reason, account, record, body, received_at)
