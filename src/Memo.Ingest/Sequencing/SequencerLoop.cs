@@ -59,6 +59,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private bool _historyFull = true;
     private long _nextHistoryCheck;
     private int _historyWoken;
+    private readonly BackfillYield _backfillYield = BackfillYield.Default();
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
         IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
@@ -92,6 +93,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     {
         if (history)
         {
+            _backfillYield.Appended(Stopwatch.GetTimestamp());
             Volatile.Write(ref _historyWoken, 1);
         }
 
@@ -169,10 +171,26 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     /// <summary>
     /// Whether this cycle also runs a history statement: a local writer appended history since the last one, the last one
     /// took a full slice (more is waiting), or <see cref="SequencerOptions.PollMilliseconds"/> have passed (history
-    /// appended by another instance, or a wake-up missed). A cycle without history runs the live statement alone.
+    /// appended by another instance, or a wake-up missed); and this instance is not in the middle of acknowledging a
+    /// backfill at full speed (<see cref="BackfillYield"/>). A cycle without history runs the live statement alone.
     /// </summary>
-    private bool IsHistoryDue() =>
-        Interlocked.Exchange(ref _historyWoken, 0) != 0 || _historyFull || Stopwatch.GetTimestamp() >= _nextHistoryCheck;
+    private bool IsHistoryDue()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (!(Interlocked.Exchange(ref _historyWoken, 0) != 0 || _historyFull || now >= _nextHistoryCheck))
+        {
+            return false;
+        }
+
+        if (_backfillYield.ShouldWait(now))
+        {
+            // Due as soon as the burst is over.
+            _historyFull = true;
+            return false;
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// One statement, in its own transaction: takes up to <see cref="_limit"/> live records, or for a
