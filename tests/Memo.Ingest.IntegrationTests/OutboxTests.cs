@@ -219,8 +219,10 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
     /// <summary>
     /// Measured at the fake: the number's throughput and the pair rate are never exceeded. With GCRA, a window of w
     /// seconds holds at most burst + w / interval sends counted where they start; between the sender's start and the
-    /// fake's arrival, requests jitter by up to ~30 ms when the tests run in parallel (a new pooled connection, thread
-    /// pool delays), so arrivals get 50 ms of slack: any second at the fake still holds at most rate + 1.
+    /// fake's arrival, requests jitter when the tests run in parallel (a new pooled connection, thread pool delays): by
+    /// up to ~30 ms usually, and once by 63 ms in a CI run on a slow day (three arrivals within 37 ms of sends 50 ms
+    /// apart). So arrivals get 100 ms of slack. It still catches a pacer that is off: unpaced, or at 1.2× the rate, the
+    /// 50 sends of the account break the bound over the whole run (50 within 2 s, where 1 + 2.1 / 0.05 = 43 are allowed).
     /// </summary>
     [Fact]
     public async Task ThePerNumberRateAndThePairRate_AreNeverExceeded_AtTheFake()
@@ -250,7 +252,7 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
     private static void AssertPaced(long[] ticks, int burst, double intervalSeconds, string what)
     {
         Array.Sort(ticks);
-        const double jitter = 0.05;
+        const double jitter = 0.1;
         for (int i = 0; i < ticks.Length; i++)
         {
             for (int j = i + 1; j < ticks.Length; j++)
