@@ -119,9 +119,11 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         await traffic;
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, quiet, ["PNquiet"], after: 0);
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, busy, ["PNbusy1", "PNbusy2"], after: 0);
-        // The bound is the configured interval (1 s); the slack covers the log read and a busy 2-core test machine.
+        // The bound is the configured interval (1 s); the slack covers the log read and a busy 2-core test machine (a CI
+        // run with a build beside it measured 1.7 s). A repair that waited for the other accounts to fall quiet would
+        // come after their 6 s of traffic.
         output.WriteLine($"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
-        Assert.True(late < TimeSpan.FromMilliseconds(1000 + 500), $"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
+        Assert.True(late < TimeSpan.FromMilliseconds(1000 + 1000), $"the lost event arrived {late.TotalMilliseconds:F0} ms after its commit");
     }
 
     [Fact]

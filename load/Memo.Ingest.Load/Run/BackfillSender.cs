@@ -10,8 +10,7 @@ namespace Memo.Ingest.Load.Run;
 /// of 20) for one account, posted by two closed-loop senders until <c>total</c> messages are acknowledged; a 503 is
 /// retried after its Retry-After, as Meta does. Measures how fast the backfill is acknowledged, while the run measures
 /// what it does to live traffic. The chunks are built and signed before the run starts: Meta makes them on its own
-/// machines, and building 100,000 messages of JSON during the run took the load generator's CPU away from the live
-/// senders and subscribers it measures with (they share the gateway's two cores).
+/// machines, so building them is no part of what the run should charge to the two cores it shares with the gateway.
 /// </summary>
 internal sealed class BackfillSender
 {
