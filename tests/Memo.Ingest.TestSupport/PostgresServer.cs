@@ -73,31 +73,20 @@ public sealed class PostgresServer : IAsyncDisposable
 
         await using var connection = new NpgsqlConnection(AdminConnectionString);
         await connection.OpenAsync();
-        string megabytes = (segments * 16).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await using (var command = new NpgsqlCommand($"ALTER SYSTEM SET min_wal_size = '{megabytes}MB'", connection))
+        async Task ExecuteAsync(string sql)
         {
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
             await command.ExecuteNonQueryAsync();
         }
 
-        await using (var command = new NpgsqlCommand($"ALTER SYSTEM SET max_wal_size = '{segments * 32}MB'", connection))
-        {
-            await command.ExecuteNonQueryAsync();
-        }
-
-        await using (var command = new NpgsqlCommand("SELECT pg_reload_conf()", connection))
-        {
-            await command.ExecuteNonQueryAsync();
-        }
-
+        // ALTER SYSTEM refuses to run in a transaction block, so one statement per command.
+        await ExecuteAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET min_wal_size = '{segments * 16}MB'"));
+        await ExecuteAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET max_wal_size = '{segments * 32}MB'"));
+        await ExecuteAsync("SELECT pg_reload_conf()");
         // Each switch after a record moves the server to a new segment, which it creates; the checkpoint then keeps
         // the used ones as recycled future segments (up to min_wal_size) instead of removing them.
-        await using (var command = new NpgsqlCommand(
-            $"CREATE TABLE wal_warmup (x int); DO $$ BEGIN FOR i IN 1..{segments} LOOP INSERT INTO wal_warmup VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_warmup; CHECKPOINT",
-            connection))
-        {
-            command.CommandTimeout = 300;
-            await command.ExecuteNonQueryAsync();
-        }
+        await ExecuteAsync(
+            $"CREATE TABLE wal_warmup (x int); DO $$ BEGIN FOR i IN 1..{segments} LOOP INSERT INTO wal_warmup VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_warmup; CHECKPOINT");
     }
 
     /// <summary>Creates a fresh, empty database and returns its connection string.</summary>

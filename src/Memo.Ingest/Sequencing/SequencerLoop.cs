@@ -278,8 +278,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         int limit = history ? _historyLimit : _limit;
         if (limit > 1)
         {
-            SetLimit(history, Math.Max(1, limit / 2));
-            Log.Isolating(_logger, _id, refusal.SqlState, Math.Max(1, limit / 2));
+            SetLimit(history, limit / 2);
+            Log.Isolating(_logger, _id, refusal.SqlState, limit / 2);
             return;
         }
 
