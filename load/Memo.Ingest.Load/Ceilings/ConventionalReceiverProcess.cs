@@ -28,6 +28,9 @@ internal sealed class ConventionalReceiverProcess : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
 
+        // It shares the load tool's runtimeconfig, which turns tiered compilation off for the generator; the baseline
+        // runs as any .NET receiver does by default.
+        start.Environment["DOTNET_TieredCompilation"] = "1";
         Process process = Process.Start(start) ?? throw new InvalidOperationException("The conventional receiver did not start.");
         process.OutputDataReceived += static (_, _) => { };
         process.ErrorDataReceived += static (_, _) => { };
