@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks for running and testing the gateway: PostgreSQL server binaries
-# and redis-server; with --tests also Prometheus (promtool), Chromium, Node.js and nginx.
+# and redis-server; with --tests also Prometheus (promtool), Chromium, Node.js, nginx and wrk.
 # Idempotent; installs only when something is missing. Needs root (or sudo) only when it has to install.
 set -euo pipefail
 
@@ -19,6 +19,8 @@ if [ "${1:-}" = "--tests" ]; then
   command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   # nginx runs deploy/compose/nginx.conf in front of test gateways on loopback.
   command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+  # wrk drives `ceilings http` (the gateway beside a bare HMAC endpoint; load/README.md).
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

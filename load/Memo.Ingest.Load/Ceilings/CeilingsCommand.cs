@@ -218,7 +218,17 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             start.ArgumentList.Add(argument);
         }
 
-        using Process wrk = Process.Start(start) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
+        Process? started;
+        try
+        {
+            started = Process.Start(start);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("wrk did not start (apt-get install wrk): " + e.Message, e);
+        }
+
+        using Process wrk = started ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
         string text = await wrk.StandardOutput.ReadToEndAsync();
         await wrk.WaitForExitAsync();
         string? line = text.Split('\n').FirstOrDefault(static l => l.StartsWith("Requests/sec:", StringComparison.Ordinal));
