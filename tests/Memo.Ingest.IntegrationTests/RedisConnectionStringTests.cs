@@ -42,7 +42,7 @@ public sealed class RedisConnectionStringTests(PostgresFixture postgres)
 
             string database = await postgres.Server.CreateDatabaseAsync("redis_tls");
             await using GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(database, connectionString,
-                $"--Memo:Redis:TrustedCertificateFile={certificateFile}");
+                $"--Memo:Redis:TrustedCertificateFile={certificateFile}", RedisDeduplicationTests.PatientScreen);
 
             ConfigurationOptions probe = ConfigurationOptions.Parse(connectionString);
             probe.TrustIssuer(certificateFile);
@@ -72,13 +72,13 @@ public sealed class RedisConnectionStringTests(PostgresFixture postgres)
         }
 
         string withPassword = await postgres.Server.CreateDatabaseAsync("redis_password");
-        await using (GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(withPassword, $"{redis.ConnectionString},password=default-pass"))
+        await using (GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(withPassword, $"{redis.ConnectionString},password=default-pass", RedisDeduplicationTests.PatientScreen))
         {
             await AssertScreensThroughAsync(gateway, withPassword, ConfigurationOptions.Parse($"{redis.ConnectionString},password=default-pass"), 0);
         }
 
         string asUser = await postgres.Server.CreateDatabaseAsync("redis_acl");
-        await using (GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(asUser, $"{redis.ConnectionString},user=memo,password=memo-pass"))
+        await using (GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(asUser, $"{redis.ConnectionString},user=memo,password=memo-pass", RedisDeduplicationTests.PatientScreen))
         {
             await AssertScreensThroughAsync(gateway, asUser, ConfigurationOptions.Parse($"{redis.ConnectionString},password=default-pass"), 0);
         }
@@ -95,7 +95,7 @@ public sealed class RedisConnectionStringTests(PostgresFixture postgres)
     {
         await using RedisServer redis = await RedisServer.StartAsync();
         string database = await postgres.Server.CreateDatabaseAsync("redis_select");
-        await using GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(database, $"{redis.ConnectionString},defaultDatabase=3");
+        await using GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(database, $"{redis.ConnectionString},defaultDatabase=3", RedisDeduplicationTests.PatientScreen);
 
         await AssertScreensThroughAsync(gateway, database, ConfigurationOptions.Parse(redis.ConnectionString), redisDatabase: 3);
 

@@ -17,15 +17,19 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
 {
     private const string Screened = "memo.screened_by";
 
+    /// <summary>
+    /// For tests that assert Redis recognised a retry: a screen that waits longer than its timeout (50 ms by default)
+    /// writes the batch unscreened, the designed fallback (PostgreSQL drops the copies; the stuck-Redis tests cover it).
+    /// 50 ms was exceeded once on a busy CI machine, so these give Redis time to answer.
+    /// </summary>
+    internal const string PatientScreen = "--Memo:Redis:ScreenTimeoutMilliseconds=5000";
+
     [Fact]
     public async Task Storm_OfOneHundredCopies_StoresOneRow_AndRedisScreensEveryRetry()
     {
         string database = await postgres.Server.CreateDatabaseAsync("storm");
         await using RedisServer redis = await RedisServer.StartAsync();
-        // A screen that waits longer than its timeout writes the batch unscreened (PostgreSQL drops the copies; the
-        // stuck-Redis tests cover that). 50 ms was exceeded once on a busy CI machine; this test is about what Redis
-        // recognises, so it gives Redis time to answer.
-        await using GatewayHost gateway = await StartWithRedisAsync(database, redis, "--Memo:Redis:ScreenTimeoutMilliseconds=5000");
+        await using GatewayHost gateway = await StartWithRedisAsync(database, redis, PatientScreen);
         using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
         using var redisErrors = new CounterRecorder(gateway.App.Services, "memo.redis.errors", "memo.redis.operation");
         await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
