@@ -15,8 +15,9 @@ namespace Memo.Ingest.Load.Profile;
 /// nothing else running: the CPU time of the backend that runs the statement (from /proc), so waiting for the disk or
 /// the client does not count. (1) The acknowledgement: the same records appended through the gateway's
 /// <see cref="InboxAppender"/> (prepared multi-row INSERTs, COPY from 64 rows) and through binary COPY alone, per
-/// batch size. (2) The sequencer's statement, per round size, on text messages of 20 accounts. (3) For a round of
-/// 1,000, the time of each part of the statement (EXPLAIN ANALYZE).
+/// batch size. (2) The sequencer's statement, per round size, on text messages of 20 accounts, and as a history
+/// statement on a backfill's messages, per slice size. (3) For a live round of 1,000 and a history statement of 50,
+/// the time of each part of the statement (EXPLAIN ANALYZE).
 /// </summary>
 internal static class WritePathProfile
 {
@@ -56,9 +57,25 @@ internal static class WritePathProfile
         }
 
         await output.WriteLineAsync();
+        await output.WriteLineAsync("History statements: PostgreSQL CPU per statement (and per message) to project a backfill's text messages (one account, threads of 20 messages with 50 contacts a chunk).");
+        await output.WriteLineAsync();
+        await output.WriteLineAsync("| history messages per statement | CPU per statement | per message | events written per message |");
+        await output.WriteLineAsync("|---|---|---|---|");
+        foreach (int size in (int[])[1, 25, 50, 100, 500])
+        {
+            (double perRound, double events) = await SequencerCostAsync(writer, size, history: true);
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"| {size} | {perRound:F0} µs | {perRound / size:F1} µs | {events:F1} |"));
+        }
+
+        await output.WriteLineAsync();
         await output.WriteLineAsync("Inside one sequencer round of 1,000 new messages (EXPLAIN ANALYZE; times include the instrumentation's overhead):");
         await output.WriteLineAsync();
-        await ExplainRoundAsync(writer, 1000, output);
+        await ExplainRoundAsync(writer, 1000, history: false, output);
+        await output.WriteLineAsync();
+        await output.WriteLineAsync("Inside one history statement of 50 messages:");
+        await output.WriteLineAsync();
+        await ExplainRoundAsync(writer, 50, history: true, output);
         return 0;
     }
 
@@ -105,17 +122,18 @@ internal static class WritePathProfile
         }
     }
 
-    private static async Task<(double PerRound, double EventsPerMessage)> SequencerCostAsync(string database, int size)
+    private static async Task<(double PerRound, double EventsPerMessage)> SequencerCostAsync(string database, int size, bool history = false)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         int pid = await BackendAsync(connection);
         int rounds = Math.Clamp(20_000 / size, 4, 300);
-        await FillAsync(connection, size * (rounds + 3));
+        await FillAsync(connection, size * (rounds + 3), history);
         await using var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
         drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. Enumerable.Range(0, SequencerSql.ShardCount)] });
-        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = size });
-        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 500 });
+        // The sequencer's two kinds of statement: live records only, or history records only.
+        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = history ? 0 : size });
+        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = history ? size : 0 });
         await drain.PrepareAsync();
         for (int warm = 0; warm < 3; warm++)
         {
@@ -136,13 +154,13 @@ internal static class WritePathProfile
         return ((BackendCpuSeconds(pid) - before) * 1e6 / rounds, events / (double)(rounds * size));
     }
 
-    private static async Task ExplainRoundAsync(string database, int size, TextWriter output)
+    private static async Task ExplainRoundAsync(string database, int size, bool history, TextWriter output)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
-        await FillAsync(connection, size);
+        await FillAsync(connection, size, history);
         await using var explain = new NpgsqlCommand(
-            $"PREPARE round(int[], int, int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round('{{{string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount))}}}', {size}, 500)", connection);
+            $"PREPARE round_{size}(int[], int, int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round_{size}('{{{string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount))}}}', {(history ? 0 : size)}, {(history ? size : 0)})", connection);
         string plan = (string)(await explain.ExecuteScalarAsync())!;
         JsonElement root = JsonDocument.Parse(plan).RootElement[0];
         await output.WriteLineAsync("| part of the statement | rows | ms (inclusive) |");
@@ -158,9 +176,31 @@ internal static class WritePathProfile
             $"| whole statement | | {root.GetProperty("Execution Time").GetDouble():F1} |"));
     }
 
-    /// <summary>Inbox records of new text messages, as the gateway appends them (via SQL, for speed).</summary>
-    private static async Task FillAsync(NpgsqlConnection connection, int records)
+    /// <summary>
+    /// Inbox records of new text messages, as the gateway appends them (via SQL, for speed): live ones over 20 accounts,
+    /// or a backfill's of one account, shaped as the load tool's (threads of 20 alternating messages, the user's and
+    /// the business's, 50 contacts per chunk of 1,000).
+    /// </summary>
+    private static async Task FillAsync(NpgsqlConnection connection, int records, bool history = false)
     {
+        if (history)
+        {
+            // A history message with the columns the parser fills for one: origin 2 (history), 4 when the business sent it.
+            await using var backfill = new NpgsqlCommand("""
+                INSERT INTO inbox (kind, flags, account, display_phone, waba_id, msg_id, wa_id, contact, to_id, hstatus, ts, type, body, payload)
+                SELECT 1, CASE WHEN g % 2 = 0 THEN 2 ELSE 6 END, 'PNhistory', '15550001111', 'WABA1', 'wamid.backfill.' || g || '.' || gen_random_uuid(),
+                       CASE WHEN g % 2 = 0 THEN '4917' || ((g / 20) % 50) ELSE '15550001111' END, '4917' || ((g / 20) % 50),
+                       CASE WHEN g % 2 = 0 THEN NULL ELSE '4917' || ((g / 20) % 50) END, CASE WHEN g % 2 = 0 THEN 'READ' ELSE 'DELIVERED' END,
+                       1680000000 + g, 'text', 'an old question about the order',
+                       convert_to('{"from":"4917' || ((g / 20) % 50) || '","id":"wamid.backfill.' || g || '","timestamp":"' || (1680000000 + g) || '","type":"text","text":{"body":"an old question about the order"},"history_context":{"status":"READ"}}', 'UTF8')
+                FROM generate_series(1, $1) AS g
+                """, connection);
+            backfill.Parameters.Add(new NpgsqlParameter<int> { TypedValue = records });
+            await backfill.ExecuteNonQueryAsync();
+            await ExecuteAsync(connection, "VACUUM ANALYZE inbox");
+            return;
+        }
+
         await using var fill = new NpgsqlCommand("""
             INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
             SELECT 1, 'PNprofile' || (g % 20), '15550001111', 'WABA1', 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQzQUZCNkY4QjU2RDg4RjM3.' || gen_random_uuid(),
