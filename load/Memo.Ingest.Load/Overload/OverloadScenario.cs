@@ -90,8 +90,8 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         report.WriteLine();
         report.WriteLine("Latencies as the sender saw them run from each request's intended send time. \"Recovered after\" is the time from the end of");
         report.WriteLine("the overload to the first second from which every second had only 200s and p99 ≤ 50 ms (a lone slow second between two");
-        report.WriteLine("good ones, or a slow last one after two good ones, excepted). A calibration step that misses is measured once more before");
-        report.WriteLine("it counts.");
+        report.WriteLine("good ones, or a slow last one after two good ones, excepted; on a machine slower than that before the overload, p99 ≤ twice");
+        report.WriteLine("its p99 before). A calibration step that misses is measured once more before it counts.");
         report.WriteLine();
         report.WriteLine("| overload | offered/s | sent/s | 200 | 503 (with Retry-After) | other | accepted/s during overload (÷ R) | accepted/s per second: min / median | accepted latency p50 / p99 | recovered after | gateway RSS (max) |");
         report.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -162,10 +162,14 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         // Recovery: the first second after the overload from which every second is all 200s with p99 under the bound,
         // except a lone slow second between two good ones, or as the stretch's last second after two good ones (a noisy
         // second of a shared machine, or the inbox's vacuum after the overload's deletions; a gateway that has not
-        // recovered has runs of them). Non-200s are never excused.
+        // recovered has runs of them). Non-200s are never excused. The bound is 50 ms, or twice the p99 of the same
+        // rate before the overload when the machine itself is slower than that (a VM with half its CPU stolen gave
+        // p99 77-85 ms at 250 POSTs/s with no overload at all): recovery means back to what this machine did before.
+        double before = LatencySummary.Of(samples.Where(static s => s.Step == 0 && s.Status == 200).Select(static s => s.LatencyMicroseconds)).P99;
+        double bound = Math.Max(P99BoundMilliseconds, 2 * before);
         var seconds = after.GroupBy(s => (int)Math.Floor((s.IntendedMicroseconds / 1e6) - overloadEnd)).OrderBy(static g => g.Key)
             .Select(g => (Second: g.Key, AllOk: g.All(static s => s.Status == 200),
-                Fast: LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= P99BoundMilliseconds)).ToArray();
+                Fast: LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= bound)).ToArray();
         bool Clean(int i) => seconds[i].AllOk && seconds[i].Fast;
         bool Good(int i) => seconds[i].AllOk && (seconds[i].Fast
             || (i > 0 && i < seconds.Length - 1 && Clean(i - 1) && Clean(i + 1))
@@ -176,7 +180,8 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             firstGood--;
         }
 
-        string recovered = firstGood < seconds.Length ? $"{Math.Max(0, seconds[firstGood].Second)} s" : "not within the run";
+        string boundNote = bound > P99BoundMilliseconds ? string.Create(CultureInfo.InvariantCulture, $" (to p99 ≤ {bound:F0} ms, twice the {before:F0} ms before)") : "";
+        string recovered = (firstGood < seconds.Length ? $"{Math.Max(0, seconds[firstGood].Second)} s" : "not within the run") + boundNote;
         report.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {factor:0.#}× R | {steps[1].Rate:F0} | {sent:F0} | {ok} | {refused} ({withRetryAfter}) | {other} | {accepted:F0} ({accepted / maxRate:F2}) | " +
             $"{sortedPerSecond.FirstOrDefault():F0} / {sortedPerSecond.ElementAtOrDefault(sortedPerSecond.Length / 2):F0} | " +
@@ -199,7 +204,7 @@ internal sealed class OverloadScenario(OverloadSettings settings)
 
         if (firstGood == seconds.Length)
         {
-            violations.Add($"{factor}×: acknowledgements never came back under {P99BoundMilliseconds} ms p99 with only 200s");
+            violations.Add(string.Create(CultureInfo.InvariantCulture, $"{factor}×: acknowledgements never came back under {bound:F0} ms p99 with only 200s"));
         }
 
         return violations;
