@@ -17,6 +17,9 @@ internal sealed class OverloadScenario(OverloadSettings settings)
 {
     private const double P99BoundMilliseconds = 50;
 
+    /// <summary>The end of the recovery stretch that decides whether the gateway recovered (see <see cref="Describe"/>).</summary>
+    private const int RecoveredTailSeconds = 10;
+
     public async Task<int> RunAsync(TextWriter report)
     {
         await using PostgresServer postgres = await PostgresServer.StartAsync();
@@ -111,7 +114,15 @@ internal sealed class OverloadScenario(OverloadSettings settings)
                 violations.AddRange(Describe(report, factor, maxRate, steps, samples, rssMax));
             }
 
-            await SequencedWait.UntilSequencedAsync(database, 300);
+            try
+            {
+                await SequencedWait.UntilSequencedAsync(database, 300);
+            }
+            catch (TimeoutException)
+            {
+                violations.Add($"{factor}×: what was acknowledged was not sequenced within 300 s");
+                break;
+            }
         }
 
         long peakRss = gateway.PeakResidentBytes;
@@ -168,8 +179,8 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         double before = LatencySummary.Of(samples.Where(static s => s.Step == 0 && s.Status == 200).Select(static s => s.LatencyMicroseconds)).P99;
         double bound = Math.Max(P99BoundMilliseconds, 2 * before);
         var seconds = after.GroupBy(s => (int)Math.Floor((s.IntendedMicroseconds / 1e6) - overloadEnd)).OrderBy(static g => g.Key)
-            .Select(g => (Second: g.Key, AllOk: g.All(static s => s.Status == 200),
-                Fast: LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99 <= bound)).ToArray();
+            .Select(g => (Second: g.Key, AllOk: g.All(static s => s.Status == 200), P99: LatencySummary.Of(g.Select(static s => s.LatencyMicroseconds)).P99))
+            .Select(x => (x.Second, x.AllOk, x.P99, Fast: x.P99 <= bound)).ToArray();
         bool Clean(int i) => seconds[i].AllOk && seconds[i].Fast;
         bool Good(int i) => seconds[i].AllOk && (seconds[i].Fast
             || (i > 0 && i < seconds.Length - 1 && Clean(i - 1) && Clean(i + 1))
@@ -202,9 +213,16 @@ internal sealed class OverloadScenario(OverloadSettings settings)
             violations.Add(string.Create(CultureInfo.InvariantCulture, $"{factor}×: accepted {accepted:F0}/s under overload, below {settings.MinAcceptedShare:F1} × R"));
         }
 
-        if (firstGood == seconds.Length)
+        // What fails the run is a gateway that has not recovered by the end of the stretch: anything but 200 in its last
+        // seconds, or their per-second p99 above the bound at the median. A gateway still holding batches or refusing is
+        // slow or wrong in every one of them; a noisy machine has slow seconds here and there (a CI run with half its CPU
+        // stolen had them at 250 POSTs/s), which "recovered after" shows without failing the run on them.
+        var tail = seconds.Length <= RecoveredTailSeconds ? seconds : seconds[^RecoveredTailSeconds..];
+        double[] tailP99 = [.. tail.Select(static x => x.P99).Order()];
+        if (tail.Length == 0 || !tail.All(static x => x.AllOk) || tailP99[tailP99.Length / 2] > bound)
         {
-            violations.Add(string.Create(CultureInfo.InvariantCulture, $"{factor}×: acknowledgements never came back under {bound:F0} ms p99 with only 200s"));
+            violations.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{factor}×: acknowledgements had not come back under {bound:F0} ms p99 with only 200s by the end of the stretch (its last {tail.Length} s: {(tail.All(static x => x.AllOk) ? "only 200s" : "not only 200s")}, p99 per second {string.Join(" ", tail.Select(static x => x.P99.ToString("F0", CultureInfo.InvariantCulture)))} ms)"));
         }
 
         return violations;
