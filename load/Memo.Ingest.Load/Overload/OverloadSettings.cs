@@ -4,9 +4,9 @@ namespace Memo.Ingest.Load.Overload;
 /// with a step search (<see cref="CalibrationRates"/>, p99 ≤ 50 ms and only 200s).</param>
 /// <param name="Factors">Overloads, as multiples of the maximum rate, each between two stretches at a quarter of it.</param>
 /// <param name="MaxPeakRssBytes">A generous bound that only unbounded growth would cross.</param>
-/// <param name="RecoverySeconds">The stretch at a quarter of R after each overload, within which acknowledgements must be
-/// back under the bound: 60 s, since recovery after 5× R took 21-23 s at R = 8,000 and 34-37 s at R = 2,000 on a VM
-/// 2-3× slower (the sequencers drain the overload's backlog first); 40 s left too thin a margin for CI.</param>
+/// <param name="RecoverySeconds">The stretch at a quarter of R after each overload, by whose last 10 s acknowledgements
+/// must be back under the bound: 60 s, since recovery after 5× R took 21-23 s at R = 8,000 and 34-37 s at R = 2,000 on
+/// a VM 2-3× slower (the sequencers drain the overload's backlog first); 40 s left too thin a margin for CI.</param>
 /// <param name="MinAcceptedShare">Fails the run when the accepted rate under overload falls below this share of the
 /// maximum rate (the write path must not collapse under load).</param>
 internal sealed record OverloadSettings(
