@@ -76,6 +76,62 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
         Assert.True(missing.Length == 0, "referenced but not exposed: " + string.Join(", ", missing));
     }
 
+    /// <summary>
+    /// Live records and a history backfill are two lanes in /metrics: the backlog and its age while nothing sequences
+    /// (an acknowledging-only gateway), then the sequencer rounds of each lane once a sequencing gateway takes them.
+    /// A backfill mixed into the live series would raise the live lag that alerts and autoscalers watch.
+    /// </summary>
+    [Fact]
+    public async Task BacklogAndSequencerRounds_AreReportedPerLane()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("metrics_lanes");
+        string chunk = CoexistencePayloads.HistoryChunk("PNlanes", 1, 0, 50, [CoexistencePayloads.Thread("4915550009",
+            [.. Enumerable.Range(0, 300).Select(static i => CoexistencePayloads.HistoryText($"wamid.lanes.h{i}", "4915550009", 1690000000 + i, "old", "READ"))])]);
+        string live = WebhookPayloads.Envelope("PNlanes", messages: [WebhookPayloads.TextMessage("wamid.lanes.live", "4915550009", 1700000000, "now")]);
+        await using (GatewayProcess acknowledger = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(),
+            environment: new Dictionary<string, string?> { ["Memo__Sequencer__Loops"] = "0", ["Memo__Sequencer__BacklogCheckMilliseconds"] = "50" }))
+        {
+            foreach (string body in (string[])[chunk, live])
+            {
+                using HttpResponseMessage accepted = await acknowledger.Client.SendAsync(WebhookRequest.Create(Encoding.UTF8.GetBytes(body), GatewayHost.Secret));
+                Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+            }
+
+            await Task.Delay(1100); // the records age past a second; the backlog is measured every 50 ms
+            string waiting = await acknowledger.Client.GetStringAsync("/metrics");
+            // Upper estimates (the span of ids from each lane's oldest record to the last id handed out, in blocks): the
+            // chunk's import-progress record travels in the live lane, so here both spans start at the chunk.
+            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "history"), 300, 1000);
+            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "live"), 2, 1000);
+            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_age_seconds", "history"), 1, 60);
+            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_age_seconds", "live"), 1, 60);
+            Assert.DoesNotContain("memo_sequencer_visibility_delay_seconds_count", waiting, StringComparison.Ordinal);
+        }
+
+        await using GatewayProcess sequencer = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(),
+            environment: new Dictionary<string, string?> { ["Memo__Sequencer__HistoryRecordsPerRound"] = "100" });
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNlanes'") == 301,
+            "both lanes are sequenced");
+        string text = await sequencer.Client.GetStringAsync("/metrics");
+        // The live message and the chunk's progress record in one live round; the 300 history messages in history
+        // slices of at most 100.
+        Assert.Equal(2, Gauge(text, "memo_sequencer_batch_records_sum", "live"));
+        Assert.Equal(300, Gauge(text, "memo_sequencer_batch_records_sum", "history"));
+        Assert.InRange(Gauge(text, "memo_sequencer_batch_records_count", "history"), 3, 300);
+        Assert.InRange(Gauge(text, "memo_sequencer_visibility_delay_seconds_sum", "history"), 1, 600);
+        Assert.Equal(1, Gauge(text, "memo_sequencer_visibility_delay_seconds_count", "live"));
+    }
+
+    /// <summary>The value of <paramref name="metric"/>'s series of one lane (exactly one must exist).</summary>
+    private static double Gauge(string metrics, string metric, string lane)
+    {
+        string[] values = [.. metrics.Split('\n')
+            .Where(line => line.StartsWith(metric + "{", StringComparison.Ordinal) && line.Contains($"memo_lane=\"{lane}\"", StringComparison.Ordinal))
+            .Select(static line => line[(line.LastIndexOf(' ') + 1)..])];
+        Assert.True(values.Length == 1, $"{values.Length} series of {metric} for lane {lane}");
+        return double.Parse(values[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public async Task PrometheusServer_ScrapesTheGateway_AndQueriesTheSeries()
     {

@@ -170,6 +170,7 @@ public sealed class AllocationBudgetTests
             metrics.WebhookAnswered(503, WebhookRejectionReason.None, TimeSpan.FromMilliseconds(1));
             metrics.BatchAppended(12, TimeSpan.FromMilliseconds(4));
             metrics.SequencerRound(14, summary, TimeSpan.FromMilliseconds(4), TimeSpan.FromMilliseconds(2));
+            metrics.SequencerRound(50, summary, TimeSpan.FromMilliseconds(9), TimeSpan.FromMilliseconds(900), history: true);
             metrics.DuplicatesScreened(5, 1);
             metrics.RedisScreened(TimeSpan.FromMilliseconds(0.3));
             metrics.LiveEventsDispatched(3);

@@ -18,14 +18,19 @@ internal sealed class GatewayHistogram
 
     private GatewayHistogram(SortedDictionary<double, long> cumulative) => _cumulative = cumulative;
 
-    /// <summary>Reads the buckets of <paramref name="metric"/> from one scrape of /metrics.</summary>
-    public static GatewayHistogram Parse(string metrics, string metric = Acknowledgement)
+    /// <summary>The sequencers' rounds of live records (the history backfill's rounds are <c>memo_lane="history"</c>).</summary>
+    public const string LiveLane = "memo_lane=\"live\"";
+
+    /// <summary>Reads the buckets of <paramref name="metric"/> from one scrape of /metrics, summed over its series, or
+    /// only those carrying <paramref name="label"/> (<c>name="value"</c>).</summary>
+    public static GatewayHistogram Parse(string metrics, string metric = Acknowledgement, string? label = null)
     {
         var cumulative = new SortedDictionary<double, long>();
         string bucket = metric + "_bucket{";
         foreach (string line in metrics.Split('\n'))
         {
-            if (!line.StartsWith(bucket, StringComparison.Ordinal))
+            if (!line.StartsWith(bucket, StringComparison.Ordinal)
+                || (label is not null && !line.AsSpan(bucket.Length, line.IndexOf('}') - bucket.Length).Contains(label, StringComparison.Ordinal)))
             {
                 continue;
             }

@@ -76,7 +76,7 @@ internal sealed class RunReport
             $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections, {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step.");
         text.AppendLine();
-        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | p99 ≤ bound, all 200 |");
+        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | p99 ≤ bound, all 200 |");
         text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {

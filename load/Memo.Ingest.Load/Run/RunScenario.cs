@@ -51,7 +51,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         {
             long at = (long)clock.Elapsed.TotalMicroseconds;
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
-            boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay),
+            boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
                 ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
         }
 

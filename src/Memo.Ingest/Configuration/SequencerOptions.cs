@@ -57,6 +57,6 @@ public sealed class SequencerOptions
     /// </summary>
     public long MaxHistoryBacklogRecords { get; set; } = 200_000;
 
-    /// <summary>How often each instance estimates the backlog (two index probes).</summary>
+    /// <summary>How often each instance estimates the backlog (a few index probes).</summary>
     public int BacklogCheckMilliseconds { get; set; } = 200;
 }

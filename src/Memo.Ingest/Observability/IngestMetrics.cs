@@ -19,6 +19,10 @@ internal sealed class IngestMetrics
 {
     public const string MeterName = "Memo.Ingest";
 
+    // The two lanes of the inbox and the sequencers (tag memo.lane); preallocated, so a tagged recording boxes nothing.
+    private static readonly KeyValuePair<string, object?> LiveLane = new("memo.lane", "live");
+    private static readonly KeyValuePair<string, object?> HistoryLane = new("memo.lane", "history");
+
     private readonly Counter<long> _webhookRequests;
     private readonly Counter<long> _events;
     private readonly Histogram<double> _batchWebhooks;
@@ -141,12 +145,24 @@ internal sealed class IngestMetrics
             new KeyValuePair<string, object?>("http.response.status_code", BoxedStatusCode(statusCode)),
             new KeyValuePair<string, object?>("memo.outcome", reason == WebhookRejectionReason.None ? "accepted" : WebhookRejections.Code(reason)));
 
-    public void ObserveBacklog(Func<long> records, Func<double> oldestSeconds)
+    /// <summary>
+    /// The inbox backlog per lane: live records and the history backfill (coexistence) are measured and bounded apart,
+    /// and a backfill waits behind live traffic by design, so an alert or an autoscaler looks at the live lane.
+    /// </summary>
+    public void ObserveBacklog(Func<long> records, Func<double> oldestSeconds, Func<long> historyRecords, Func<double> historyOldestSeconds)
     {
-        _meter.CreateObservableGauge("memo.ingest.inbox.backlog", records, "{record}",
-            "Records acknowledged and not yet sequenced (an upper estimate; shared by every instance).");
-        _meter.CreateObservableGauge("memo.ingest.inbox.age", oldestSeconds, "s",
-            "Age of the oldest record waiting to be sequenced (0 when none waits).");
+        _meter.CreateObservableGauge("memo.ingest.inbox.backlog", () => (Measurement<long>[])
+            [
+                new(records(), LiveLane),
+                new(historyRecords(), HistoryLane),
+            ], "{record}",
+            "Records acknowledged and not yet sequenced, by lane (live; history: a coexistence backfill); an upper estimate, shared by every instance.");
+        _meter.CreateObservableGauge("memo.ingest.inbox.age", () => (Measurement<double>[])
+            [
+                new(oldestSeconds(), LiveLane),
+                new(historyOldestSeconds(), HistoryLane),
+            ], "s",
+            "Age of the oldest record waiting to be sequenced, by lane (0 when none waits).");
     }
 
     public void ObserveSequencer(Func<int> shards) =>
@@ -165,21 +181,26 @@ internal sealed class IngestMetrics
         }
     }
 
-    public void SequencerRound(int records, BatchSummary summary, TimeSpan elapsed, TimeSpan oldestWaited)
+    /// <summary>
+    /// One sequencer round of the live records or of a history slice (<paramref name="history"/>): by lane, because a
+    /// backfill's records wait behind live traffic on purpose, and mixed in one series they would hide the live delay.
+    /// </summary>
+    public void SequencerRound(int records, BatchSummary summary, TimeSpan elapsed, TimeSpan oldestWaited, bool history = false)
     {
+        KeyValuePair<string, object?> lane = history ? HistoryLane : LiveLane;
         if (_sequencerRecords.Enabled)
         {
-            _sequencerRecords.Record(records);
+            _sequencerRecords.Record(records, lane);
         }
 
         if (_sequencerDuration.Enabled)
         {
-            _sequencerDuration.Record(elapsed.TotalSeconds);
+            _sequencerDuration.Record(elapsed.TotalSeconds, lane);
         }
 
         if (_visibilityDelay.Enabled)
         {
-            _visibilityDelay.Record(oldestWaited.TotalSeconds);
+            _visibilityDelay.Record(oldestWaited.TotalSeconds, lane);
         }
 
         if (_events.Enabled)

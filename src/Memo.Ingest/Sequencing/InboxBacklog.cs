@@ -9,8 +9,8 @@ namespace Memo.Ingest.Sequencing;
 
 /// <summary>
 /// How far sequencing is behind acknowledgement, for every instance alike (the inbox is shared): an estimate of the
-/// live records waiting and the age of the oldest, and apart from them the history backfill waiting, measured every <see cref="SequencerOptions.BacklogCheckMilliseconds"/>
-/// with two index probes. Past <see cref="SequencerOptions.SoftBacklogRecords"/> writers hold their batches back, so
+/// live records waiting and the age of the oldest, and apart from them the same for the history backfill, measured every <see cref="SequencerOptions.BacklogCheckMilliseconds"/>
+/// with a few index probes. Past <see cref="SequencerOptions.SoftBacklogRecords"/> writers hold their batches back, so
 /// that acknowledgements slow down to the pace of sequencing; past <see cref="SequencerOptions.MaxBacklogRecords"/>
 /// the pipeline answers new webhooks 503 (backlogged), so that the lag between a 200 and visibility stays bounded
 /// however long an overload lasts.
@@ -26,7 +26,8 @@ internal sealed class InboxBacklog : BackgroundService
     private const string Query = """
         SELECT COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 <> 2) + 1, 0),
                COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox WHERE flags & 3 <> 2 ORDER BY id LIMIT 1), 0)::float8,
-               COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2) + 1, 0)
+               COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2) + 1, 0),
+               COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox WHERE flags & 3 = 2 ORDER BY id LIMIT 1), 0)::float8
         """;
 
     private readonly WriterDataSource _dataSource;
@@ -35,13 +36,14 @@ internal sealed class InboxBacklog : BackgroundService
     private long _records;
     private long _historyRecords;
     private double _oldestSeconds;
+    private double _historyOldestSeconds;
 
     public InboxBacklog(WriterDataSource dataSource, DatabaseState database, IOptions<SequencerOptions> options, IngestMetrics metrics)
     {
         _dataSource = dataSource;
         _database = database;
         _options = options.Value;
-        metrics.ObserveBacklog(() => Records, () => OldestSeconds);
+        metrics.ObserveBacklog(() => Records, () => OldestSeconds, () => HistoryRecords, () => Volatile.Read(ref _historyOldestSeconds));
     }
 
     /// <summary>Records acknowledged and not yet sequenced (an upper estimate).</summary>
@@ -117,6 +119,7 @@ internal sealed class InboxBacklog : BackgroundService
                 Volatile.Write(ref _records, reader.GetInt64(0));
                 Volatile.Write(ref _oldestSeconds, reader.GetDouble(1));
                 Volatile.Write(ref _historyRecords, reader.GetInt64(2));
+                Volatile.Write(ref _historyOldestSeconds, reader.GetDouble(3));
             }
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)

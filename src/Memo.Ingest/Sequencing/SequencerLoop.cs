@@ -254,7 +254,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         int duplicates = (int)(identified - summary.MessagesCreated - summary.StatusEvents);
         _metrics.DuplicatesScreened(0, duplicates);
         _screen.DuplicatesBehindScreen(duplicates);
-        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(started), TimeSpan.FromMicroseconds(oldestMicroseconds));
+        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(started), TimeSpan.FromMicroseconds(oldestMicroseconds), history);
         await _publisher.PublishAsync();
         // Isolating refused data shrank the batch; grow it back once rounds succeed again.
         if (history)
