@@ -16,8 +16,8 @@ namespace Memo.Ingest.Sequencing;
 /// however long an overload lasts.
 ///
 /// The estimate is the span of inbox ids from the oldest waiting record to the last id handed out, so it counts
-/// records sequenced since the oldest one as waiting too: it errs on the side of refusing early, and it also grows
-/// when one shard is stuck while others move (a shard that changes owner, say).
+/// records sequenced since the oldest one as waiting too, and the other lane's records appended since: it errs on the
+/// side of refusing early, and it also grows when one shard is stuck while others move (a shard that changes owner, say).
 /// </summary>
 internal sealed class InboxBacklog : BackgroundService
 {
