@@ -98,4 +98,32 @@ public sealed class CommitOrderTests(PostgresFixture postgres)
             }
         }
     }
+    /// <summary>
+    /// Arrival order (docs/API.md): webhooks of one account acknowledged one after another are numbered in that order,
+    /// also when different writers acknowledged them and they wait in the inbox together. Inbox ids handed out in
+    /// blocks per writer session (an identity with a cache) fail this: each writer's block numbers its records first.
+    /// </summary>
+    [Fact]
+    public async Task WebhooksAcknowledgedOneAfterAnother_ByDifferentWriters_AreNumberedInThatOrder()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("arrival_order");
+        const int webhooks = 40;
+        string[] sent = [.. Enumerable.Range(0, webhooks).Select(static i => $"wamid.arrival.{i:D3}")];
+        await using (GatewayHost acknowledger = await GatewayHost.StartAsync(database, "--Memo:Sequencer:Loops=0", "--Memo:Ingest:Writers=4"))
+        {
+            for (int i = 0; i < webhooks; i++)
+            {
+                // Not PostWebhookAsync: it waits for sequencing, and nothing sequences here.
+                using HttpResponseMessage response = await acknowledger.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(
+                    WebhookPayloads.Envelope("PNarrival", messages: [WebhookPayloads.TextMessage(sent[i], "4915550100", 1700000000, $"m{i}")])), GatewayHost.Secret));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        await using GatewayHost sequencer = await GatewayHost.StartAsync(database);
+        await sequencer.SequencedAsync();
+        string numbered = await Database.TextAsync(database,
+            "SELECT string_agg(key, ',' ORDER BY seq) FROM account_events WHERE account = 'PNarrival' AND kind = 1");
+        Assert.Equal(string.Join(',', sent), numbered);
+    }
 }

@@ -20,6 +20,15 @@ internal static class Database
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The one text value <paramref name="sql"/> returns (null as empty).</summary>
+    public static async Task<string> TextAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync() as string ?? "";
+    }
+
     /// <summary>One account's event log seqs, in order.</summary>
     public static async Task<long[]> SeqsAsync(string connectionString, string account)
     {
