@@ -99,8 +99,8 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
 
             await Task.Delay(1100); // the records age past a second; the backlog is measured every 50 ms
             string waiting = await acknowledger.Client.GetStringAsync("/metrics");
-            // Upper estimates (the span of ids from each lane's oldest record to the last id handed out, in blocks): the
-            // chunk's import-progress record travels in the live lane, so here both spans start at the chunk.
+            // Upper estimates (the span of ids from each lane's oldest record to the last id handed out): the chunk's
+            // import-progress record travels in the live lane, so here both spans start at the chunk.
             Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "history"), 300, 1000);
             Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "live"), 2, 1000);
             Assert.InRange(Gauge(waiting, "memo_ingest_inbox_age_seconds", "history"), 1, 60);

@@ -43,7 +43,7 @@ internal sealed class InboxBacklog : BackgroundService
         _dataSource = dataSource;
         _database = database;
         _options = options.Value;
-        metrics.ObserveBacklog(() => Records, () => OldestSeconds, () => HistoryRecords, () => Volatile.Read(ref _historyOldestSeconds));
+        metrics.ObserveBacklog(() => Records, () => OldestSeconds, () => HistoryRecords, () => HistoryOldestSeconds);
     }
 
     /// <summary>Records acknowledged and not yet sequenced (an upper estimate).</summary>
@@ -54,6 +54,9 @@ internal sealed class InboxBacklog : BackgroundService
 
     /// <summary>History backfill records acknowledged and not yet sequenced (an upper estimate).</summary>
     public long HistoryRecords => Volatile.Read(ref _historyRecords);
+
+    /// <summary>Age of the oldest history backfill record waiting, in seconds.</summary>
+    public double HistoryOldestSeconds => Volatile.Read(ref _historyOldestSeconds);
 
     /// <summary>True while new webhooks that carry history should be refused until the sequencers catch up.</summary>
     public bool IsHistoryOverLimit => HistoryRecords > _options.MaxHistoryBacklogRecords;
