@@ -98,6 +98,7 @@ public sealed class CommitOrderTests(PostgresFixture postgres)
             }
         }
     }
+
     /// <summary>
     /// Arrival order (docs/API.md): webhooks of one account acknowledged one after another are numbered in that order,
     /// also when different writers acknowledged them and they wait in the inbox together. Inbox ids handed out in
