@@ -88,10 +88,11 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
         string chunk = CoexistencePayloads.HistoryChunk("PNlanes", 1, 0, 50, [CoexistencePayloads.Thread("4915550009",
             [.. Enumerable.Range(0, 300).Select(static i => CoexistencePayloads.HistoryText($"wamid.lanes.h{i}", "4915550009", 1690000000 + i, "old", "READ"))])]);
         string live = WebhookPayloads.Envelope("PNlanes", messages: [WebhookPayloads.TextMessage("wamid.lanes.live", "4915550009", 1700000000, "now")]);
+        string later = WebhookPayloads.Envelope("PNlanes", messages: [WebhookPayloads.TextMessage("wamid.lanes.later", "4915550009", 1700000001, "later")]);
         await using (GatewayProcess acknowledger = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(),
             environment: new Dictionary<string, string?> { ["Memo__Sequencer__Loops"] = "0", ["Memo__Sequencer__BacklogCheckMilliseconds"] = "50" }))
         {
-            foreach (string body in (string[])[chunk, live])
+            foreach (string body in (string[])[live, chunk, later])
             {
                 using HttpResponseMessage accepted = await acknowledger.Client.SendAsync(WebhookRequest.Create(Encoding.UTF8.GetBytes(body), GatewayHost.Secret));
                 Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
@@ -99,10 +100,12 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
 
             await Task.Delay(1100); // the records age past a second; the backlog is measured every 50 ms
             string waiting = await acknowledger.Client.GetStringAsync("/metrics");
-            // Upper estimates (the span of ids from each lane's oldest record to the last id handed out): the chunk's
-            // import-progress record travels in the live lane, so here both spans start at the chunk.
-            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "history"), 300, 1000);
-            Assert.InRange(Gauge(waiting, "memo_ingest_inbox_backlog", "live"), 2, 1000);
+            // Each lane's ids come from its own sequence, so a backfill appended between two live webhooks does not
+            // count as live: two live messages and the chunk's import-progress record (a live-lane record) against
+            // the chunk's 300 history messages. (With one id sequence for both, each span counted the other lane's
+            // records appended after its oldest one: history read 301.)
+            Assert.Equal(300, Gauge(waiting, "memo_ingest_inbox_backlog", "history"));
+            Assert.Equal(3, Gauge(waiting, "memo_ingest_inbox_backlog", "live"));
             Assert.InRange(Gauge(waiting, "memo_ingest_inbox_age_seconds", "history"), 1, 60);
             Assert.InRange(Gauge(waiting, "memo_ingest_inbox_age_seconds", "live"), 1, 60);
             Assert.DoesNotContain("memo_sequencer_visibility_delay_seconds_count", waiting, StringComparison.Ordinal);
@@ -110,16 +113,54 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
 
         await using GatewayProcess sequencer = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(),
             environment: new Dictionary<string, string?> { ["Memo__Sequencer__HistoryRecordsPerRound"] = "100" });
-        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNlanes'") == 301,
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNlanes'") == 302,
             "both lanes are sequenced");
         string text = await sequencer.Client.GetStringAsync("/metrics");
-        // The live message and the chunk's progress record in one live round; the 300 history messages in history
+        // The live messages and the chunk's progress record in one live round; the 300 history messages in history
         // slices of at most 100.
-        Assert.Equal(2, Gauge(text, "memo_sequencer_batch_records_sum", "live"));
+        Assert.Equal(3, Gauge(text, "memo_sequencer_batch_records_sum", "live"));
         Assert.Equal(300, Gauge(text, "memo_sequencer_batch_records_sum", "history"));
         Assert.InRange(Gauge(text, "memo_sequencer_batch_records_count", "history"), 3, 300);
         Assert.InRange(Gauge(text, "memo_sequencer_visibility_delay_seconds_sum", "history"), 1, 600);
         Assert.Equal(1, Gauge(text, "memo_sequencer_visibility_delay_seconds_count", "live"));
+    }
+
+    [Fact]
+    public async Task HistoryRecordsWithLiveIds_FromABinaryBeforeMigration10_AreMeasuredAgainstTheLiveSequence_AndSequencedFirst()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("metrics_legacy_ids");
+        string chunk = CoexistencePayloads.HistoryChunk("PNlegacy", 1, 0, 50, [CoexistencePayloads.Thread("4915550010",
+            [.. Enumerable.Range(0, 10).Select(static i => CoexistencePayloads.HistoryText($"wamid.legacy.h{i}", "4915550010", 1690000000 + i, "old", "READ"))])]);
+        await using (GatewayProcess acknowledger = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(),
+            environment: new Dictionary<string, string?> { ["Memo__Sequencer__Loops"] = "0", ["Memo__Sequencer__BacklogCheckMilliseconds"] = "50" }))
+        {
+            // A history record as an instance of the previous version appends it during a rolling update: its id from
+            // the inbox's identity, like a live record's.
+            Assert.Equal(1, await Database.CountAsync(database, """
+                WITH old AS (
+                    INSERT INTO inbox (kind, flags, account, msg_id, wa_id, contact, ts, type, body, payload)
+                    VALUES (1, 2, 'PNlegacy', 'wamid.legacy.old', '4915550010', '4915550010', 1680000000, 'text', 'older',
+                            convert_to('{"id":"wamid.legacy.old","from":"4915550010","timestamp":"1680000000","type":"text","text":{"body":"older"}}', 'UTF8'))
+                    RETURNING id)
+                SELECT count(*) FROM old
+                """));
+            using HttpResponseMessage accepted = await acknowledger.Client.SendAsync(WebhookRequest.Create(Encoding.UTF8.GetBytes(chunk), GatewayHost.Secret));
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+
+            // The old record's span on the live sequence (its id 1 to the chunk's progress record, 2) plus the chunk's
+            // ten history ids: not the distance from a live id to 2^62.
+            await Eventually.TrueAsync(async () => Gauge(await acknowledger.Client.GetStringAsync("/metrics"), "memo_ingest_inbox_backlog", "history") == 12,
+                "the history backlog counts the old record and the chunk");
+        }
+
+        await using GatewayProcess sequencer = await GatewayProcess.StartAsync(database, PostgresServer.FreePort());
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNlegacy'") == 11,
+            "the old record and the chunk are sequenced");
+        Assert.Equal(1, await Database.CountAsync(database, """
+            SELECT count(*) FROM messages o
+            WHERE o.account = 'PNlegacy' AND o.wamid = 'wamid.legacy.old'
+              AND o.seq < (SELECT min(seq) FROM messages WHERE account = 'PNlegacy' AND wamid <> 'wamid.legacy.old')
+            """));
     }
 
     /// <summary>The value of <paramref name="metric"/>'s series of one lane (exactly one must exist).</summary>

@@ -13,14 +13,21 @@ public static class SequencedWait
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        long last;
-        await using (var command = new NpgsqlCommand("SELECT last_value FROM inbox_id_seq", connection))
+        long live;
+        long history;
+        // Each lane hands out its own ids (live ones from the identity, history ones from 2^62 on: migration 0010).
+        await using (var command = new NpgsqlCommand("SELECT (SELECT last_value FROM inbox_id_seq), (SELECT last_value FROM inbox_history_id_seq)", connection))
+        await using (NpgsqlDataReader reader = await command.ExecuteReaderAsync())
         {
-            last = Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+            await reader.ReadAsync();
+            live = reader.GetInt64(0);
+            history = reader.GetInt64(1);
         }
 
-        await using var pending = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM inbox WHERE id <= $1)", connection);
-        pending.Parameters.Add(new NpgsqlParameter<long> { TypedValue = last });
+        await using var pending = new NpgsqlCommand(
+            "SELECT EXISTS (SELECT 1 FROM inbox WHERE id <= $1 OR id >= 4611686018427387904 AND id <= $2)", connection);
+        pending.Parameters.Add(new NpgsqlParameter<long> { TypedValue = live });
+        pending.Parameters.Add(new NpgsqlParameter<long> { TypedValue = history });
         await Eventually.TrueAsync(async () => !(bool)(await pending.ExecuteScalarAsync())!, "acknowledged records are sequenced", seconds);
     }
 }

@@ -15,18 +15,22 @@ namespace Memo.Ingest.Sequencing;
 /// the pipeline answers new webhooks 503 (backlogged), so that the lag between a 200 and visibility stays bounded
 /// however long an overload lasts.
 ///
-/// The estimate is the span of inbox ids from the oldest waiting record to the last id handed out, so it counts
-/// records sequenced since the oldest one as waiting too, and the other lane's records appended since: it errs on the
-/// side of refusing early, and it also grows when one shard is stuck while others move (a shard that changes owner, say).
+/// Each lane's estimate is the span of inbox ids from its oldest waiting record to the last id its lane handed out
+/// (each lane has its own id sequence, migration 0010), so it counts that lane's records sequenced since the oldest one
+/// as waiting too: it errs on the side of refusing early, and it also grows when one shard is stuck while others move
+/// (a shard that changes owner, say). A backfill's records never count in the live estimate.
 /// </summary>
 internal sealed class InboxBacklog : BackgroundService
 {
-    // Live records and the history backfill apart (partial indexes inbox_live and inbox_history): a backfill waiting
-    // behind live traffic must not hold or refuse live webhooks.
+    // Live records and the history backfill apart (partial indexes inbox_live and inbox_history, and an id sequence
+    // per lane): a backfill waiting behind live traffic must not hold or refuse live webhooks. History records below
+    // 2^62 were numbered by the live sequence (a binary from before migration 0010, during a rolling update): they are
+    // measured against it, as they were.
     private const string Query = """
         SELECT COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 <> 2) + 1, 0),
                COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox WHERE flags & 3 <> 2 ORDER BY id LIMIT 1), 0)::float8,
-               COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2) + 1, 0),
+               COALESCE((SELECT last_value FROM inbox_history_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2 AND id >= 4611686018427387904) + 1, 0)
+                 + COALESCE((SELECT last_value FROM inbox_id_seq) - (SELECT min(id) FROM inbox WHERE flags & 3 = 2 AND id < 4611686018427387904) + 1, 0),
                COALESCE((SELECT extract(epoch FROM now() - received_at) FROM inbox WHERE flags & 3 = 2 ORDER BY id LIMIT 1), 0)::float8
         """;
 

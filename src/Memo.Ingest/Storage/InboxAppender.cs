@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Memo.Ingest.Webhooks.Parsing;
 using Npgsql;
@@ -14,6 +15,11 @@ namespace Memo.Ingest.Storage;
 /// our machine it cost PostgreSQL 200 µs for 8 rows against 145 µs for the INSERT, and 145 µs against 100 µs for one
 /// row (docs/PERFORMANCE.md). From <see cref="CopyFromRows"/> rows on, COPY's cheaper rows win and it is used.
 /// Both ways write the same row (<see cref="InboxRow"/>).
+///
+/// A batch that carries records of the history backfill is the exception: its history records take their ids from
+/// the history lane's own sequence (migration 0010), so that a backfill never counts in the live backlog estimate
+/// (<see cref="Sequencing.InboxBacklog"/>). Such a batch takes its ids first and writes them in one binary COPY,
+/// which may set the identity column; batches of live traffic alone are not touched by it.
 /// </summary>
 internal sealed class InboxAppender : IAsyncDisposable
 {
@@ -23,10 +29,15 @@ internal sealed class InboxAppender : IAsyncDisposable
     private readonly NpgsqlBatchCommand[] _inserts = new NpgsqlBatchCommand[6];
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlBatch _batch;
+    private readonly NpgsqlCommand _takeIds;
 
     private InboxAppender(NpgsqlConnection connection)
     {
         _connection = connection;
+        _takeIds = new NpgsqlCommand(InboxSql.TakeIds, connection)
+        {
+            Parameters = { new NpgsqlParameter<int>(), new NpgsqlParameter<int>() },
+        };
         _batch = new NpgsqlBatch(connection);
         for (int k = 0; k < _inserts.Length; k++)
         {
@@ -45,19 +56,24 @@ internal sealed class InboxAppender : IAsyncDisposable
     {
         var appender = new InboxAppender(connection);
         await appender._batch.PrepareAsync();
+        await appender._takeIds.PrepareAsync();
         appender.DatabaseIdentity = await Storage.DatabaseIdentity.ReadAsync(connection);
         return appender;
     }
 
     /// <summary>The records of <paramref name="batch"/> that are to be appended: those not screened as already stored.</summary>
-    public static int CountUnscreened(IReadOnlyList<ParsedWebhook> batch)
+    public static int CountUnscreened(IReadOnlyList<ParsedWebhook> batch) => CountUnscreened(batch, out _);
+
+    private static int CountUnscreened(IReadOnlyList<ParsedWebhook> batch, out int history)
     {
         int count = 0;
+        history = 0;
         foreach (ParsedWebhook webhook in batch)
         {
             foreach (ref readonly StagedRecord record in webhook.Records)
             {
                 count += record.Screened ? 0 : 1;
+                history += record.Screened || !InboxRow.IsHistoryLane(record) ? 0 : 1;
             }
         }
 
@@ -67,7 +83,13 @@ internal sealed class InboxAppender : IAsyncDisposable
     /// <summary>Appends every record of <paramref name="batch"/> not screened as already stored.</summary>
     public async Task AppendAsync(IReadOnlyList<ParsedWebhook> batch)
     {
-        int count = CountUnscreened(batch);
+        int count = CountUnscreened(batch, out int history);
+        if (history > 0)
+        {
+            await CopyWithLaneIdsAsync(batch, count - history, history);
+            return;
+        }
+
         if (count >= CopyFromRows)
         {
             await CopyAsync(batch);
@@ -119,6 +141,59 @@ internal sealed class InboxAppender : IAsyncDisposable
         await importer.CompleteAsync();
     }
 
+    /// <summary>
+    /// Takes <paramref name="live"/> ids of the live lane and <paramref name="history"/> of the history lane (one round
+    /// trip, its own implicit transaction: ids of a batch that then fails are simply never used), then writes every
+    /// row with its lane's next id in one COPY, so that the batch is still appended in one transaction.
+    /// </summary>
+    private async Task CopyWithLaneIdsAsync(IReadOnlyList<ParsedWebhook> batch, int live, int history)
+    {
+        long[] ids = ArrayPool<long>.Shared.Rent(live + history);
+        try
+        {
+            ((NpgsqlParameter<int>)_takeIds.Parameters[0]).TypedValue = live;
+            ((NpgsqlParameter<int>)_takeIds.Parameters[1]).TypedValue = history;
+            int nextLive = 0;
+            int nextHistory = live;
+            await using (NpgsqlDataReader reader = await _takeIds.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    ids[reader.GetBoolean(0) ? nextHistory++ : nextLive++] = reader.GetInt64(1);
+                }
+            }
+
+            if (nextLive != live || nextHistory != live + history)
+            {
+                throw new InvalidOperationException($"Asked PostgreSQL for {live} live and {history} history inbox ids, got {nextLive} and {nextHistory - live}.");
+            }
+
+            // Each lane's ids ascending, so that they follow the records' order (the sequencer numbers by id).
+            ids.AsSpan(0, live).Sort();
+            ids.AsSpan(live, history).Sort();
+            nextLive = 0;
+            nextHistory = live;
+            await using NpgsqlBinaryImporter importer = await _connection.BeginBinaryImportAsync(InboxSql.CopyWithIds);
+            foreach (ParsedWebhook webhook in batch)
+            {
+                for (int i = 0; i < webhook.Count; i++)
+                {
+                    if (!webhook[i].Screened)
+                    {
+                        long id = InboxRow.IsHistoryLane(webhook[i]) ? ids[nextHistory++] : ids[nextLive++];
+                        await InboxRow.WriteAsync(importer, id, webhook.Arena, webhook[i], CancellationToken.None);
+                    }
+                }
+            }
+
+            await importer.CompleteAsync();
+        }
+        finally
+        {
+            ArrayPool<long>.Shared.Return(ids);
+        }
+    }
+
     private static void Bind(NpgsqlParameterCollection parameters, int at, Utf8Arena arena, in StagedRecord record)
     {
         ((NpgsqlParameter<short>)parameters[at]).TypedValue = InboxRow.Kind(record);
@@ -162,6 +237,7 @@ internal sealed class InboxAppender : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _batch.DisposeAsync();
+        await _takeIds.DisposeAsync();
         await _connection.DisposeAsync();
     }
 

@@ -54,9 +54,29 @@ internal static class InboxRow
     /// <summary>The last two arena columns are raw JSON (bytea); the others text.</summary>
     public static NpgsqlDbType SliceType(int index) => index >= Slices - 2 ? NpgsqlDbType.Bytea : NpgsqlDbType.Text;
 
+    /// <summary>
+    /// True for a record of the history backfill's lane (a history message or its media follow-up): the sequencer takes
+    /// it after live records (<c>flags &amp; 3 = 2</c>), and its inbox id comes from the lane's own sequence.
+    /// </summary>
+    public static bool IsHistoryLane(in StagedRecord record) => record.Origin == MessageOrigin.History;
+
+    /// <summary>Writes <paramref name="record"/> as a row of <see cref="InboxSql.Copy"/>.</summary>
     public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
     {
         await importer.StartRowAsync(cancellationToken);
+        await WriteColumnsAsync(importer, arena, record, cancellationToken);
+    }
+
+    /// <summary>Writes <paramref name="record"/> as a row of <see cref="InboxSql.CopyWithIds"/>.</summary>
+    public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, long id, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
+    {
+        await importer.StartRowAsync(cancellationToken);
+        await importer.WriteAsync(id, NpgsqlDbType.Bigint, cancellationToken);
+        await WriteColumnsAsync(importer, arena, record, cancellationToken);
+    }
+
+    private static async ValueTask WriteColumnsAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
+    {
         await importer.WriteAsync(Kind(record), NpgsqlDbType.Smallint, cancellationToken);
         if (Timestamp(record) is long timestamp)
         {

@@ -13,6 +13,19 @@ internal static class InboxSql
 
     public const string Copy = $"COPY inbox ({Columns}) FROM STDIN (FORMAT BINARY)";
 
+    /// <summary>The same COPY with each row's id given (<see cref="TakeIds"/>): a batch that carries history.</summary>
+    public const string CopyWithIds = $"COPY inbox (id, {Columns}) FROM STDIN (FORMAT BINARY)";
+
+    /// <summary>
+    /// Ids for a batch that carries history records (migration 0010): $1 from the live lane's sequence (the inbox's
+    /// identity), then $2 from the history lane's; each row says whether it is a history id.
+    /// </summary>
+    public const string TakeIds = """
+        SELECT false, nextval('inbox_id_seq') FROM generate_series(1, $1)
+        UNION ALL
+        SELECT true, nextval('inbox_history_id_seq') FROM generate_series(1, $2)
+        """;
+
     /// <summary>
     /// Keeps a whole signed webhook that PostgreSQL refused even as inbox rows. $1 SQLSTATE, $2 reason, $3 body.
     /// </summary>
