@@ -10,7 +10,8 @@ namespace Memo.Ingest.IntegrationTests;
 /// installed by scripts/test.sh): the page opens on the account's newest messages (older ones load on demand), a
 /// signed webhook's text appears, then its status; a history backfill shows its progress and its messages marked as
 /// history while live messages arrive, an echo from the Business app shows as outbound, and a reply typed on the page
-/// goes out through the outbox (to a fake Graph API) and shows its status moving.
+/// goes out through the outbox (to a fake Graph API) and shows its status moving. After an account's old events are
+/// dropped (retention), the page still opens on what is kept.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class InboxPageTests(PostgresFixture postgres)
@@ -82,11 +83,55 @@ public sealed class InboxPageTests(PostgresFixture postgres)
         }
     }
 
+    [Fact]
+    public async Task AfterOldEventsAreDropped_ThePageOpensOnWhatIsKept()
+    {
+        await using GatewayHost gateway = await GatewayHost.StartAsync(await postgres.Server.CreateDatabaseAsync("inbox_retention"));
+        const string account = "PNinboxkept";
+        string messages = WebhookPayloads.Envelope(account,
+            messages: Enumerable.Range(0, 300).Select(static i => WebhookPayloads.TextMessage($"wamid.kept.{i}", "4915554", 1690000000 + i, $"kept message {i}.")));
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(messages)).StatusCode);
+        // 301 events (300 messages and their conversation); the page's newest window starts at 101, the log now at 251.
+        Assert.Equal(250, await Database.CountAsync(gateway.ConnectionString,
+            "WITH d AS (DELETE FROM account_events WHERE account = 'PNinboxkept' AND seq <= 250 RETURNING 1) SELECT count(*) FROM d"));
+
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
+        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-retention.mjs"),
+                     $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}", "kept message 299."])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process browser = Process.Start(start)!;
+        Task<string> errors = browser.StandardError.ReadToEndAsync();
+        try
+        {
+            Assert.Equal("READY", await ReadLineAsync(browser, errors));
+            Assert.Equal("OLDER", await ReadLineAsync(browser, errors));
+            await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(browser.ExitCode == 0, await errors);
+        }
+        finally
+        {
+            if (!browser.HasExited)
+            {
+                browser.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     private static async Task<string?> ReadLineAsync(Process browser, Task<string> errors)
     {
         try
         {
-            return await browser.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            string? line = await browser.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            if (line is null)
+            {
+                await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                throw new InvalidOperationException($"The browser script ended (exit {browser.ExitCode}): " + await errors);
+            }
+
+            return line;
         }
         catch (TimeoutException)
         {

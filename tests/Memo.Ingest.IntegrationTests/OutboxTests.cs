@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Memo.Ingest.TestSupport;
+using Microsoft.Extensions.Logging;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -269,8 +270,9 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
     {
         string connectionString = await postgres.Server.CreateDatabaseAsync("outbox_two");
         string[] arguments = OutboxArguments("--Memo:Outbox:MessagesPerSecond=500");
-        await using GatewayHost first = await GatewayHost.StartAsync(connectionString, arguments);
-        await using GatewayHost second = await GatewayHost.StartAsync(connectionString, arguments);
+        using var logs = new LogCapture();
+        await using GatewayHost first = await GatewayHost.StartAsync(connectionString, logs, arguments);
+        await using GatewayHost second = await GatewayHost.StartAsync(connectionString, logs, arguments);
         const int replies = 300;
         await Parallel.ForAsync(0, replies, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
         {
@@ -280,8 +282,25 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
 
         // A bound, not a timing claim: about 5 s here alone, but a CI run on a VM with half its CPU stolen and the page
         // cache emptied by its host went past 60 s (the assertions below are what the test is about).
-        await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString, "SELECT count(*) FROM outbox WHERE state = 'accepted'") == replies,
-            "every reply is accepted", seconds: 180);
+        try
+        {
+            await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString, "SELECT count(*) FROM outbox WHERE state = 'accepted'") == replies,
+                "every reply is accepted", seconds: 180);
+        }
+        catch (TimeoutException timeout)
+        {
+            // Where the others are, for the next run to say why.
+            string states = await Database.TextAsync(connectionString, """
+                SELECT string_agg(state || ' ' || n || ' (attempts ' || attempts || ', errors ' || COALESCE(codes, '-') || ')', '; ')
+                FROM (SELECT state, count(*) AS n, string_agg(DISTINCT attempts::text, ',') AS attempts,
+                             string_agg(DISTINCT error_code::text, ',') AS codes
+                      FROM outbox GROUP BY state) s
+                """);
+            string warnings = string.Join(" | ", logs.Entries.Where(static e => e.Level >= LogLevel.Warning && e.Category.Contains("Outbox", StringComparison.Ordinal))
+                .Take(10).Select(static e => $"{e.Category}: {e.Message}"));
+            throw new TimeoutException($"{timeout.Message}: {states}; the fake Graph API took {_graph.Sends.Count} sends; outbox warnings: {warnings}", timeout);
+        }
+
         await Task.Delay(500);
         Assert.Equal(replies, _graph.Sends.Count);
         Assert.Equal(replies, _graph.Sends.Select(static s => s.CallbackData).Distinct().Count());

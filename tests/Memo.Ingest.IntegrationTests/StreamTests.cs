@@ -225,6 +225,49 @@ public sealed class StreamTests(PostgresFixture postgres)
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, ws.CloseStatus);
     }
 
+    [Fact]
+    public async Task CursorsOlderThanTheKeptLog_Get410CursorExpired_FromTheSyncApiAndBothStreams_NewerOnesContinue()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("streams_retention");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        string token = GatewayHost.MintToken("PNkept");
+        await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNkept"], messagesPerAccount: 10);
+        // Retention drops the account's first five events, as dropping an old partition of account_events would.
+        Assert.Equal(5, await Database.CountAsync(database,
+            "WITH d AS (DELETE FROM account_events WHERE account = 'PNkept' AND seq <= 5 RETURNING 1) SELECT count(*) FROM d"));
+
+        // A client at seq 3 would never see events 4 and 5: refused, with where the log begins now.
+        using (HttpResponseMessage expired = await gateway.Client.GetAsync("/v1/accounts/PNkept/messages?since_seq=3"))
+        {
+            Assert.Equal(HttpStatusCode.Gone, expired.StatusCode);
+            using var body = System.Text.Json.JsonDocument.Parse(await expired.Content.ReadAsStringAsync());
+            Assert.Equal("cursor_expired", body.RootElement.GetProperty("error").GetString());
+            Assert.Equal(6, body.RootElement.GetProperty("oldest_seq").GetInt64());
+        }
+
+        using (var client = new HttpClient { BaseAddress = gateway.Address })
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNkept&since=PNkept:3"))
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using HttpResponseMessage expired = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.Gone, expired.StatusCode);
+            using var body = System.Text.Json.JsonDocument.Parse(await expired.Content.ReadAsStringAsync());
+            Assert.Equal(6, body.RootElement.GetProperty("oldest_seq").GetProperty("PNkept").GetInt64());
+        }
+
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNkept", since: "PNkept:3"));
+        Assert.Contains("410", refused.Message, StringComparison.Ordinal);
+
+        // A client at seq 5 has everything that was dropped; a first read (0) takes what is kept.
+        SyncClient.Page page = await SyncClient.GetPageAsync(gateway.Client, "PNkept", "messages", sinceSeq: 5);
+        Assert.NotEmpty(page.Items);
+        Assert.All(page.Items, static item => Assert.True(item.GetProperty("seq").GetInt64() > 5));
+        Assert.NotEmpty((await SyncClient.GetPageAsync(gateway.Client, "PNkept", "messages", sinceSeq: 0)).Items);
+        Assert.Empty((await SyncClient.GetPageAsync(gateway.Client, "PNkept", "messages", sinceSeq: long.MaxValue)).Items);
+        await using StreamClient resumed = await StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNkept", since: "PNkept:5");
+        await AssertEveryLoggedEventOnceAsync(database, resumed, ["PNkept"], after: 5);
+    }
+
     /// <summary>
     /// The client's events (with <paramref name="earlier"/> ones from a previous connection) are exactly the log's
     /// events of those accounts after <paramref name="after"/>: each seq once, in order.

@@ -75,6 +75,8 @@ let followed = null;
 async function sync(collection, sinceSeq, limit) {
   const response = await fetch(`/v1/accounts/${encodeURIComponent(followed.account)}/${collection}?since_seq=${sinceSeq}&limit=${limit}`,
     { headers: { Authorization: `Bearer ${followed.token}` } });
+  // Events before the log's oldest are no longer kept (retention): a window that starts earlier starts there.
+  if (response.status === 410) return sync(collection, (await response.json()).oldest_seq - 1, limit);
   if (!response.ok) throw new Error(`sync ${collection}: ${response.status}`);
   return response.json();
 }
@@ -134,7 +136,19 @@ async function follow(token, account) {
   }
   source.addEventListener("conversation.updated", (e) => showConversation(JSON.parse(e.data)));
   source.addEventListener("history.sync", (e) => showHistory(JSON.parse(e.data).data));
-  source.onerror = () => { if (source.readyState !== EventSource.CLOSED) setStatus("reconnecting", "reconnecting…"); };
+  const current = source;
+  current.onerror = () => {
+    if (current.readyState !== EventSource.CLOSED) {
+      setStatus("reconnecting", "reconnecting…");
+      return;
+    }
+    // Refused outright (its cursor expired, or the gateway was unavailable), so EventSource gave up: start over
+    // from the sync API in a moment, unless another account was followed meanwhile.
+    setStatus("reconnecting", "reloading…");
+    setTimeout(() => {
+      if (source === current) follow(token, account).catch((error) => setStatus("error", error.message));
+    }, 2000);
+  };
 }
 
 /** Queues a reply in the outbox; the stream then shows it (queued, sending, accepted, sent, delivered, read). */

@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using System.Text.Json;
 using Memo.Ingest.Auth;
 using Memo.Ingest.Observability;
 using Microsoft.AspNetCore.Builder;
@@ -22,6 +23,15 @@ internal static class StreamEndpoints
     public const string WebSocketPath = "/v1/stream/ws";
 
     private const string LastAccountsQuery = "SELECT phone_number_id, last_seq FROM accounts WHERE phone_number_id = ANY($1)";
+
+    // Cursors whose next events are no longer in the log (old events dropped, docs/OPERATIONS.md "Retention"), with
+    // the oldest seq each such account's log holds. $1 accounts, $2 their cursors.
+    private const string ExpiredCursorsQuery = """
+        SELECT c.account, e.seq
+        FROM unnest($1::text[], $2::bigint[]) AS c(account, since)
+        CROSS JOIN LATERAL (SELECT seq FROM account_events WHERE account = c.account ORDER BY seq LIMIT 1) e
+        WHERE c.since > 0 AND e.seq - 1 > c.since
+        """;
 
     /// <summary>
     /// Before the WebSocket middleware: stream WebSockets get a connection that sends the events ready at once in one
@@ -84,9 +94,16 @@ internal static class StreamEndpoints
         try
         {
             var dataSource = context.RequestServices.GetRequiredService<NpgsqlDataSource>();
-            if (!await StartAtLatestAsync(dataSource, accounts, cursors, context.RequestAborted))
+            Dictionary<string, long>? expired = await FindExpiredCursorsAsync(dataSource, cursors, context.RequestAborted);
+            if (expired is null || !await StartAtLatestAsync(dataSource, accounts, cursors, context.RequestAborted))
             {
                 await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "The database is unavailable; retry later.");
+                return;
+            }
+
+            if (expired.Count > 0)
+            {
+                await RefuseExpiredAsync(context, expired);
                 return;
             }
 
@@ -196,6 +213,60 @@ internal static class StreamEndpoints
         }
 
         await ended.CancelAsync();
+    }
+
+    /// <summary>
+    /// The accounts whose cursor can no longer be continued without a gap, each with the oldest seq its event log
+    /// holds (empty when every cursor can); null when the database is unreachable. A cursor of 0 always continues.
+    /// </summary>
+    private static async Task<Dictionary<string, long>?> FindExpiredCursorsAsync(NpgsqlDataSource dataSource, Dictionary<string, long> cursors, CancellationToken cancellationToken)
+    {
+        var expired = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (cursors.Count == 0 || cursors.Values.All(static since => since == 0))
+        {
+            return expired;
+        }
+
+        try
+        {
+            await using NpgsqlCommand command = dataSource.CreateCommand(ExpiredCursorsQuery);
+            command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. cursors.Keys] });
+            command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. cursors.Values] });
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                expired[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+        catch (NpgsqlException)
+        {
+            return null;
+        }
+
+        return expired;
+    }
+
+    /// <summary>
+    /// 410 before the stream starts: replaying from these cursors would skip dropped events. The client reads the
+    /// collections again from <c>since_seq=0</c> and then follows the accounts from their <c>latest_seq</c>.
+    /// </summary>
+    private static async Task RefuseExpiredAsync(HttpContext context, Dictionary<string, long> expired)
+    {
+        context.Response.StatusCode = StatusCodes.Status410Gone;
+        context.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(context.Response.BodyWriter);
+        json.WriteStartObject();
+        json.WriteString("error", "cursor_expired");
+        json.WriteString("message", "Events after these cursors are no longer kept; read the accounts again through the sync API from since_seq=0, then stream from its latest_seq.");
+        json.WriteStartObject("oldest_seq");
+        foreach ((string account, long oldest) in expired)
+        {
+            json.WriteNumber(account, oldest);
+        }
+
+        json.WriteEndObject();
+        json.WriteEndObject();
+        await json.FlushAsync(context.RequestAborted);
     }
 
     /// <summary>Accounts the client gave no cursor for start at their latest seq: live from now on.</summary>

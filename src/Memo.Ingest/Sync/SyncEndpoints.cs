@@ -68,6 +68,13 @@ internal static class SyncEndpoints
 
         await using (reader)
         {
+            bool row = await reader.ReadAsync(context.RequestAborted);
+            if (row && ExpiredCursor(reader, sinceSeq) is long oldestSeq)
+            {
+                await AnswerCursorExpiredAsync(context, sinceSeq, oldestSeq);
+                return;
+            }
+
             context.Response.ContentType = "application/json";
             await using var json = new Utf8JsonWriter(context.Response.BodyWriter, s_jsonOptions);
             json.WriteStartObject();
@@ -76,7 +83,7 @@ internal static class SyncEndpoints
             long lastItemSeq = 0;
             int count = 0;
             bool hasMore = false;
-            while (await reader.ReadAsync(context.RequestAborted))
+            for (; row; row = await reader.ReadAsync(context.RequestAborted))
             {
                 latestSeq = reader.GetInt64(0);
                 if (reader.IsDBNull(1))
@@ -115,6 +122,31 @@ internal static class SyncEndpoints
             json.WriteEndObject();
             await json.FlushAsync(context.RequestAborted);
         }
+    }
+
+    /// <summary>
+    /// The oldest seq the account's event log still holds when it is past <paramref name="sinceSeq"/> + 1: events the
+    /// client has not seen were dropped (retention, docs/OPERATIONS.md), so continuing from its cursor would skip them.
+    /// Null when the cursor can continue; a cursor of 0 (a first read) always can, and reads what is retained.
+    /// </summary>
+    private static long? ExpiredCursor(NpgsqlDataReader reader, long sinceSeq)
+    {
+        int oldestAt = reader.FieldCount - 1;
+        if (sinceSeq == 0 || reader.IsDBNull(oldestAt))
+        {
+            return null;
+        }
+
+        long oldest = reader.GetInt64(oldestAt);
+        return oldest - 1 > sinceSeq ? oldest : null;
+    }
+
+    private static Task AnswerCursorExpiredAsync(HttpContext context, long sinceSeq, long oldestSeq)
+    {
+        context.Response.StatusCode = StatusCodes.Status410Gone;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(string.Create(CultureInfo.InvariantCulture,
+            $$"""{"error":"cursor_expired","message":"Events after seq {{sinceSeq}} are no longer kept (the oldest is {{oldestSeq}}); read the collection again from since_seq=0.","oldest_seq":{{oldestSeq}}}"""));
     }
 
     /// <summary>

@@ -8,16 +8,22 @@ namespace Memo.Ingest.Sync;
 /// conversation events) and show a row at the event that last changed it (<c>row.seq = event.seq</c>), so the
 /// projection tables need no seq index of their own (docs/DECISIONS.md). The row is found through LATERAL … LIMIT 1,
 /// which keeps the plan an index probe per event whatever the statistics say.
-/// Parameters: $1 account, $2 since_seq, $3 limit + 1 (the extra row tells whether there is more).
+/// Parameters: $1 account, $2 since_seq, $3 limit + 1 (the extra row tells whether there is more). Every row ends with
+/// the oldest seq the account's event log holds (<see cref="SyncEndpoints"/> answers 410 for a cursor before it).
 /// </summary>
 internal static class SyncQueries
 {
-    private const string LatestSeq =
-        "SELECT COALESCE((SELECT last_seq FROM accounts WHERE phone_number_id = $1), 0) AS latest_seq";
+    // The account's latest seq, and the oldest seq its event log still holds (1 unless old events were dropped,
+    // docs/OPERATIONS.md "Retention"): a cursor below the one before it has lost events it would need.
+    private const string LatestSeq = """
+        SELECT COALESCE((SELECT last_seq FROM accounts WHERE phone_number_id = $1), 0) AS latest_seq,
+               (SELECT seq FROM account_events WHERE account = $1 ORDER BY seq LIMIT 1) AS oldest_seq
+        """;
 
     public const string Messages = $"""
         SELECT l.latest_seq, p.seq, p.wamid, p.direction, p.from_wa_id, p.to_wa_id, p.ts, p.type, p.body, p.context_id,
-               p.status, p.status_ts, p.status_errors, p.payload, p.origin, p.contact, p.edited_text, p.revoked, p.sent_wamid
+               p.status, p.status_ts, p.status_errors, p.payload, p.origin, p.contact, p.edited_text, p.revoked, p.sent_wamid,
+               l.oldest_seq
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT m.* FROM account_events e
@@ -30,7 +36,7 @@ internal static class SyncQueries
 
     public const string Conversations = $"""
         SELECT l.latest_seq, p.seq, p.wa_id, k.profile_name, p.message_count, p.last_message_wamid, p.last_message_at,
-               p.last_message_type, p.last_message_preview, p.unread_count
+               p.last_message_type, p.last_message_preview, p.unread_count, l.oldest_seq
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT c.* FROM account_events e
@@ -43,7 +49,7 @@ internal static class SyncQueries
         """;
 
     public const string Contacts = $"""
-        SELECT l.latest_seq, p.seq, p.wa_id, p.profile_name
+        SELECT l.latest_seq, p.seq, p.wa_id, p.profile_name, l.oldest_seq
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT k.* FROM account_events e
@@ -55,7 +61,7 @@ internal static class SyncQueries
         """;
 
     public const string ContactBook = $"""
-        SELECT l.latest_seq, p.seq, p.contact, p.phone_number, p.full_name, p.first_name, p.removed, p.book_ts
+        SELECT l.latest_seq, p.seq, p.contact, p.phone_number, p.full_name, p.first_name, p.removed, p.book_ts, l.oldest_seq
         FROM ({LatestSeq}) l
         LEFT JOIN LATERAL (
             SELECT b.* FROM account_events e
