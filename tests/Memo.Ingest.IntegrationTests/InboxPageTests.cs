@@ -30,14 +30,7 @@ public sealed class InboxPageTests(PostgresFixture postgres)
             messages: Enumerable.Range(0, 400).Select(static i => WebhookPayloads.TextMessage($"wamid.history.{i}", "4915553", 1690000000 + i, $"history message {i}.")));
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(history)).StatusCode);
 
-        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
-        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-browser.mjs"), url, text, "wamid.inbox.1", "history message 0.",
-                     "wamid.backfill.1", "wamid.echo.1", replyText])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process browser = Process.Start(start)!;
+        using Process browser = StartBrowser("inbox-browser.mjs", url, text, "wamid.inbox.1", "history message 0.", "wamid.backfill.1", "wamid.echo.1", replyText);
         Task<string> errors = browser.StandardError.ReadToEndAsync();
         try
         {
@@ -95,14 +88,7 @@ public sealed class InboxPageTests(PostgresFixture postgres)
         Assert.Equal(250, await Database.CountAsync(gateway.ConnectionString,
             "WITH d AS (DELETE FROM account_events WHERE account = 'PNinboxkept' AND seq <= 250 RETURNING 1) SELECT count(*) FROM d"));
 
-        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
-        foreach (string argument in (string[])[Path.Combine(RepositoryScript.Root, "tests", "js", "inbox-retention.mjs"),
-                     $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}", "kept message 299."])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process browser = Process.Start(start)!;
+        using Process browser = StartBrowser("inbox-retention.mjs", $"{gateway.Address}inbox#token={GatewayHost.MintToken(account)}&account={account}", "kept message 299.");
         Task<string> errors = browser.StandardError.ReadToEndAsync();
         try
         {
@@ -118,6 +104,19 @@ public sealed class InboxPageTests(PostgresFixture postgres)
                 browser.Kill(entireProcessTree: true);
             }
         }
+    }
+
+    /// <summary>Runs one of tests/js's Chromium scripts with its arguments; it reports on its standard output.</summary>
+    private static Process StartBrowser(string script, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryScript.Root };
+        start.ArgumentList.Add(Path.Combine(RepositoryScript.Root, "tests", "js", script));
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return Process.Start(start)!;
     }
 
     private static async Task<string?> ReadLineAsync(Process browser, Task<string> errors)

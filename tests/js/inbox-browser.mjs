@@ -6,13 +6,10 @@
 // history, and ECHO once ECHO_WAMID's row is marked as an echo, addressed "to" its contact. Then it replies: clicks the
 // conversation, types REPLY_TEXT, sends, and prints "REPLIED <message_id>" once the reply's row shows "accepted", and
 // DELIVERED once it shows "delivered" (the test posts Meta's status webhook in between).
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, text, wamid, olderText, historyWamid, echoWamid, replyText] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.on("console", (message) => process.stderr.write(`page: ${message.text()}\n`));

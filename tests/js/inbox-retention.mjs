@@ -3,13 +3,10 @@
 // The page's newest window starts before the oldest kept event, so its first sync page is answered 410
 // cursor_expired; the page must start the window where the log starts instead. Prints READY once the page is live and
 // shows NEWEST_TEXT, then OLDER once "Load older messages" has been clicked until it hides, with no error shown.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, newestText] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.on("console", (message) => process.stderr.write(`page: ${message.text()}\n`));
