@@ -257,6 +257,13 @@ public sealed class StreamTests(PostgresFixture postgres)
 
         var refused = await Assert.ThrowsAsync<WebSocketException>(() => StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNkept", since: "PNkept:3"));
         Assert.Contains("410", refused.Message, StringComparison.Ordinal);
+        string metrics = await gateway.Client.GetStringAsync("/metrics");
+        foreach (string reader in (string[])["sync", "sse", "websocket"])
+        {
+            string series = Assert.Single(metrics.Split('\n'), line => line.StartsWith("memo_cursors_expired_total{", StringComparison.Ordinal)
+                && line.Contains($"memo_reader=\"{reader}\"", StringComparison.Ordinal));
+            Assert.EndsWith(" 1", series, StringComparison.Ordinal);
+        }
 
         // A client at seq 5 has everything that was dropped; a first read (0) takes what is kept.
         SyncClient.Page page = await SyncClient.GetPageAsync(gateway.Client, "PNkept", "messages", sinceSeq: 5);

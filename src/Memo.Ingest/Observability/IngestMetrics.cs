@@ -56,6 +56,9 @@ internal sealed class IngestMetrics
     private readonly long[] _streamEventsSent = new long[2];
     private readonly long[] _streamCutOff = new long[2];
 
+    // Cursors refused as expired, indexed by ReaderIndex: 0 sse, 1 websocket, 2 sync.
+    private readonly long[] _cursorsExpired = new long[3];
+
     public IngestMetrics(IMeterFactory meterFactory)
     {
         _meter = meterFactory.Create(MeterName);
@@ -109,6 +112,12 @@ internal sealed class IngestMetrics
             "Events written to stream clients (replayed and live) by transport.");
         _meter.CreateObservableCounter("memo.stream.slow_consumer.disconnects", () => PerTransport(_streamCutOff), "{connection}",
             "Stream clients cut off (after a resync signal) because their queue overflowed.");
+        _meter.CreateObservableCounter("memo.cursors.expired", () => (Measurement<long>[])
+            [
+                new(Volatile.Read(ref _cursorsExpired[0]), new KeyValuePair<string, object?>("memo.reader", "sse")),
+                new(Volatile.Read(ref _cursorsExpired[1]), new KeyValuePair<string, object?>("memo.reader", "websocket")),
+                new(Volatile.Read(ref _cursorsExpired[2]), new KeyValuePair<string, object?>("memo.reader", "sync")),
+            ], "{request}", "Reads refused 410 cursor_expired: their cursor's next events were dropped (retention), so the client must re-read.");
         _meter.CreateObservableCounter("memo.ingest.writer.restarts", () => Volatile.Read(ref _writerRestarts), "{restart}",
             "Writers that failed unexpectedly and were restarted (their webhooks answered 503).");
         _meter.CreateObservableCounter("memo.sequencer.errors", () => Volatile.Read(ref _sequencerErrors), "{error}",
@@ -294,6 +303,10 @@ internal sealed class IngestMetrics
     public void StreamEventSent(string transport) => Interlocked.Increment(ref _streamEventsSent[TransportIndex(transport)]);
 
     public void StreamCutOff(string transport) => Interlocked.Increment(ref _streamCutOff[TransportIndex(transport)]);
+
+    /// <summary>A read refused as expired (<paramref name="reader"/>: <c>sse</c>, <c>websocket</c> or <c>sync</c>).</summary>
+    public void CursorExpired(string reader) =>
+        Interlocked.Increment(ref _cursorsExpired[reader switch { "sse" => 0, "websocket" => 1, _ => 2 }]);
 
     private static int TransportIndex(string transport) => transport == "sse" ? 0 : 1;
 

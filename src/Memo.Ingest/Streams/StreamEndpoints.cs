@@ -103,6 +103,7 @@ internal static class StreamEndpoints
 
             if (expired.Count > 0)
             {
+                metrics.CursorExpired(transportName);
                 await RefuseExpiredAsync(context, expired);
                 return;
             }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Memo.Ingest.Auth;
+using Memo.Ingest.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -71,6 +72,7 @@ internal static class SyncEndpoints
             bool row = await reader.ReadAsync(context.RequestAborted);
             if (row && ExpiredCursor(reader, sinceSeq) is long oldestSeq)
             {
+                context.RequestServices.GetRequiredService<IngestMetrics>().CursorExpired("sync");
                 await AnswerCursorExpiredAsync(context, sinceSeq, oldestSeq);
                 return;
             }
