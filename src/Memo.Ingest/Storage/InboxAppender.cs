@@ -124,16 +124,32 @@ internal sealed class InboxAppender : IAsyncDisposable
         await _batch.ExecuteNonQueryAsync();
     }
 
-    private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch)
+    /// <summary>
+    /// Writes the batch's unscreened records in one binary COPY; with <paramref name="ids"/> (<see cref="CopyWithLaneIdsAsync"/>),
+    /// each row also gets its lane's next id: live ones from index 0, history ones from <paramref name="live"/>.
+    /// </summary>
+    private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch, long[]? ids = null, int live = 0)
     {
-        await using NpgsqlBinaryImporter importer = await _connection.BeginBinaryImportAsync(InboxSql.Copy);
+        int nextLive = 0;
+        int nextHistory = live;
+        await using NpgsqlBinaryImporter importer = await _connection.BeginBinaryImportAsync(ids is null ? InboxSql.Copy : InboxSql.CopyWithIds);
         foreach (ParsedWebhook webhook in batch)
         {
             for (int i = 0; i < webhook.Count; i++)
             {
-                if (!webhook[i].Screened)
+                if (webhook[i].Screened)
+                {
+                    continue;
+                }
+
+                if (ids is null)
                 {
                     await InboxRow.WriteAsync(importer, webhook.Arena, webhook[i], CancellationToken.None);
+                }
+                else
+                {
+                    long id = InboxRow.IsHistoryLane(webhook[i]) ? ids[nextHistory++] : ids[nextLive++];
+                    await InboxRow.WriteAsync(importer, id, webhook.Arena, webhook[i], CancellationToken.None);
                 }
             }
         }
@@ -171,22 +187,7 @@ internal sealed class InboxAppender : IAsyncDisposable
             // Each lane's ids ascending, so that they follow the records' order (the sequencer numbers by id).
             ids.AsSpan(0, live).Sort();
             ids.AsSpan(live, history).Sort();
-            nextLive = 0;
-            nextHistory = live;
-            await using NpgsqlBinaryImporter importer = await _connection.BeginBinaryImportAsync(InboxSql.CopyWithIds);
-            foreach (ParsedWebhook webhook in batch)
-            {
-                for (int i = 0; i < webhook.Count; i++)
-                {
-                    if (!webhook[i].Screened)
-                    {
-                        long id = InboxRow.IsHistoryLane(webhook[i]) ? ids[nextHistory++] : ids[nextLive++];
-                        await InboxRow.WriteAsync(importer, id, webhook.Arena, webhook[i], CancellationToken.None);
-                    }
-                }
-            }
-
-            await importer.CompleteAsync();
+            await CopyAsync(batch, ids, live);
         }
         finally
         {
