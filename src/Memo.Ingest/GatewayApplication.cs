@@ -78,10 +78,10 @@ public static partial class GatewayApplication
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(ingest.ShutdownTimeoutSeconds));
 
         builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
-        // The write path's own pool: writers (live and history), sequencer sessions (two connections each: the live lane and
-        // the history lane), the backlog probe, the outbox sender's lease session and one spare.
+        // The write path's own pool: writers (live and history), sequencer sessions, the backlog probe, the outbox sender's lease session
+        // and one spare.
         builder.Services.AddSingleton(PostgresDataSource.CreateWriter(builder.Configuration,
-            Math.Max(1, ingest.Writers) + Math.Max(0, ingest.HistoryWriters) + 2 * Math.Max(1, sequencer.Loops) + 3));
+            Math.Max(1, ingest.Writers) + Math.Max(0, ingest.HistoryWriters) + Math.Max(1, sequencer.Loops) + 3));
         builder.Services.AddSingleton(new FaultInjector(builder.Configuration));
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();

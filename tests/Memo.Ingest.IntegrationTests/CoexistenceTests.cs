@@ -234,8 +234,8 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
     /// <summary>
     /// A backfill waiting in the inbox does not hold back live messages: a gateway without a sequencer acknowledges
     /// 5,000 history messages and then one live message on another account; a sequencing gateway started after that
-    /// makes the live message visible before it has projected even a fifth of the history (its history lane takes
-    /// 100 history records per slice, beside the live statements), and then the whole history. The live message is committed in a
+    /// makes the live message visible before it has projected even a fifth of the history (it takes 100 history
+    /// records per statement after the live ones), and then the whole history. The live message is committed in a
     /// transaction of its own, which carries no history: a live event never waits for a history slice to be projected
     /// in its own statement.
     /// </summary>
@@ -265,49 +265,6 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
             "SELECT count(*) FROM messages WHERE origin = 'history' AND xmin = (SELECT xmin FROM messages WHERE wamid = 'wamid.live.now')"));
         await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE origin = 'history'") == 5000,
             "the whole backfill is sequenced");
-        Assert.Equal("", await Database.SequencedTwiceAsync(database));
-    }
-
-    /// <summary>
-    /// Live statements do not wait for a history slice: the history lane runs its slices on a connection of its own.
-    /// Here a slice is held inside PostgreSQL (the test locks the backfill account's row, which the slice's statement
-    /// must update), and a live message of an account in another shard is still sequenced meanwhile. When one
-    /// connection ran the live statement and then the slice, the live message waited for the lock too.
-    /// </summary>
-    [Fact]
-    public async Task ALiveMessage_IsSequenced_WhileAHistorySliceIsHeldInPostgres()
-    {
-        string database = await postgres.Server.CreateDatabaseAsync("history_slice_held");
-        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
-        const string backfill = "PNsliceheld";
-        string live = await Database.TextAsync(database,
-            $"SELECT a FROM (VALUES ('PNslicelive1'), ('PNslicelive2'), ('PNslicelive3')) v(a) WHERE hashtext(a) & 63 <> hashtext('{backfill}') & 63 LIMIT 1");
-
-        // An uncommitted row with the wamid of one of the chunk's messages: the slice's insert of that message waits
-        // for this transaction (a unique key), and nothing else does.
-        await using var holder = new Npgsql.NpgsqlConnection(gateway.ConnectionString);
-        await holder.OpenAsync();
-        await using Npgsql.NpgsqlTransaction hold = await holder.BeginTransactionAsync();
-        await using (var insert = new Npgsql.NpgsqlCommand(
-            $"INSERT INTO messages (account, wamid, seq, direction) VALUES ('{backfill}', 'wamid.held.7', -1, 'inbound')", holder, hold))
-        {
-            await insert.ExecuteNonQueryAsync();
-        }
-
-        await AcknowledgeAsync(gateway, P.HistoryChunk(backfill, 1, 1, 10, [P.Thread("4915556001",
-            [.. Enumerable.Range(0, 20).Select(static i => P.HistoryText($"wamid.held.{i}", "4915556001", 1690000000 + i, "old", "READ"))])]));
-        await Eventually.TrueAsync(async () => await Database.CountAsync(database,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH lane AS%'") == 1,
-            "the history slice waits for the uncommitted row");
-
-        await AcknowledgeAsync(gateway, WebhookPayloads.Envelope(live, messages: [WebhookPayloads.TextMessage("wamid.held.live", "4915556002", 1700000000, "now")]));
-        await Eventually.TrueAsync(async () => await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid = 'wamid.held.live'") == 1,
-            "the live message is sequenced while the slice is held", seconds: 20);
-        Assert.Equal(0, await Database.CountAsync(database, $"SELECT count(*) FROM messages WHERE account = '{backfill}'"));
-
-        await hold.RollbackAsync();
-        await gateway.SequencedAsync();
-        Assert.Equal(20, await Database.CountAsync(database, $"SELECT count(*) FROM messages WHERE account = '{backfill}'"));
         Assert.Equal("", await Database.SequencedTwiceAsync(database));
     }
 

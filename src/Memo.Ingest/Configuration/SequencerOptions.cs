@@ -9,7 +9,7 @@ public sealed class SequencerOptions
     public const string Section = "Memo:Sequencer";
 
     /// <summary>Sequencer sessions on this instance. The 64 account shards are spread over every session of every
-    /// instance; each has two PostgreSQL connections from the write pool (its live lane and its history lane). 0: this instance sequences nothing (it
+    /// instance; each has its own PostgreSQL connection from the write pool. 0: this instance sequences nothing (it
     /// still acknowledges and serves reads), for a deployment that keeps sequencing on other instances.</summary>
     public int Loops { get; set; } = 1;
 
@@ -44,11 +44,10 @@ public sealed class SequencerOptions
     public long MaxBacklogRecords { get; set; } = 200_000;
 
     /// <summary>
-    /// History backfill records (coexistence numbers) one slice of the history lane takes at most. Live records of
-    /// other shards never wait for a slice (it runs on a connection of its own); those of the slice's shard wait for
-    /// one. Measured when the lanes shared a connection (docs/PERFORMANCE.md, issue 16): 50 instead of 100 lowered
-    /// live webhook → event p99 during a backfill to 0.70-0.79× and made the backfill visible 1.06-1.32× later; 25
-    /// made it 2× later.
+    /// History backfill records (coexistence numbers) a round takes at most, after the live records waiting: a
+    /// backfill of 100,000 messages then never makes live traffic wait for more than one such slice of its work.
+    /// Measured (docs/PERFORMANCE.md, issue 16): 50 instead of 100 lowered live webhook → event p99 during a backfill
+    /// to 0.70-0.79× and made the backfill visible 1.06-1.32× later; 25 made it 2× later.
     /// </summary>
     public int HistoryRecordsPerRound { get; set; } = 50;
 

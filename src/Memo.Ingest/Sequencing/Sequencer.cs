@@ -44,7 +44,7 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         _loops = new SequencerLoop[Math.Max(0, options.Value.Loops)];
         for (int i = 0; i < _loops.Length; i++)
         {
-            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, () => new CommittedEventPublisher(hub, redis, metrics, faults), screen, logger);
+            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(hub, redis, metrics, faults), screen, logger);
         }
 
         metrics.ObserveSequencer(() => _loops.Sum(static l => l.OwnedShards));

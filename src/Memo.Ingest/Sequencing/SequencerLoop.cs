@@ -14,23 +14,27 @@ namespace Memo.Ingest.Sequencing;
 
 /// <summary>
 /// One sequencer session: a PostgreSQL connection of its own that holds a member slot and the advisory locks of the
-/// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.Drain"/> over their live
-/// records whenever records arrive; its <see cref="HistoryLane"/> sequences their history backfills beside it, on a
-/// second connection (<see cref="ShardTurns"/> keeps the two off each other's shards). The locks are session locks: if
-/// this process dies, PostgreSQL drops them with the connection and another session takes the shards over at its next
-/// rebalance. Its statement is idempotent against a crash at any point: it commits the deletion of the records and
-/// their projection together, or neither. Refused data is moved aside by <see cref="SequencerRound"/>.
+/// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.Drain"/> over them whenever
+/// records arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
+/// another session takes the shards over at its next rebalance. Its statement is idempotent against a crash at any
+/// point: it commits the deletion of the records and their projection together, or neither.
+///
+/// Data that PostgreSQL refuses is isolated by halving the batch until a single record fails alone; that record goes
+/// to <c>dead_letters</c> with the reason, and the loop goes on. A refused record can therefore delay its shards by a
+/// few rounds, never stop them.
 /// </summary>
 internal sealed partial class SequencerLoop : IAsyncDisposable
 {
+    /// <summary>Where <see cref="SequencerSql.Drain"/>'s rows carry each event's item columns.</summary>
+    private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 24, ContactAt: 33, ContactBookAt: 36, HistoryAt: 43);
+
     private readonly int _id;
     private readonly WriterDataSource _dataSource;
     private readonly DatabaseState _database;
     private readonly SequencerOptions _options;
     private readonly IngestMetrics _metrics;
-    private readonly SequencerRound _round;
-    private readonly ShardTurns _turns = new();
-    private readonly HistoryLane _history;
+    private readonly CommittedEventPublisher _publisher;
+    private readonly DuplicateScreen _screen;
     private readonly ILogger _logger;
     private readonly Channel<bool> _wakeups = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
     {
@@ -38,6 +42,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         SingleReader = true,
     });
 
+    // The shards this session holds, sorted: the sequencer statement's parameter as it is, replaced (never changed in
+    // place) by RebalanceAsync, so the gauge can read it from another thread.
+    private int[] _owned = [];
     private long _recordsSequenced;
     private readonly List<int> _assigned = [];
     private readonly List<int> _members = [];
@@ -46,38 +53,48 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private int _memberSlot = -1;
     private long _nextRebalance;
     private long _lastRoundStarted;
-    // The shards the live statement in flight takes from (for isolating what it refused).
-    private int[] _roundShards = [];
+    private int _limit;
+    private int _historyLimit;
+    private bool _roundIsHistory;
+    private bool _historyFull = true;
+    private long _nextHistoryCheck;
+    private int _historyWoken;
+    private readonly BackfillYield _backfillYield = BackfillYield.Default();
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
-        IngestMetrics metrics, Func<CommittedEventPublisher> publishers, DuplicateScreen screen, ILogger logger)
+        IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
     {
         _id = id;
         _dataSource = dataSource;
         _database = database;
         _options = options;
         _metrics = metrics;
+        _publisher = publisher;
+        _screen = screen;
         _logger = logger;
-        _round = new SequencerRound(id, options.MaxBatchRecords, metrics, publishers(), screen, logger);
-        _history = new HistoryLane(id, dataSource, database, options,
-            new SequencerRound(id, options.HistoryRecordsPerRound, metrics, publishers(), screen, logger), _turns, () => Wake(), logger);
+        _limit = Math.Max(1, options.MaxBatchRecords);
+        _historyLimit = HistorySlice;
     }
 
-    /// <summary>Shards this session holds right now (a gauge).</summary>
-    public int OwnedShards => _turns.Owned.Length;
+    /// <summary>History records a history statement takes at most (<see cref="SequencerOptions.HistoryRecordsPerRound"/>).</summary>
+    private int HistorySlice => Math.Max(1, _options.HistoryRecordsPerRound);
 
-    /// <summary>Inbox records this session has taken (and deleted) so far, in both lanes.</summary>
-    public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced) + _history.RecordsSequenced;
+    /// <summary>Shards this session holds right now (a gauge).</summary>
+    public int OwnedShards => Volatile.Read(ref _owned).Length;
+
+    /// <summary>Inbox records this session has taken (and deleted) so far.</summary>
+    public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced);
 
     /// <summary>
     /// Records may be waiting: run a round soon; with <paramref name="history"/>, records of a backfill among them, so
-    /// the history lane runs a slice too. Never blocks; wake-ups while one is pending coalesce.
+    /// the round runs a history statement too. Never blocks; wake-ups while one is pending coalesce.
     /// </summary>
     public void Wake(bool history = false)
     {
         if (history)
         {
-            _history.Wake();
+            _backfillYield.Appended(Stopwatch.GetTimestamp());
+            Volatile.Write(ref _historyWoken, 1);
         }
 
         _wakeups.Writer.TryWrite(true);
@@ -85,23 +102,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
     /// <summary>
     /// Runs until <paramref name="stopping"/> is cancelled, then runs rounds until its shards are drained (or the
-    /// database refuses), so that what this instance acknowledged before a graceful stop is visible when it exits. The
-    /// history lane runs beside it and is waited for: its slices need this session's shard locks.
+    /// database refuses), so that what this instance acknowledged before a graceful stop is visible when it exits.
     /// </summary>
     public async Task RunAsync(CancellationToken stopping)
-    {
-        Task history = Task.Run(() => _history.RunAsync(stopping), CancellationToken.None);
-        try
-        {
-            await RunLiveAsync(stopping);
-        }
-        finally
-        {
-            await history;
-        }
-    }
-
-    private async Task RunLiveAsync(CancellationToken stopping)
     {
         while (true)
         {
@@ -119,15 +122,19 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                         await RebalanceAsync();
                     }
 
-                    if (_turns.Owned.Length > 0)
+                    if (_owned.Length > 0)
                     {
-                        full = await RoundAsync();
+                        full = await RoundAsync(history: false);
+                        if (stopRequested || IsHistoryDue())
+                        {
+                            full |= await RoundAsync(history: true);
+                        }
                     }
                 }
             }
             catch (PostgresException e) when (SqlStates.IsDataError(e))
             {
-                await _round.IsolateRefusedAsync(_connection!, _roundShards, e, history: false);
+                await IsolateRefusedAsync(e, _roundIsHistory);
                 continue;
             }
             catch (PostgresException e) when (SqlStates.IsRetryable(e))
@@ -162,26 +169,150 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     }
 
     /// <summary>
-    /// One live statement, in its own transaction: takes up to the round's limit of live records of the owned shards
-    /// (but the one a history slice holds), projects them, and publishes the events it assigned. Returns true when it
-    /// took a full batch (more are probably waiting).
+    /// Whether this cycle also runs a history statement: a local writer appended history since the last one, the last one
+    /// took a full slice (more is waiting), or <see cref="SequencerOptions.PollMilliseconds"/> have passed (history
+    /// appended by another instance, or a wake-up missed); and this instance is not in the middle of acknowledging a
+    /// backfill at full speed (<see cref="BackfillYield"/>). A cycle without history runs the live statement alone.
     /// </summary>
-    private async Task<bool> RoundAsync()
+    private bool IsHistoryDue()
     {
-        _lastRoundStarted = Stopwatch.GetTimestamp();
-        int limit = _round.Limit;
-        _roundShards = _turns.BeginLive();
+        long now = Stopwatch.GetTimestamp();
+        if (!(Interlocked.Exchange(ref _historyWoken, 0) != 0 || _historyFull || now >= _nextHistoryCheck))
+        {
+            return false;
+        }
+
+        if (_backfillYield.ShouldWait(now))
+        {
+            // Due as soon as the burst is over.
+            _historyFull = true;
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// One statement, in its own transaction: takes up to <see cref="_limit"/> live records, or for a
+    /// <paramref name="history"/> round up to <see cref="_historyLimit"/> records of the backfill, projects them, and
+    /// publishes the events it assigned. Live and history records never share a statement, so the live events of a
+    /// cycle are committed and published before its history slice starts: a live record waits for at most the slice in
+    /// progress, never for a slice of its own round. Returns true when it took a full batch (more are probably waiting).
+    /// </summary>
+    private async Task<bool> RoundAsync(bool history)
+    {
+        _roundIsHistory = history;
+        long started = Stopwatch.GetTimestamp();
+        if (!history)
+        {
+            _lastRoundStarted = started;
+        }
+
+        ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
+        ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = history ? 0 : _limit;
+        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = history ? _historyLimit : 0;
+        _publisher.Begin();
+        long taken = 0;
+        long oldestMicroseconds = 0;
+        long identified = 0;
+        var summary = new BatchSummary();
+        await using (NpgsqlDataReader reader = await _drain.ExecuteReaderAsync())
+        {
+            // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item.
+            while (await reader.ReadAsync())
+            {
+                taken = reader.GetInt64(0);
+                oldestMicroseconds = reader.GetInt64(1);
+                identified = reader.GetInt64(2);
+                if (reader.IsDBNull(3))
+                {
+                    continue;
+                }
+
+                var kind = (EventKind)reader.GetInt16(5);
+                _publisher.Add(reader.GetString(3), reader.GetInt64(4), kind, reader, EventLayout);
+                summary.Add(kind);
+            }
+
+            // Reading to the end consumes ReadyForQuery: only then is the statement's implicit transaction committed.
+            await reader.NextResultAsync();
+        }
+
+        if (history)
+        {
+            _nextHistoryCheck = Stopwatch.GetTimestamp() + (_options.PollMilliseconds * Stopwatch.Frequency / 1000);
+            _historyFull = taken >= _historyLimit;
+        }
+
+        if (taken == 0)
+        {
+            return false;
+        }
+
+        Interlocked.Add(ref _recordsSequenced, taken);
+        // Messages and statuses taken that made no event were copies of something already stored (or repeated here).
+        int duplicates = (int)(identified - summary.MessagesCreated - summary.StatusEvents);
+        _metrics.DuplicatesScreened(0, duplicates);
+        _screen.DuplicatesBehindScreen(duplicates);
+        _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(started), TimeSpan.FromMicroseconds(oldestMicroseconds), history);
+        await _publisher.PublishAsync();
+        // Isolating refused data shrank the batch; grow it back once rounds succeed again.
+        if (history)
+        {
+            _historyLimit = Math.Min(HistorySlice, _historyLimit * 2);
+            return _historyFull;
+        }
+
+        bool full = taken >= _limit;
+        _limit = Math.Min(Math.Max(1, _options.MaxBatchRecords), _limit * 2);
+        return full;
+    }
+
+    /// <summary>
+    /// PostgreSQL refused something in the batch (the statement rolled back). Halve the batch until a single record
+    /// fails on its own, then move that record aside, so that its neighbours are sequenced. Live and history batches
+    /// are isolated apart: the refused record is the oldest of the kind the failing statement took.
+    /// </summary>
+    private async Task IsolateRefusedAsync(PostgresException refusal, bool history)
+    {
+        int limit = history ? _historyLimit : _limit;
+        if (limit > 1)
+        {
+            SetLimit(history, limit / 2);
+            Log.Isolating(_logger, _id, refusal.SqlState, limit / 2);
+            return;
+        }
+
         try
         {
-            ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _roundShards;
-            ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = limit;
-            long taken = await _round.RunAsync(_drain, history: false);
-            Interlocked.Add(ref _recordsSequenced, taken);
-            return taken >= limit;
+            await using NpgsqlCommand command = new(SequencerSql.DeadLetterOldest, _connection);
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = _owned });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.SqlState });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = refusal.MessageText });
+            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = history });
+            object? account = await command.ExecuteScalarAsync();
+            Interlocked.Increment(ref _recordsSequenced);
+            Log.DeadLettered(_logger, account as string, refusal.SqlState, refusal.MessageText);
+            _metrics.DeadLettered(DeadLetterStage.Sequencer);
+            SetLimit(history, history ? HistorySlice : Math.Max(1, _options.MaxBatchRecords));
         }
-        finally
+        catch (Exception e)
         {
-            _turns.EndLive();
+            // Even the dead-letter insert failed: try again after a pause rather than spin on the same record.
+            Log.DeadLetterFailed(_logger, _id, e);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private void SetLimit(bool history, int limit)
+    {
+        if (history)
+        {
+            _historyLimit = limit;
+        }
+        else
+        {
+            _limit = limit;
         }
     }
 
@@ -201,16 +332,14 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 _memberSlot = await join.ExecuteScalarAsync() is int slot ? slot : -1;
             }
 
-            // Live statements take no history records ($3 = 0): the history lane does.
             var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
             drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
-            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _round.Limit });
-            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 0 });
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _historyLimit });
             await drain.PrepareAsync();
             _connection = connection;
             _drain = drain;
             _nextRebalance = 0;
-            _turns.SessionChanged(connection.ProcessID);
         }
         catch
         {
@@ -233,14 +362,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         ShardAssignment.For(_members.IndexOf(_memberSlot), _members.Count, SequencerSql.ShardCount, _assigned);
-        int[] current = _turns.Owned;
-        List<int> owned = [.. current];
-        int[] release = [.. current.Where(s => !_assigned.Contains(s))];
-        int[] acquire = [.. _assigned.Where(s => !current.Contains(s))];
+        List<int> owned = [.. _owned];
+        int[] release = [.. _owned.Where(s => !_assigned.Contains(s))];
+        int[] acquire = [.. _assigned.Where(s => !_owned.Contains(s))];
         if (release.Length > 0)
         {
-            // Not while a history slice of this session writes one of them.
-            await _turns.GiveUpAsync(release);
             await using NpgsqlCommand command = new(SequencerSql.Release, _connection);
             command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = release });
             await command.ExecuteScalarAsync();
@@ -259,13 +385,13 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         owned.Sort();
-        _turns.SetOwned([.. owned]);
+        Volatile.Write(ref _owned, [.. owned]);
         // Shards still held by a session that is leaving are retried sooner than the regular interval.
-        int interval = owned.Count < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
+        int interval = _owned.Length < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
         _nextRebalance = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
         if (release.Length > 0 || acquire.Length > 0)
         {
-            Log.Rebalanced(_logger, _id, _members.Count, owned.Count);
+            Log.Rebalanced(_logger, _id, _members.Count, _owned.Length);
         }
     }
 
@@ -313,7 +439,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
     private async ValueTask ResetAsync()
     {
-        _turns.SessionChanged(0);
+        Volatile.Write(ref _owned, []);
         _memberSlot = -1;
         if (_drain is not null)
         {
@@ -329,17 +455,25 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await ResetAsync();
-        await _history.DisposeAsync();
-    }
+    public async ValueTask DisposeAsync() => await ResetAsync();
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 700, EventName = "SequencerRoundFailed", Level = LogLevel.Warning,
             Message = "Sequencer {Loop} lost its session; its shards are released and it reconnects. Acknowledged records wait in the inbox.")]
         public static partial void RoundFailed(ILogger logger, int loop, Exception exception);
+
+        [LoggerMessage(EventId = 701, EventName = "SequencerIsolating", Level = LogLevel.Debug,
+            Message = "Sequencer {Loop}: PostgreSQL refused a batch ({SqlState}); retrying with at most {Limit} record(s) to find the refused one.")]
+        public static partial void Isolating(ILogger logger, int loop, string sqlState, int limit);
+
+        [LoggerMessage(EventId = 702, EventName = "RecordDeadLettered", Level = LogLevel.Warning,
+            Message = "A record of account {Account} was refused by PostgreSQL ({SqlState}: {Reason}) and moved to dead_letters; the webhook was already acknowledged.")]
+        public static partial void DeadLettered(ILogger logger, string? account, string sqlState, string reason);
+
+        [LoggerMessage(EventId = 703, EventName = "DeadLetterFailed", Level = LogLevel.Error,
+            Message = "Sequencer {Loop} could not move a refused record to dead_letters; retrying.")]
+        public static partial void DeadLetterFailed(ILogger logger, int loop, Exception exception);
 
         [LoggerMessage(EventId = 704, EventName = "SequencerRebalanced", Level = LogLevel.Information,
             Message = "Sequencer {Loop}: {Members} sequencer session(s) live; this one now owns {Shards} shard(s).")]

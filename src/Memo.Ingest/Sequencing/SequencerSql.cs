@@ -26,12 +26,10 @@ internal static class SequencerSql
     /// <summary>Shards of accounts; fixed by the inbox's generated <c>shard</c> column (migration 0003).</summary>
     public const int ShardCount = 64;
 
-    // Advisory lock key spaces (the two-int form, "MEM1", "MEM2" and "MEM3" in ASCII): one lock per shard, one per live
-    // sequencer session, and per shard the lock a history slice holds for its transaction. Strings, so that the
-    // statements below stay constants.
+    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM2" in ASCII): one lock per shard, one per live
+    // sequencer session. Strings, so that the statements below stay constants.
     private const string ShardLockSpace = "1296387377";
     private const string MemberLockSpace = "1296387378";
-    private const string SliceLockSpace = "1296387379";
 
     public const string Drain = """
         WITH taken AS (
@@ -351,38 +349,8 @@ internal static class SequencerSql
         ORDER BY objid
         """;
 
-    /// <summary>
-    /// Tries to take the shards in $1 (none of which this session holds); returns those it now holds. For each one taken
-    /// it then waits for a history slice of the shard's previous holder that may still be running (the slice holds the
-    /// shard's slice lock for its transaction, <see cref="HistoryDrain"/>): the previous session's connection may have
-    /// died while its history connection was in the middle of a slice.
-    /// </summary>
-    public const string Acquire = $"""
-        WITH got AS MATERIALIZED (SELECT s FROM unnest($1::int[]) AS s WHERE pg_try_advisory_lock({ShardLockSpace}, s))
-        SELECT s FROM got, LATERAL (SELECT pg_advisory_xact_lock({SliceLockSpace}, s)) AS slice_done
-        """;
-
-    /// <summary>The shard of the oldest history record of the shards in $1 (no row when none waits): the next slice's.</summary>
-    public const string OldestHistoryShard = "SELECT shard::int FROM inbox WHERE shard = ANY ($1::int[]) AND flags & 3 = 2 ORDER BY id LIMIT 1";
-
-    /// <summary>
-    /// <see cref="Drain"/> as the history lane runs it, on a connection of its own beside the live session that holds the
-    /// shard locks ($4: that session's backend pid). It takes only the shards in $1 (the slice's one) that, as the
-    /// statement starts, the live session still holds and no new holder is taking over (each one's slice lock, held
-    /// until this transaction ends, and the new holder's <see cref="Acquire"/> waits for it). A shard the session lost
-    /// meanwhile is left alone: the statement takes nothing from it.
-    /// </summary>
-    public static readonly string HistoryDrain = Drain
-        .Replace("shard = ANY ($1::int[])", "shard = ANY ((SELECT shards FROM lane)::int[])", StringComparison.Ordinal)
-        .Replace("WITH taken AS (", $"""
-            WITH lane AS MATERIALIZED (
-                SELECT ARRAY(SELECT s FROM unnest($1::int[]) AS s
-                             WHERE pg_try_advisory_xact_lock({SliceLockSpace}, s)
-                               AND EXISTS (SELECT 1 FROM pg_locks l
-                                           WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $4::int
-                                             AND l.classid = {ShardLockSpace} AND l.objid = s AND l.objsubid = 2)) AS shards
-            ), taken AS (
-            """, StringComparison.Ordinal);
+    /// <summary>Tries to take the shards in $1 (none of which this session holds); returns those it now holds.</summary>
+    public const string Acquire = $"SELECT s FROM unnest($1::int[]) AS s WHERE pg_try_advisory_lock({ShardLockSpace}, s)";
 
     /// <summary>Gives up the shards in $1.</summary>
     public const string Release = $"SELECT count(*) FROM unnest($1::int[]) AS s WHERE pg_advisory_unlock({ShardLockSpace}, s)";
