@@ -106,6 +106,68 @@ public sealed class InboxPageTests(PostgresFixture postgres)
         }
     }
 
+    /// <summary>
+    /// A stream that cannot resume: while the gateway is down, messages arrive (through another instance) and the
+    /// events right after the page's cursor are dropped, so EventSource's reconnection is refused (410 cursor_expired)
+    /// and EventSource gives up. The page must start over from the sync API and show what is kept; without that it
+    /// stays on "reconnecting" for good.
+    /// </summary>
+    [Fact]
+    public async Task WhenItsStreamIsRefusedOnReconnecting_ThePageStartsOverFromTheSyncApi()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("inbox_restart");
+        const string account = "PNinboxrestart";
+        string address = $"http://127.0.0.1:{PostgresServer.FreePort()}";
+        GatewayHost first = await GatewayHost.StartAsync(database, $"--urls={address}");
+        bool firstStopped = false;
+        Process? browser = null;
+        try
+        {
+            Assert.Equal(HttpStatusCode.OK, (await first.PostWebhookAsync(WebhookPayloads.Envelope(account,
+                messages: [WebhookPayloads.TextMessage("wamid.restart.0", "4915558", 1690000000, "before the restart.")]))).StatusCode);
+            browser = StartBrowser("inbox-restart.mjs", $"{address}/inbox#token={GatewayHost.MintToken(account)}&account={account}",
+                "before the restart.", "after the restart, second.");
+            Task<string> errors = browser.StandardError.ReadToEndAsync();
+            Assert.Equal("READY", await ReadLineAsync(browser, errors));
+            await first.DisposeAsync();
+            firstStopped = true;
+
+            // The page's cursor is seq 2 (the message and its conversation); the next messages make 3 to 6, and 1 to 4
+            // are dropped, so the log now starts at 5.
+            await using (GatewayHost other = await GatewayHost.StartAsync(database))
+            {
+                for (int i = 1; i <= 2; i++)
+                {
+                    Assert.Equal(HttpStatusCode.OK, (await other.PostWebhookAsync(WebhookPayloads.Envelope(account, messages:
+                        [WebhookPayloads.TextMessage($"wamid.restart.{i}", "4915558", 1690000000 + i, i == 1 ? "after the restart, first." : "after the restart, second.")]))).StatusCode);
+                }
+            }
+
+            Assert.Equal(4, await Database.CountAsync(database,
+                $"WITH d AS (DELETE FROM account_events WHERE account = '{account}' AND seq <= 4 RETURNING 1) SELECT count(*) FROM d"));
+
+            await using GatewayHost restarted = await GatewayHost.StartAsync(database, $"--urls={address}");
+            Assert.Equal("SHOWN", await ReadLineAsync(browser, errors));
+            string statuses = await ReadLineAsync(browser, errors) ?? "";
+            Assert.Contains("reloading…", statuses);
+            await browser.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(browser.ExitCode == 0, await errors);
+        }
+        finally
+        {
+            if (browser is { HasExited: false })
+            {
+                browser.Kill(entireProcessTree: true);
+            }
+
+            browser?.Dispose();
+            if (!firstStopped)
+            {
+                await first.DisposeAsync();
+            }
+        }
+    }
+
     /// <summary>Runs one of tests/js's Chromium scripts with its arguments; it reports on its standard output.</summary>
     private static Process StartBrowser(string script, params string[] arguments)
     {

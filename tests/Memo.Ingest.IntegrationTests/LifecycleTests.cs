@@ -50,4 +50,29 @@ public sealed class LifecycleTests(PostgresFixture postgres)
         Assert.Equal(senders.Acknowledged.Count, await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = $1", account));
         Assert.Equal("", await Database.SequencedTwiceAsync(connectionString));
     }
+
+    /// <summary>
+    /// A sequencer session's shard locks end with the session, not with the process: its connection goes back to the
+    /// write pool, where the PostgreSQL session lives on, so a session that ends without releasing them would keep
+    /// its shards from every other instance until the pool happened to reuse that connection.
+    /// </summary>
+    [Fact]
+    public async Task AStoppedGateway_HoldsNoShardLocks_SoTheNextOneSequencesAtOnce()
+    {
+        string connectionString = await postgres.Server.CreateDatabaseAsync("shard_locks_released");
+        await using (GatewayHost first = await GatewayHost.StartAsync(connectionString))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await first.PostWebhookAsync(WebhookPayloads.Envelope("PNlocks",
+                messages: [WebhookPayloads.TextMessage("wamid.locks.1", "4915559", 1700000000, "first")]))).StatusCode);
+            Assert.Equal(65, await Database.CountAsync(connectionString, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"));
+        }
+
+        Assert.Equal(0, await Database.CountAsync(connectionString, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"));
+        await using GatewayHost second = await GatewayHost.StartAsync(connectionString);
+        using HttpResponseMessage response = await second.Client.SendAsync(WebhookRequest.Create(System.Text.Encoding.UTF8.GetBytes(
+            WebhookPayloads.Envelope("PNlocks", messages: [WebhookPayloads.TextMessage("wamid.locks.2", "4915559", 1700000001, "second")])), GatewayHost.Secret));
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        await SequencedWait.UntilSequencedAsync(connectionString, seconds: 10);
+        Assert.Equal(2, await Database.CountAsync(connectionString, "SELECT count(*) FROM messages WHERE account = 'PNlocks'"));
+    }
 }

@@ -449,10 +449,34 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
         if (_connection is not null)
         {
-            // Closing the session releases its advisory locks; a broken connection is discarded, never reused.
-            await _connection.DisposeAsync();
+            await EndSessionAsync(_connection);
             _connection = null;
         }
+    }
+
+    /// <summary>
+    /// Ends the session's hold on its shards and member slot. Disposing a connection returns it to the pool, where its
+    /// PostgreSQL session, and with it every advisory lock it holds, lives on until the pool reuses or prunes it: so the
+    /// locks are released first, and if that fails on a connection that is not broken (a timeout), the connection is
+    /// closed instead of pooled. A broken connection is discarded by Npgsql, and PostgreSQL has released its locks.
+    /// </summary>
+    private static async Task EndSessionAsync(NpgsqlConnection connection)
+    {
+        if (connection.State == System.Data.ConnectionState.Open)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", connection);
+                await unlock.ExecuteNonQueryAsync(timeout.Token);
+            }
+            catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
+            {
+                NpgsqlConnection.ClearPool(connection);
+            }
+        }
+
+        await connection.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync() => await ResetAsync();
