@@ -34,6 +34,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public static string MintReadAndSendToken(params string[] accounts) =>
         s_tokens.Mint("tests", accounts, TimeSpan.FromHours(1), Memo.Ingest.Auth.AccessScope.Read | Memo.Ingest.Auth.AccessScope.Send);
 
+    private int _disposed;
+
     private GatewayHost(WebApplication app, Uri address, string connectionString)
     {
         App = app;
@@ -104,8 +106,14 @@ public sealed class GatewayHost : IAsyncDisposable
     /// <summary>Waits until everything acknowledged so far is sequenced (visible in the sync API and streams).</summary>
     public Task SequencedAsync() => SequencedWait.UntilSequencedAsync(ConnectionString);
 
+    /// <summary>Stops the gateway; a test may stop it early (a restart), and the later dispose does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         Client.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
