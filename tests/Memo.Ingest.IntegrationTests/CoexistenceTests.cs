@@ -38,6 +38,29 @@ public sealed class CoexistenceTests(PostgresFixture postgres) : IAsyncLifetime
     private static string? Text(JsonElement item, string property) =>
         item.GetProperty(property).ValueKind == JsonValueKind.Null ? null : item.GetProperty(property).ToString();
 
+    /// <summary>
+    /// Live records that only the sequencer's general statement handles (an echo, a contact book entry) between plain
+    /// live messages of the same account, all waiting in the inbox together (one POST): the plain statement must stop
+    /// before the first of them (SequencerSql.DrainPlain), or the later plain message would be numbered before them.
+    /// </summary>
+    [Fact]
+    public async Task PlainAndCoexistenceRecords_WaitingTogether_AreNumberedInArrivalOrder()
+    {
+        const string account = "PNmixed";
+        static string Messages(string wamid, long ts) => $"\"messages\":[{WebhookPayloads.TextMessage(wamid, "4915550077", ts, "live")}]";
+        await PostAllAsync(P.Changes(
+            P.ChangeObject(account, "messages", Messages("wamid.mixed.1", 1700000100)),
+            P.ChangeObject(account, "smb_message_echoes", $"\"message_echoes\":[{P.EchoText("wamid.mixed.2", "4915550077", 1700000200, "echo")}]"),
+            P.ChangeObject(account, "messages", Messages("wamid.mixed.3", 1700000300)),
+            P.ChangeObject(account, "smb_app_state_sync", $"\"state_sync\":[{P.ContactAdd("4915550077", "Ada Lovelace", "Ada", 1700000350)}]"),
+            P.ChangeObject(account, "messages", Messages("wamid.mixed.4", 1700000400))));
+
+        string order = await Database.TextAsync(_gateway.ConnectionString,
+            $"SELECT string_agg(key, ',' ORDER BY seq) FROM account_events WHERE account = '{account}' AND kind IN (1, 5)");
+        Assert.Equal("wamid.mixed.1,wamid.mixed.2,wamid.mixed.3,4915550077,wamid.mixed.4", order);
+        Assert.Equal(0, await Database.CountAsync(_gateway.ConnectionString, "SELECT count(*) FROM inbox"));
+    }
+
     [Fact]
     public async Task EchoesAndLiveMessages_OfDifferentlyFormattedNumbers_AreOneConversation_AndOnlyLiveCountsAsUnread()
     {

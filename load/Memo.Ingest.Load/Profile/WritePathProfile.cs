@@ -15,7 +15,7 @@ namespace Memo.Ingest.Load.Profile;
 /// nothing else running: the CPU time of the backend that runs the statement (from /proc), so waiting for the disk or
 /// the client does not count. (1) The acknowledgement: the same records appended through the gateway's
 /// <see cref="InboxAppender"/> (prepared multi-row INSERTs, COPY from 64 rows) and through binary COPY alone, per
-/// batch size. (2) The sequencer's statement, per round size, on text messages of 20 accounts, and as a history
+/// batch size. (2) The sequencer's statement, per round size, on text messages of 20 accounts (the plain statement), and as a history
 /// statement on a backfill's messages, per slice size. (3) For a live round of 1,000 and a history statement of 50,
 /// the time of each part of the statement (EXPLAIN ANALYZE).
 /// </summary>
@@ -129,11 +129,15 @@ internal static class WritePathProfile
         int pid = await BackendAsync(connection);
         int rounds = Math.Clamp(20_000 / size, 4, 300);
         await FillAsync(connection, size * (rounds + 3), history);
-        await using var drain = new NpgsqlCommand(SequencerSql.Drain, connection);
+        // The statements the sequencer runs for these records: the plain one for live text messages, the general one
+        // (live records at 0) for history records.
+        await using var drain = new NpgsqlCommand(history ? SequencerSql.Drain : SequencerSql.DrainPlain, connection);
         drain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. Enumerable.Range(0, SequencerSql.ShardCount)] });
-        // The sequencer's two kinds of statement: live records only, or history records only.
         drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = history ? 0 : size });
-        drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = history ? size : 0 });
+        if (history)
+        {
+            drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = size });
+        }
         await drain.PrepareAsync();
         for (int warm = 0; warm < 3; warm++)
         {
@@ -154,13 +158,18 @@ internal static class WritePathProfile
         return ((BackendCpuSeconds(pid) - before) * 1e6 / rounds, events / (double)(rounds * size));
     }
 
+    /// <summary>Every shard, as an array literal.</summary>
+    private static readonly string Shards = "{" + string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount)) + "}";
+
     private static async Task ExplainRoundAsync(string database, int size, bool history, TextWriter output)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         await FillAsync(connection, size, history);
         await using var explain = new NpgsqlCommand(
-            $"PREPARE round_{size}(int[], int, int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round_{size}('{{{string.Join(',', Enumerable.Range(0, SequencerSql.ShardCount))}}}', {(history ? 0 : size)}, {(history ? size : 0)})", connection);
+            history
+                ? $"PREPARE round_{size}(int[], int, int) AS {SequencerSql.Drain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round_{size}('{Shards}', 0, {size})"
+                : $"PREPARE round_{size}(int[], int) AS {SequencerSql.DrainPlain}; EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE round_{size}('{Shards}', {size})", connection);
         string plan = (string)(await explain.ExecuteScalarAsync())!;
         JsonElement root = JsonDocument.Parse(plan).RootElement[0];
         await output.WriteLineAsync("| part of the statement | rows | ms (inclusive) |");

@@ -14,8 +14,8 @@ namespace Memo.Ingest.Sequencing;
 
 /// <summary>
 /// One sequencer session: a PostgreSQL connection of its own that holds a member slot and the advisory locks of the
-/// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.Drain"/> over them whenever
-/// records arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
+/// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.DrainPlain"/> (live traffic
+/// without coexistence records) or <see cref="SequencerSql.Drain"/> (everything else) over them whenever records arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
 /// another session takes the shards over at its next rebalance. Its statement is idempotent against a crash at any
 /// point: it commits the deletion of the records and their projection together, or neither.
 ///
@@ -25,7 +25,7 @@ namespace Memo.Ingest.Sequencing;
 /// </summary>
 internal sealed partial class SequencerLoop : IAsyncDisposable
 {
-    /// <summary>Where <see cref="SequencerSql.Drain"/>'s rows carry each event's item columns.</summary>
+    /// <summary>Where the rows of <see cref="SequencerSql.Drain"/> and <see cref="SequencerSql.DrainPlain"/> carry each event's item columns.</summary>
     private static readonly StreamEventEncoder.Layout EventLayout = new(MessageAt: 6, ConversationAt: 24, ContactAt: 33, ContactBookAt: 36, HistoryAt: 43);
 
     private readonly int _id;
@@ -50,6 +50,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private readonly List<int> _members = [];
     private NpgsqlConnection? _connection;
     private NpgsqlCommand? _drain;
+    private NpgsqlCommand? _drainPlain;
+    // The last plain statement found a live record that only the general statement handles: the next live round runs it.
+    private bool _generalNext;
     private int _memberSlot = -1;
     private long _nextRebalance;
     private long _lastRoundStarted;
@@ -208,22 +211,31 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             _lastRoundStarted = started;
         }
 
-        ((NpgsqlParameter<int[]>)_drain!.Parameters[0]).TypedValue = _owned;
-        ((NpgsqlParameter<int>)_drain.Parameters[1]).TypedValue = history ? 0 : _limit;
-        ((NpgsqlParameter<int>)_drain.Parameters[2]).TypedValue = history ? _historyLimit : 0;
+        bool plain = !history && !_generalNext;
+        NpgsqlCommand statement = plain ? _drainPlain! : _drain!;
+        ((NpgsqlParameter<int[]>)statement.Parameters[0]).TypedValue = _owned;
+        ((NpgsqlParameter<int>)statement.Parameters[1]).TypedValue = history ? 0 : _limit;
+        if (!plain)
+        {
+            ((NpgsqlParameter<int>)statement.Parameters[2]).TypedValue = history ? _historyLimit : 0;
+        }
+
         _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
         long identified = 0;
+        bool blocked = false;
         var summary = new BatchSummary();
-        await using (NpgsqlDataReader reader = await _drain.ExecuteReaderAsync())
+        await using (NpgsqlDataReader reader = await statement.ExecuteReaderAsync())
         {
-            // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item.
+            // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item;
+            // the plain statement's rows end with whether a record for the general statement is waiting.
             while (await reader.ReadAsync())
             {
                 taken = reader.GetInt64(0);
                 oldestMicroseconds = reader.GetInt64(1);
                 identified = reader.GetInt64(2);
+                blocked = plain && reader.GetBoolean(reader.FieldCount - 1);
                 if (reader.IsDBNull(3))
                 {
                     continue;
@@ -243,10 +255,15 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             _nextHistoryCheck = Stopwatch.GetTimestamp() + (_options.PollMilliseconds * Stopwatch.Frequency / 1000);
             _historyFull = taken >= _historyLimit;
         }
+        else
+        {
+            _generalNext = blocked;
+        }
 
         if (taken == 0)
         {
-            return false;
+            // A plain round that stopped at once before a record for the general statement: run that one now.
+            return blocked;
         }
 
         Interlocked.Add(ref _recordsSequenced, taken);
@@ -263,7 +280,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             return _historyFull;
         }
 
-        bool full = taken >= _limit;
+        bool full = taken >= _limit || blocked;
         _limit = Math.Min(Math.Max(1, _options.MaxBatchRecords), _limit * 2);
         return full;
     }
@@ -337,8 +354,14 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
             drain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _historyLimit });
             await drain.PrepareAsync();
+            var drainPlain = new NpgsqlCommand(SequencerSql.DrainPlain, connection);
+            drainPlain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
+            drainPlain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
+            await drainPlain.PrepareAsync();
             _connection = connection;
             _drain = drain;
+            _drainPlain = drainPlain;
+            _generalNext = false;
             _nextRebalance = 0;
         }
         catch
@@ -445,6 +468,12 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         {
             await _drain.DisposeAsync();
             _drain = null;
+        }
+
+        if (_drainPlain is not null)
+        {
+            await _drainPlain.DisposeAsync();
+            _drainPlain = null;
         }
 
         if (_connection is not null)

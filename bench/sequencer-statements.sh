@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# What a sequencer round costs PostgreSQL alone, per statement (docs/DECISIONS.md 28): the general statement
+# (SequencerSql.Drain) and the plain one (SequencerSql.DrainPlain), as the gateway prepares them (the writer session's
+# settings, generic plans), on a schema made by the migrations. pgbench runs both scripts interleaved in one run, so
+# both see the same moments of the machine: each script appends N one-message text records to the inbox (20 accounts,
+# 1,000 contacts) and runs its statement, which takes them. Prints each statement's average latency per round.
+# Usage: [PORT=55438] bench/sequencer-statements.sh [N ...]   (records per round; default 1 20 200)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+sizes=("$@"); [ $# -eq 0 ] && sizes=(1 20 200)
+port=${PORT:-55438}
+work=$(mktemp -d)
+trap 'bash "$root/scripts/postgres-local.sh" stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bash "$root/scripts/postgres-local.sh" start "$work/pg" "$port" >/dev/null
+bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)")
+sql() { PGOPTIONS="-c client_min_messages=warning" "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+sql -c "CREATE DATABASE bench"
+for migration in "$root"/src/Memo.Ingest/Storage/Migrations/*.sql; do sql -d bench -f "$migration" >/dev/null; done
+
+# The statements as C# builds them (const strings whose {{Fragment}} holes name other consts), as pgbench scripts.
+python3 - "$root/src/Memo.Ingest/Sequencing/SequencerSql.cs" "$work" <<'PY'
+import re, sys
+source, out = open(sys.argv[1]).read(), sys.argv[2]
+consts = {m[1]: m[2] for m in re.finditer(r'const string (\w+) = \$*"""\n(.*?)\n\s*""";', source, re.S)}
+expand = lambda name: re.sub(r'\{\{(\w+)\}\}', lambda m: expand(m[1]), consts[name])
+append = """INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
+SELECT 1, 'PNbench' || (g % 20), '15550001111', 'WABA1', 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid(),
+       '4915' || (g % 1000), '4915' || (g % 1000), 1700000000 + g, 'text', 'Hello, is this still available? I would like to order two.',
+       convert_to('{"from":"4915' || (g % 1000) || '","id":"wamid.HBgL' || g || '","timestamp":"1700000000","text":{"body":"' || repeat('x', 450) || '"},"type":"text"}', 'UTF8')
+FROM generate_series(1, :n) AS g;
+"""
+for name in ('Drain', 'DrainPlain'):
+    text = '\n'.join(line.split('--')[0].rstrip() for line in expand(name).split('\n'))
+    text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
+    open(f'{out}/{name}.sql', 'w').write(append + text.strip() + ';\n')
+PY
+echo "VACUUM inbox;" > "$work/vacuum.sql"
+
+shards="{$(seq -s, 0 63)}"
+for n in "${sizes[@]}"; do
+  PGOPTIONS='-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off' \
+    "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T 20 -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
+      -f "$work/Drain.sql@20" -f "$work/DrainPlain.sql@20" -f "$work/vacuum.sql@1" bench 2>&1 \
+    | awk -v n="$n" '/^SQL script [12]:/ { name = ($4 ~ /Plain/) ? "DrainPlain" : "Drain" }
+                     /WITH (taken|barrier) AS/ && name { printf "%d records per round: %-10s %8.3f ms per round\n", n, name, $1; name = "" }'
+done
