@@ -15,7 +15,8 @@ namespace Memo.Ingest.Sequencing;
 /// <summary>
 /// One sequencer session: a PostgreSQL connection of its own that holds a member slot and the advisory locks of the
 /// shards assigned to it (<see cref="ShardAssignment"/>), and runs <see cref="SequencerSql.DrainPlain"/> (live traffic
-/// without coexistence records) or <see cref="SequencerSql.Drain"/> (everything else) over them whenever records arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
+/// without coexistence records) or <see cref="SequencerSql.Drain"/> (everything else) over them whenever records
+/// arrive. The locks are session locks: if this process dies, PostgreSQL drops them with the connection and
 /// another session takes the shards over at its next rebalance. Its statement is idempotent against a crash at any
 /// point: it commits the deletion of the records and their projection together, or neither.
 ///
