@@ -22,7 +22,10 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         string database = await postgres.Server.CreateDatabaseAsync("live_cross");
         await using RedisServer redis = await RedisServer.StartAsync();
         await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
-        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis);
+        // Sweeps 10 s apart: on a starved CI box an announcement can take longer than the default 1 s sweep to cross
+        // over (a CI run saw 28 events repaired), and this test is about the announcements, not the sweep. Broken
+        // announcements still fail it: the sweep would deliver their events, counted as repaired.
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis, "--Memo:Streams:LiveRepairMilliseconds=10000");
         string[] accounts = ["PNlive1", "PNlive2", "PNlive3"];
         await using StreamClient follower = await FollowAsync(following, accounts);
         using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
