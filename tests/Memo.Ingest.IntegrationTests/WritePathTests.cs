@@ -93,7 +93,7 @@ public sealed class WritePathTests(PostgresFixture postgres)
     /// sequencer's statements must give a plan in which every nested loop probes an index (or a LATERAL subquery that
     /// does) for each outer row, and which scans no table, whatever the statistics. Generic plan, after tiny batches.
     /// The plain statement also finds the oldest record for the general one through an index of its own (migration
-    /// 0011): a predicate that differs from the index's by a word scans the inbox instead.
+    /// 0011): with a predicate that differs from the index's, min(id) walks the live index past every waiting record.
     /// </summary>
     [Theory]
     [InlineData(false)]
