@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # What a sequencer round costs PostgreSQL alone, per statement (docs/DECISIONS.md 28): the general statement
-# (SequencerSql.Drain) and the plain one (SequencerSql.DrainPlain), as the gateway prepares them (the writer session's
-# settings, generic plans), on a schema made by the migrations. pgbench runs both scripts interleaved in one run, so
-# both see the same moments of the machine: each script appends N one-message text records to the inbox (20 accounts,
-# 1,000 contacts) and runs its statement, which takes them. Prints each statement's average latency per round.
-# Usage: [PORT=55438] bench/sequencer-statements.sh [N ...]   (records per round; default 1 20 200)
+# (SequencerSql.Drain), the plain one (SequencerSql.DrainPlain), and, as a reference, the plain one returning its events
+# without their items (what returning each event's item costs, issue 19), as the gateway prepares them (the writer
+# session's settings, generic plans), on a schema made by the migrations. pgbench runs the scripts interleaved in one
+# run, so all see the same moments of the machine: each script appends N inbound text messages, each after its sender's
+# contact profile as Meta's webhooks carry them (20 accounts, 1,000 contacts with fixed names), and runs its statement,
+# which takes them. Prints each statement's average latency per round.
+# Usage: [PORT=55438] [SECONDS_PER_SIZE=20] bench/sequencer-statements.sh [N ...]   (messages per round; default 1 20 200)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sizes=("$@"); [ $# -eq 0 ] && sizes=(1 20 200)
@@ -24,13 +26,23 @@ source, out = open(sys.argv[1]).read(), sys.argv[2]
 consts = {m[1]: m[2] for m in re.finditer(r'const string (\w+) = \$*"""\n(.*?)\n\s*""";', source, re.S)}
 expand = lambda name: re.sub(r'\{\{(\w+)\}\}', lambda m: expand(m[1]), consts[name])
 append = """INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
-SELECT 1, 'PNbench' || (g % 20), '15550001111', 'WABA1', 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid(),
-       '4915' || (g % 1000), '4915' || (g % 1000), 1700000000 + g, 'text', 'Hello, is this still available? I would like to order two.',
-       convert_to('{"from":"4915' || (g % 1000) || '","id":"wamid.HBgL' || g || '","timestamp":"1700000000","text":{"body":"' || repeat('x', 450) || '"},"type":"text"}', 'UTF8')
-FROM generate_series(1, :n) AS g;
+SELECT k.kind, 'PNbench' || (g % 20), '15550001111', 'WABA1',
+       CASE WHEN k.kind = 1 THEN 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid() END, '4915' || (g % 1000),
+       CASE WHEN k.kind = 1 THEN '4915' || (g % 1000) END, CASE WHEN k.kind = 1 THEN 1700000000 + g END,
+       CASE WHEN k.kind = 1 THEN 'text' END,
+       CASE WHEN k.kind = 1 THEN 'Hello, is this still available? I would like to order two.' ELSE 'Customer ' || (g % 1000) END,
+       CASE WHEN k.kind = 1 THEN convert_to('{"from":"4915' || (g % 1000) || '","id":"wamid.HBgL' || g || '","timestamp":"1700000000","text":{"body":"' || repeat('x', 450) || '"},"type":"text"}', 'UTF8') END
+FROM generate_series(1, :n) AS g, (VALUES (3), (1)) AS k(kind)
+ORDER BY g, k.kind DESC;
 """
-for name in ('Drain', 'DrainPlain'):
-    text = '\n'.join(line.split('--')[0].rstrip() for line in expand(name).split('\n'))
+statements = {name: '\n'.join(line.split('--')[0].rstrip() for line in expand(name).split('\n')) for name in ('Drain', 'DrainPlain')}
+# The reference: DrainPlain's rows without the item columns and the joins that fetch them (same writes, same events).
+plain = statements['DrainPlain']
+tail = plain[plain.index('SELECT s.taken, s.oldest_us'):]
+statements['EventsOnly'] = plain.replace(tail, """SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked
+FROM summary s LEFT JOIN (SELECT n.account, n.seq, n.event_kind::smallint AS kind FROM numbered n) e ON true
+ORDER BY e.account, e.seq""")
+for name, text in statements.items():
     text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
     open(f'{out}/{name}.sql', 'w').write(append + text.strip() + ';\n')
 PY
@@ -39,8 +51,9 @@ echo "VACUUM inbox;" > "$work/vacuum.sql"
 shards="{$(seq -s, 0 63)}"
 for n in "${sizes[@]}"; do
   PGOPTIONS='-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off' \
-    "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T 20 -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
-      -f "$work/Drain.sql@20" -f "$work/DrainPlain.sql@20" -f "$work/vacuum.sql@1" bench 2>&1 \
-    | awk -v n="$n" '/^SQL script [12]:/ { name = ($4 ~ /Plain/) ? "DrainPlain" : "Drain" }
-                     /WITH (taken|barrier) AS/ && name { printf "%d records per round: %-10s %8.3f ms per round\n", n, name, $1; name = "" }'
+    "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T "${SECONDS_PER_SIZE:-20}" -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
+      -f "$work/Drain.sql@20" -f "$work/DrainPlain.sql@20" -f "$work/EventsOnly.sql@20" -f "$work/vacuum.sql@1" bench 2>&1 \
+    | awk -v n="$n" -v names="Drain DrainPlain EventsOnly" 'BEGIN { split(names, name) }
+                     /^SQL script [0-9]+:/ { script = $3 + 0 }
+                     /WITH (taken|barrier) AS/ && script { printf "%d messages per round: %-10s %8.3f ms per round\n", n, name[script], $1; script = 0 }'
 done
