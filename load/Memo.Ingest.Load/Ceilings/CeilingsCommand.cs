@@ -14,7 +14,7 @@ namespace Memo.Ingest.Load.Ceilings;
 /// subscribers of one account against a bare WebSocket broadcast; and the gateway against a conventional
 /// one-INSERT-per-message receiver on the same PostgreSQL.
 /// </summary>
-internal sealed class CeilingsCommand(string which, int rounds, int seconds, string? nativeBinary, TextWriter output)
+internal sealed class CeilingsCommand(string which, int rounds, int seconds, string? nativeBinary, TextWriter output, string client = "httpclient")
 {
     public async Task<int> RunAsync()
     {
@@ -130,10 +130,17 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
     /// The gateway beside the conventional receiver (<see cref="ConventionalReceiver"/>) on the same PostgreSQL, closed
     /// loops of 1-message POSTs at 16 and 64 connections and of 50-message POSTs at 16, and raw binary COPY of the same
     /// message rows; each round on a fresh server, medians of the rounds. The gateway's "sustained" rate counts until
-    /// the sequencers have made the last acknowledged message visible, not only until its 200.
+    /// the sequencers have made the last acknowledged message visible, not only until its 200. Both receivers get the
+    /// same client: the HttpClient loop (<see cref="ClosedLoopSender"/>), or with <c>--client wrk</c> wrk over webhooks
+    /// signed before the run (<see cref="WrkClosedLoop"/>), which leaves more of the machine to the receivers.
     /// </summary>
     private async Task ReceiverAsync()
     {
+        if (client is not ("httpclient" or "wrk"))
+        {
+            throw new ArgumentException($"Unknown client {client}: httpclient or wrk.");
+        }
+
         (string Name, int MessagesPerPost, int Connections)[] scenarios = [("1 message per POST, 16 connections", 1, 16),
             ("1 message per POST, 64 connections", 1, 64), ("50 messages per POST, 16 connections", 50, 16)];
         var conventional = scenarios.Select(static _ => new List<ClosedLoopResult>()).ToArray();
@@ -149,10 +156,17 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             {
                 (string name, int perPost, int connections) = scenarios[s];
                 Func<long, byte[]> body = n => ReceiverPayload(round, s, n, perPost);
+                // wrk's webhooks are made before the run: more than either receiver can take in the time (a run that
+                // needs more fails rather than repeating one).
+                using WrkClosedLoop? wrk = client == "wrk"
+                    ? await WrkClosedLoop.PrepareAsync(body, (long)seconds * (perPost == 1 ? 25_000 : 1_500), GatewayHost.Secret)
+                    : null;
                 await using (ConventionalReceiverProcess receiver = await ConventionalReceiverProcess.StartAsync(await postgres.CreateDatabaseAsync("conventional")))
                 using (var sender = new ClosedLoopSender(receiver.Address, connections, body, GatewayHost.Secret))
                 {
-                    conventional[s].Add(await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost));
+                    conventional[s].Add(wrk is null
+                        ? await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost)
+                        : await wrk.RunAsync(receiver.Address, connections, TimeSpan.FromSeconds(seconds), perPost));
                 }
 
                 string database = await postgres.CreateDatabaseAsync("gateway");
@@ -160,7 +174,9 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                 using (var sender = new ClosedLoopSender(process.Address, connections, body, GatewayHost.Secret))
                 {
                     await process.WaitForRedisAsync();
-                    ClosedLoopResult result = await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost);
+                    ClosedLoopResult result = wrk is null
+                        ? await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost)
+                        : await wrk.RunAsync(process.Address, connections, TimeSpan.FromSeconds(seconds), perPost);
                     var drain = Stopwatch.StartNew();
                     await SequencedWait.UntilSequencedAsync(database, 300);
                     gateway[s].Add(result);
@@ -177,7 +193,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         }
 
         await output.WriteLineAsync();
-        await output.WriteLineAsync($"Medians of {rounds} rounds of {seconds} s (closed loops; the gateway with Redis; fresh databases). Ratios are taken");
+        await output.WriteLineAsync($"Medians of {rounds} rounds of {seconds} s (closed loops of the {client} client; the gateway with Redis; fresh databases). Ratios are taken");
         await output.WriteLineAsync("within each round (both receivers ran back to back on the same server), then the median of the rounds' ratios.");
         await output.WriteLineAsync();
         await output.WriteLineAsync("| scenario | conventional msgs/s | conventional p50 / p99 ms | gateway msgs/s acknowledged | gateway msgs/s sustained (until visible) | gateway p50 / p99 ms | gateway ÷ conventional, per round (sustained) | median ratio |");
