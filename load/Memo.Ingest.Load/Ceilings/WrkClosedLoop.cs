@@ -103,7 +103,17 @@ internal sealed class WrkClosedLoop : IDisposable
             start.ArgumentList.Add(argument);
         }
 
-        using Process wrk = Process.Start(start) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
+        Process? started;
+        try
+        {
+            started = Process.Start(start);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("wrk did not start (apt-get install wrk): " + e.Message, e);
+        }
+
+        using Process wrk = started ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
         Task<string> errors = wrk.StandardError.ReadToEndAsync();
         string text = await wrk.StandardOutput.ReadToEndAsync();
         await wrk.WaitForExitAsync();
