@@ -280,7 +280,7 @@ internal static class SequencerSql
             WHERE ctid = ANY (ARRAY(SELECT ctid FROM inbox
                                     WHERE shard = ANY ($1::int[]) AND flags & 3 <> 2 AND id < COALESCE((SELECT id FROM barrier), 9223372036854775807)
                                     ORDER BY id LIMIT $2))
-            RETURNING id, kind, flags, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, context_id, errors, payload, received_at
+            RETURNING id, kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, context_id, errors, payload, received_at
         ), candidates AS (
             SELECT t.*, row_number() OVER (
                        PARTITION BY t.kind, t.account, CASE WHEN t.kind = 3 THEN t.wa_id ELSE t.msg_id END,
