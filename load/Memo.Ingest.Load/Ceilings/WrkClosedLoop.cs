@@ -16,7 +16,9 @@ namespace Memo.Ingest.Load.Ceilings;
 /// </summary>
 internal sealed class WrkClosedLoop : IDisposable
 {
-    // Two threads for two cores; each reads its own file in its init, before the run's clock starts for it.
+    // Two threads for two cores, each with its own file of webhooks, read in its init. wrk starts its clock once every
+    // thread is created, so the first thread may send while the second still reads its file: a fraction of a second,
+    // the same for both receivers.
     private const int Threads = 2;
 
     private const string Script = """
