@@ -228,25 +228,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
 
     private async Task<double> WrkAsync(string url, string script)
     {
-        var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in (string[])["-t2", "-c64", $"-d{seconds}s", "-s", script, url])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        Process? started;
-        try
-        {
-            started = Process.Start(start);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("wrk did not start (apt-get install wrk): " + e.Message, e);
-        }
-
-        using Process wrk = started ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
-        string text = await wrk.StandardOutput.ReadToEndAsync();
-        await wrk.WaitForExitAsync();
+        string text = await Wrk.RunAsync(["-t2", "-c64", $"-d{seconds}s", "-s", script, url]);
         string? line = text.Split('\n').FirstOrDefault(static l => l.StartsWith("Requests/sec:", StringComparison.Ordinal));
         return line is null ? throw new InvalidOperationException("wrk printed no rate:\n" + text) : double.Parse(line["Requests/sec:".Length..].Trim(), CultureInfo.InvariantCulture);
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Memo.Ingest.Load.ClosedLoop;
@@ -98,28 +97,9 @@ internal sealed class WrkClosedLoop : IDisposable
     /// <summary>Runs wrk's closed loop against <paramref name="receiver"/> with <paramref name="connections"/> connections.</summary>
     public async Task<ClosedLoopResult> RunAsync(Uri receiver, int connections, TimeSpan duration, int messagesPerPost)
     {
-        var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in (string[])[$"-t{Threads}", $"-c{connections}", $"-d{(int)duration.TotalSeconds}s", "--latency", "--timeout", "30s",
-                     "-s", Path.Combine(_directory, "closed-loop.lua"), new Uri(receiver, "/webhooks/whatsapp").ToString(), Requests])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        Process? started;
-        try
-        {
-            started = Process.Start(start);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("wrk did not start (apt-get install wrk): " + e.Message, e);
-        }
-
-        using Process wrk = started ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
-        Task<string> errors = wrk.StandardError.ReadToEndAsync();
-        string text = await wrk.StandardOutput.ReadToEndAsync();
-        await wrk.WaitForExitAsync();
-        return Parse(text + await errors, messagesPerPost);
+        string report = await Wrk.RunAsync([$"-t{Threads}", $"-c{connections}", $"-d{(int)duration.TotalSeconds}s", "--latency", "--timeout", "30s",
+            "-s", Path.Combine(_directory, "closed-loop.lua"), new Uri(receiver, "/webhooks/whatsapp").ToString(), Requests]);
+        return Parse(report, messagesPerPost);
     }
 
     /// <summary>Reads wrk's report: requests and time, answers other than 2xx, socket errors, latency percentiles.</summary>
