@@ -16,14 +16,20 @@ internal sealed class AccessTokens
     public const string AccountsClaim = "accounts";
     public const int MinimumKeyBytes = 32;
 
+    /// <summary>Characters of validated tokens kept for their next request (<see cref="ValidatedTokens"/>): 8 MB.</summary>
+    public const long ValidatedTokenCharacters = 4 * 1024 * 1024;
+
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _validation;
     private readonly SigningCredentials _signing;
     private readonly AuthOptions _options;
+    private readonly ValidatedTokens _validated;
 
-    public AccessTokens(AuthOptions options)
+    /// <param name="validatedTokenCharacters">The bound of <see cref="ValidatedTokens"/>; 0 validates every request's token.</param>
+    public AccessTokens(AuthOptions options, TimeProvider? time = null, long validatedTokenCharacters = ValidatedTokenCharacters)
     {
         _options = options;
+        _validated = new ValidatedTokens(time ?? TimeProvider.System, validatedTokenCharacters);
         SymmetricSecurityKey[] keys = [.. options.SigningKeys.Where(static k => !string.IsNullOrEmpty(k)).Select(static k => new SymmetricSecurityKey(Encoding.UTF8.GetBytes(k)))];
         if (keys.Length == 0 || keys.Any(static k => k.Key.Length < MinimumKeyBytes))
         {
@@ -67,7 +73,10 @@ internal sealed class AccessTokens
     }
 
     /// <summary>The grant of a valid token, or null for anything else (bad signature, expired, wrong audience...).</summary>
-    public async ValueTask<AccessGrant?> ValidateAsync(string token)
+    public ValueTask<AccessGrant?> ValidateAsync(string token) =>
+        _validated.TryGet(token, out AccessGrant? grant) ? ValueTask.FromResult<AccessGrant?>(grant) : ValidateAndKeepAsync(token);
+
+    private async ValueTask<AccessGrant?> ValidateAndKeepAsync(string token)
     {
         TokenValidationResult result = await _handler.ValidateTokenAsync(token, _validation);
         if (!result.IsValid || result.ClaimsIdentity is not { } identity || result.SecurityToken is not JsonWebToken jwt)
@@ -76,7 +85,9 @@ internal sealed class AccessTokens
         }
 
         string subject = identity.FindFirst(JwtRegisteredClaimNames.Sub)?.Value ?? "";
-        return new AccessGrant(subject, identity.FindAll(AccountsClaim).Select(static c => c.Value), jwt.ValidTo,
+        var grant = new AccessGrant(subject, identity.FindAll(AccountsClaim).Select(static c => c.Value), jwt.ValidTo,
             AccessScopes.Parse(identity.FindFirst(AccessScopes.Claim)?.Value));
+        _validated.Add(token, grant);
+        return grant;
     }
 }
