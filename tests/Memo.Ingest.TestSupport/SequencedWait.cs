@@ -15,8 +15,10 @@ public static class SequencedWait
         await connection.OpenAsync();
         long live;
         long history;
-        // Each lane hands out its own ids (live ones from the identity, history ones from 2^62 on: migration 0010).
-        await using (var command = new NpgsqlCommand("SELECT (SELECT last_value FROM inbox_id_seq), (SELECT last_value FROM inbox_history_id_seq)", connection))
+        // Each lane hands out its own ids (live ones from the identity, history ones from 2^62 on: migration 0010). Read
+        // through pg_sequences, so that the load tool also drives builds from before that migration (comparisons with
+        // older commits, docs/PERFORMANCE.md); a history sequence never used reads as its start.
+        await using (var command = new NpgsqlCommand("SELECT (SELECT last_value FROM inbox_id_seq), COALESCE((SELECT last_value FROM pg_sequences WHERE sequencename = 'inbox_history_id_seq'), 4611686018427387904)", connection))
         await using (NpgsqlDataReader reader = await command.ExecuteReaderAsync())
         {
             await reader.ReadAsync();
