@@ -161,22 +161,28 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                 using WrkClosedLoop? wrk = client == "wrk"
                     ? await WrkClosedLoop.PrepareAsync(body, (long)seconds * (perPost == 1 ? 25_000 : 1_500), GatewayHost.Secret)
                     : null;
-                await using (ConventionalReceiverProcess receiver = await ConventionalReceiverProcess.StartAsync(await postgres.CreateDatabaseAsync("conventional")))
-                using (var sender = new ClosedLoopSender(receiver.Address, connections, body, GatewayHost.Secret))
+
+                async Task<ClosedLoopResult> DriveAsync(Uri address)
                 {
-                    conventional[s].Add(wrk is null
-                        ? await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost)
-                        : await wrk.RunAsync(receiver.Address, connections, TimeSpan.FromSeconds(seconds), perPost));
+                    if (wrk is not null)
+                    {
+                        return await wrk.RunAsync(address, connections, TimeSpan.FromSeconds(seconds), perPost);
+                    }
+
+                    using var sender = new ClosedLoopSender(address, connections, body, GatewayHost.Secret);
+                    return await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost);
+                }
+
+                await using (ConventionalReceiverProcess receiver = await ConventionalReceiverProcess.StartAsync(await postgres.CreateDatabaseAsync("conventional")))
+                {
+                    conventional[s].Add(await DriveAsync(receiver.Address));
                 }
 
                 string database = await postgres.CreateDatabaseAsync("gateway");
                 await using (GatewayProcess process = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString, nativeBinary: nativeBinary))
-                using (var sender = new ClosedLoopSender(process.Address, connections, body, GatewayHost.Secret))
                 {
                     await process.WaitForRedisAsync();
-                    ClosedLoopResult result = wrk is null
-                        ? await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost)
-                        : await wrk.RunAsync(process.Address, connections, TimeSpan.FromSeconds(seconds), perPost);
+                    ClosedLoopResult result = await DriveAsync(process.Address);
                     var drain = Stopwatch.StartNew();
                     await SequencedWait.UntilSequencedAsync(database, 300);
                     gateway[s].Add(result);
