@@ -10,7 +10,7 @@ using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
 //   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
-//          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--p99 50] [--native PATH] [--no-redis]
+//          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--client sockets|httpclient] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
 //   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH] [--client httpclient|wrk (receiver)]
 //                                                                              each figure beside the machine's ceiling
@@ -23,7 +23,7 @@ using Memo.Ingest.Load.Run;
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
-                     "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
+                     "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load profile write-path\n" +
@@ -81,6 +81,7 @@ static Task<int> RunLoadAsync(string[] options)
             "--subscribers" => settings with { Subscribers = NextInt() },
             "--backfill" => settings with { BackfillMessages = NextInt() },
             "--connections" => settings with { Connections = NextInt() },
+            "--client" => settings with { Client = Next() switch { "sockets" => OpenModelClient.Sockets, "httpclient" => OpenModelClient.HttpClient, var other => throw new ArgumentException($"Unknown client {other}.") } },
             "--p99" => settings with { P99BoundMilliseconds = NextDouble() },
             "--native" => settings with { NativeBinary = Path.GetFullPath(Next()) },
             "--no-redis" => settings with { WithRedis = false },

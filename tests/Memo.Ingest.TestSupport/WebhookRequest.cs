@@ -5,13 +5,16 @@ namespace Memo.Ingest.TestSupport;
 /// <summary>A webhook POST as Meta sends it: JSON body, signed with an app secret (none: unsigned).</summary>
 public static class WebhookRequest
 {
+    /// <summary>The gateway's webhook endpoint.</summary>
+    public const string Path = "/webhooks/whatsapp";
+
     public static HttpRequestMessage Create(byte[] body, string? secret) =>
         Signed(body, secret is null ? null : WebhookSigner.Sign(body, secret));
 
     /// <summary>A POST of a body signed beforehand (<see cref="WebhookSigner.Sign"/>): a load generator signs before it measures.</summary>
     public static HttpRequestMessage Signed(byte[] body, string? signature)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/whatsapp") { Content = new ByteArrayContent(body) };
+        var request = new HttpRequestMessage(HttpMethod.Post, Path) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         if (signature is not null)
         {

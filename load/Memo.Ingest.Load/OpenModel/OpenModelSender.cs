@@ -9,16 +9,19 @@ namespace Memo.Ingest.Load.OpenModel;
 /// its intended start. A closed loop of senders would slow down with the server and hide the queueing delay; this
 /// does not. Bodies are made (and signed) by the caller's factory, numbered by request index.
 /// </summary>
-internal sealed class OpenModelSender : IDisposable
+internal sealed class OpenModelSender : IOpenModelSender, IDisposable
 {
     private readonly HttpClient _client;
     private readonly Func<long, HttpRequestMessage> _request;
     private readonly Func<long, int> _messagesOf;
+    private readonly Stopwatch? _clock;
 
     /// <param name="request">Builds request number i.</param>
     /// <param name="messagesOf">How many messages request i carries (for throughput in messages).</param>
-    public OpenModelSender(Uri gateway, int connections, Func<long, HttpRequestMessage> request, Func<long, int> messagesOf)
+    /// <param name="clock">The run's clock, which times are read from; by default one started with each run.</param>
+    public OpenModelSender(Uri gateway, int connections, Func<long, HttpRequestMessage> request, Func<long, int> messagesOf, Stopwatch? clock = null)
     {
+        _clock = clock;
         _client = new HttpClient(new SocketsHttpHandler
         {
             MaxConnectionsPerServer = connections,
@@ -40,7 +43,7 @@ internal sealed class OpenModelSender : IDisposable
         long total = steps.Sum(static s => s.Requests);
         var samples = new RequestSample[total];
         var pending = new List<Task>((int)Math.Min(total, int.MaxValue));
-        var clock = Stopwatch.StartNew();
+        Stopwatch clock = _clock ?? Stopwatch.StartNew();
         long index = 0;
         for (int step = 0; step < steps.Count; step++)
         {

@@ -41,6 +41,9 @@ internal sealed partial class PayloadMix(RunSettings settings)
         return statuses ? [] : Enumerable.Range(0, settings.MessagesPerPost).Select(m => $"wamid.load.{original}.{m}");
     }
 
+    /// <summary>How many inbound messages request <paramref name="index"/> carries (none for a status POST).</summary>
+    public int MessageCount(long index) => Kind(index).Statuses ? 0 : settings.MessagesPerPost;
+
     /// <summary>The outbound message ids request <paramref name="index"/> reports statuses for (none for messages).</summary>
     public IEnumerable<string> OutboundIds(long index)
     {

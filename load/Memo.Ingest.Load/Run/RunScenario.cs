@@ -37,14 +37,20 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
         BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Prepare(gateway.Address, settings.BackfillMessages) : null;
         var clock = Stopwatch.StartNew();
+        LoadStep[] steps = [.. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds)))];
+        IOpenModelSender sender = settings.Client switch
+        {
+            OpenModelClient.Sockets => new SocketOpenModelSender(gateway.Address, settings.Connections,
+                PreparedRequests.Make(steps.Sum(static s => s.Requests), index => mix.Body(index, PreparedRequests.StampPlaceholder), GatewayHost.Secret,
+                    gateway.Address, WebhookRequest.Path),
+                mix.MessageCount, clock),
+            _ => new OpenModelSender(gateway.Address, settings.Connections,
+                index => WebhookRequest.Create(mix.Body(index, (long)clock.Elapsed.TotalMicroseconds), GatewayHost.Secret), mix.MessageCount, clock),
+        };
+        using var disposeSender = sender as IDisposable;
         await using SubscriberFleet? fleet = settings.Subscribers > 0
             ? await SubscriberFleet.ConnectAsync(gateway.Address, mix.Accounts, settings.Subscribers, clock)
             : null;
-
-        LoadStep[] steps = [.. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds)))];
-        using var sender = new OpenModelSender(gateway.Address, settings.Connections,
-            index => WebhookRequest.Create(mix.Body(index, (long)clock.Elapsed.TotalMicroseconds), GatewayHost.Secret),
-            index => mix.MessageIds(index).Count());
 
         var boundaries = new List<StepBoundary>();
         async Task MarkAsync()
@@ -52,7 +58,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             long at = (long)clock.Elapsed.TotalMicroseconds;
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
-                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId)));
+                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds));
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
@@ -130,5 +136,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
     }
 }
 
-/// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far.</summary>
-internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds, double PostgresCpuSeconds);
+/// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far (the load
+/// tool's own: its sender and subscribers, not its child processes).</summary>
+internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds,
+    double PostgresCpuSeconds, double LoadToolCpuSeconds);

@@ -30,6 +30,9 @@ internal sealed record RunSettings
 
     public int Connections { get; init; } = 256;
 
+    /// <summary>The sender's HTTP client (docs/PERFORMANCE.md compares them).</summary>
+    public OpenModelClient Client { get; init; } = OpenModelClient.Sockets;
+
     public double P99BoundMilliseconds { get; init; } = 50;
 
     public string? NativeBinary { get; init; }
@@ -41,4 +44,16 @@ internal sealed record RunSettings
 
     /// <summary>Where report.json, report.md and report.svg go.</summary>
     public string? ReportDirectory { get; init; }
+}
+
+/// <summary>
+/// Which client sends an open-model run: <see cref="Sockets"/>, requests made before the run and sent over raw
+/// keep-alive sockets (<see cref="OpenModel.SocketOpenModelSender"/>), or <see cref="HttpClient"/>, each request made
+/// and signed when it is due and sent through HttpClient (<see cref="OpenModel.OpenModelSender"/>; the client of every
+/// run before 2026-12-03's fourteenth session).
+/// </summary>
+internal enum OpenModelClient
+{
+    Sockets,
+    HttpClient,
 }
