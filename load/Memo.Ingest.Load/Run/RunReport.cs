@@ -49,6 +49,8 @@ internal sealed class RunReport
                 100 * (to.GatewayCpuSeconds - from.GatewayCpuSeconds) / wall,
                 100 * (to.PostgresCpuSeconds - from.PostgresCpuSeconds) / wall,
                 100 * (to.LoadToolCpuSeconds - from.LoadToolCpuSeconds) / wall,
+                100 * (to.Machine.BusySeconds - from.Machine.BusySeconds) / wall,
+                100 * (to.Machine.StolenSeconds - from.Machine.StolenSeconds) / wall,
                 Sustainable: other == 0 && refused == 0 && sender.Count > 0 && sender.P99 <= settings.P99BoundMilliseconds);
         }
 
@@ -77,12 +79,12 @@ internal sealed class RunReport
             $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections ({_settings.Client}), {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step.");
         text.AppendLine();
-        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | p99 ≤ bound, all 200 |");
-        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | p99 ≤ bound, all 200 |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
+                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
         }
 
         text.AppendLine();
@@ -150,7 +152,8 @@ internal sealed class RunReport
     }
 
     private sealed record StepFigures(double Rate, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
-        string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, bool Sustainable);
+        string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, double MachineBusyPercent,
+        double MachineStolenPercent, bool Sustainable);
 
     private sealed record SecondFigures(int Second, long Messages, int NotOk, double AckP50, double AckP99, double EndToEndP99);
 }

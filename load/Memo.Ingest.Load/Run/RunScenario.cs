@@ -58,7 +58,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             long at = (long)clock.Elapsed.TotalMicroseconds;
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
-                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds));
+                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now()));
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
@@ -137,6 +137,6 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 }
 
 /// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far (the load
-/// tool's own: its sender and subscribers, not its child processes).</summary>
+/// tool's own: its sender and subscribers, not its child processes; and the machine's).</summary>
 internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds,
-    double PostgresCpuSeconds, double LoadToolCpuSeconds);
+    double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine);
