@@ -44,29 +44,7 @@ internal sealed class OpenModelSender : IOpenModelSender, IDisposable
         var samples = new RequestSample[total];
         var pending = new List<Task>((int)Math.Min(total, int.MaxValue));
         Stopwatch clock = _clock ?? Stopwatch.StartNew();
-        long index = 0;
-        for (int step = 0; step < steps.Count; step++)
-        {
-            LoadStep current = steps[step];
-            if (onStep is not null)
-            {
-                await onStep(step, current);
-            }
-
-            TimeSpan stepStart = clock.Elapsed;
-            for (long k = 0; k < current.Requests; k++, index++)
-            {
-                TimeSpan intended = stepStart + TimeSpan.FromSeconds(k / current.Rate);
-                TimeSpan ahead = intended - clock.Elapsed;
-                if (ahead > TimeSpan.FromMilliseconds(1))
-                {
-                    await Task.Delay(ahead);
-                }
-
-                pending.Add(SendAsync(samples, index, step, intended, clock));
-            }
-        }
-
+        await OpenModelSchedule.DispatchAsync(steps, clock, onStep, (index, step, intended) => pending.Add(SendAsync(samples, index, step, intended, clock)));
         await Task.WhenAll(pending);
         return samples;
     }

@@ -93,22 +93,22 @@ internal sealed class RawHttpConnection : IDisposable
 
             ReadOnlySpan<byte> name = line[..colon];
             ReadOnlySpan<byte> value = line[(colon + 1)..].Trim((byte)' ');
-            if (System.Text.Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
+            if (Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
             {
                 if (!Utf8Parser.TryParse(value, out contentLength, out _))
                 {
                     throw new IOException("Malformed Content-Length.");
                 }
             }
-            else if (System.Text.Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
+            else if (Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
             {
-                chunked = System.Text.Ascii.EqualsIgnoreCase(value, "chunked"u8);
+                chunked = Ascii.EqualsIgnoreCase(value, "chunked"u8);
             }
-            else if (System.Text.Ascii.EqualsIgnoreCase(name, "Retry-After"u8))
+            else if (Ascii.EqualsIgnoreCase(name, "Retry-After"u8))
             {
                 retryAfter = true;
             }
-            else if (System.Text.Ascii.EqualsIgnoreCase(name, "Connection"u8) && System.Text.Ascii.EqualsIgnoreCase(value, "close"u8))
+            else if (Ascii.EqualsIgnoreCase(name, "Connection"u8) && Ascii.EqualsIgnoreCase(value, "close"u8))
             {
                 Reusable = false;
             }

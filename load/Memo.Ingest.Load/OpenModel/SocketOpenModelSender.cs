@@ -44,29 +44,7 @@ internal sealed class SocketOpenModelSender(Uri gateway, int connections, Prepar
         }));
         Task[] workers = [.. opened.Select(connection => Task.Run(() => WorkAsync(connection, server, due.Reader, samples, clock, drain.Token)))];
 
-        long index = 0;
-        for (int step = 0; step < steps.Count; step++)
-        {
-            LoadStep current = steps[step];
-            if (onStep is not null)
-            {
-                await onStep(step, current);
-            }
-
-            TimeSpan stepStart = clock.Elapsed;
-            for (long k = 0; k < current.Requests; k++, index++)
-            {
-                TimeSpan intended = stepStart + TimeSpan.FromSeconds(k / current.Rate);
-                TimeSpan ahead = intended - clock.Elapsed;
-                if (ahead > TimeSpan.FromMilliseconds(1))
-                {
-                    await Task.Delay(ahead);
-                }
-
-                due.Writer.TryWrite(new Due(index, step, intended));
-            }
-        }
-
+        await OpenModelSchedule.DispatchAsync(steps, clock, onStep, (index, step, intended) => due.Writer.TryWrite(new Due(index, step, intended)));
         due.Writer.Complete();
         drain.CancelAfter(DrainTimeout);
         await Task.WhenAll(workers);
