@@ -23,7 +23,7 @@ using Memo.Ingest.Load.Run;
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
-                     "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--strict]\n" +
+                     "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--set KEY=VALUE ...] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load profile write-path\n" +

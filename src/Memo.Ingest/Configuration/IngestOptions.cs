@@ -33,6 +33,12 @@ public sealed class IngestOptions
     /// what is already queued). Larger values mean fewer, bigger transactions at a small cost in ack latency.</summary>
     public double BatchLingerMilliseconds { get; set; }
 
+    /// <summary>How long a contact profile this instance appended keeps identical ones (same account, wa_id and name)
+    /// from being appended again (<see cref="Ingest.RecentContactProfiles"/>); 0 appends every profile. Meta repeats the
+    /// sender's profile with every message, so this halves the inbox records of ordinary traffic. A name changed back
+    /// through another instance (A here, B there, A here again) may stay behind for at most this long.</summary>
+    public int ContactProfileMemorySeconds { get; set; } = 60;
+
     /// <summary>The Retry-After value sent with 503.</summary>
     public int RetryAfterSeconds { get; set; } = 2;
 

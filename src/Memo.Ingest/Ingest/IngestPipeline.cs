@@ -45,10 +45,11 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
         ILogger writerLogger = loggerFactory.CreateLogger<IngestWriter>();
         int live = Math.Max(1, _options.Writers);
         _writers = new IngestWriter[live + Math.Max(0, _options.HistoryWriters)];
+        var contactProfiles = new RecentContactProfiles(_options.ContactProfileMemorySeconds);
         for (int i = 0; i < _writers.Length; i++)
         {
-            _writers[i] = new IngestWriter(i, (i < live ? _queue : _historyQueue).Reader, dataSource, database, _options, metrics, screen, sequencer,
-                backlog, redis, faults, writerLogger);
+            _writers[i] = new IngestWriter(i, (i < live ? _queue : _historyQueue).Reader, dataSource, database, _options, metrics, screen, contactProfiles,
+                sequencer, backlog, redis, faults, writerLogger);
         }
 
         metrics.ObserveQueue(() => Depth);

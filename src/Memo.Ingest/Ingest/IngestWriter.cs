@@ -30,6 +30,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private readonly IngestOptions _options;
     private readonly IngestMetrics _metrics;
     private readonly DuplicateScreen _screen;
+    private readonly RecentContactProfiles _contactProfiles;
     private readonly Sequencer _sequencer;
     private readonly InboxBacklog _backlog;
     private readonly GatewayRedis _redis;
@@ -46,7 +47,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
     private bool _hadConnection;
 
     public IngestWriter(int id, ChannelReader<ParsedWebhook> queue, WriterDataSource dataSource, DatabaseState database,
-        IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, Sequencer sequencer, InboxBacklog backlog, GatewayRedis redis, FaultInjector faults, ILogger logger)
+        IngestOptions options, IngestMetrics metrics, DuplicateScreen screen, RecentContactProfiles contactProfiles, Sequencer sequencer, InboxBacklog backlog, GatewayRedis redis, FaultInjector faults, ILogger logger)
     {
         _id = id;
         _queue = queue;
@@ -55,6 +56,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         _options = options;
         _metrics = metrics;
         _screen = screen;
+        _contactProfiles = contactProfiles;
         _sequencer = sequencer;
         _backlog = backlog;
         _redis = redis;
@@ -133,8 +135,13 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         await _backlog.HoldWhileBackloggedAsync();
         int screened = await _screen.ScreenAsync(batch, await DatabaseToScreenForAsync());
         _metrics.DuplicatesScreened(screened, 0);
+        _contactProfiles.SkipUnchanged(batch, Environment.TickCount64);
         IngestOutcome outcome = await TryAppendAsync(batch);
-        if (outcome == IngestOutcome.RejectedByDatabase)
+        if (outcome == IngestOutcome.Committed)
+        {
+            NoteContactProfiles(batch);
+        }
+        else if (outcome == IngestOutcome.RejectedByDatabase)
         {
             // Some webhook's data was refused. Append them one by one, so that one bad payload cannot fail the others,
             // and keep the refused ones aside whole: their senders get 200, because the data is safely kept.
@@ -142,8 +149,13 @@ internal sealed partial class IngestWriter : IAsyncDisposable
             {
                 ParsedWebhook webhook = batch[i];
                 IngestOutcome single = await TryAppendAsync([webhook]);
-                if (single == IngestOutcome.RejectedByDatabase)
+                if (single == IngestOutcome.Committed)
                 {
+                    NoteContactProfiles([webhook]);
+                }
+                else if (single == IngestOutcome.RejectedByDatabase)
+                {
+                    // Kept aside, not in the inbox: its profiles are not noted.
                     single = await DeadLetterAsync(webhook);
                 }
 
@@ -157,6 +169,16 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Finish(batch, outcome);
+    }
+
+    /// <summary>Notes the committed batch's contact profiles, before the webhooks are answered and their buffers reused.</summary>
+    private void NoteContactProfiles(List<ParsedWebhook> committed)
+    {
+        long now = Environment.TickCount64;
+        foreach (ParsedWebhook webhook in committed)
+        {
+            _contactProfiles.NoteAppended(webhook, now);
+        }
     }
 
     /// <summary>
