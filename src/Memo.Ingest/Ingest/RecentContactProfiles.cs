@@ -4,7 +4,7 @@ namespace Memo.Ingest.Ingest;
 
 /// <summary>
 /// The contact profiles (account, wa_id, profile name) this instance appended lately, so that an unchanged profile is
-/// not appended again within <see cref="IngestOptions.ContactProfileMemorySeconds"/>.
+/// not appended again within <see cref="Configuration.IngestOptions.ContactProfileMemorySeconds"/>.
 ///
 /// Meta sends the sender's profile with every inbound message, and it almost never changes: in the default load mix
 /// half of the inbox records were such profiles, each appended, taken, probed and dropped by the sequencer because the
@@ -17,8 +17,9 @@ namespace Memo.Ingest.Ingest;
 /// stays behind (docs/DECISIONS.md).
 ///
 /// A direct-mapped table of 64-bit entries (128 KiB): a slot chosen by the contact holds 48 bits of a hash of contact
-/// and name and 16 bits of the coarse time it was noted. Writers share it without locks: 64-bit writes are atomic,
-/// and a lost update or an evicted slot only means one profile appended more.
+/// and name and 16 bits of the coarse time it was noted. Writers share it without locks: 64-bit writes are atomic, and
+/// an evicted slot only means one profile appended more. Two writers noting two names of one contact at the same moment
+/// may leave the older one noted: the same bounded lag as a name changed back through another instance.
 /// </summary>
 internal sealed class RecentContactProfiles
 {
