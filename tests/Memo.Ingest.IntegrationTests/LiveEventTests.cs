@@ -3,6 +3,7 @@ using System.Net;
 using Memo.Ingest.Testing;
 using Memo.Ingest.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -169,6 +170,78 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
 
         await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
         Assert.Equal(0, repaired[""]);
+    }
+
+    [Fact]
+    public async Task AnInstanceAloneOnTheEventChannel_DoesNotPublishItsRounds()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_alone");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        IServer server = probe.GetServer(probe.GetEndPoints()[0]);
+        // The first round is published, and its answer (one receiver: this instance's own hub) says it is alone.
+        await PostAndSequenceAsync(gateway, database, "PNalone", 0);
+
+        long before = await PublishCallsAsync(server);
+        var elapsed = Stopwatch.StartNew();
+        const int Webhooks = 40;
+        for (int i = 1; i <= Webhooks; i++)
+        {
+            await PostAndSequenceAsync(gateway, database, "PNalone", i);
+        }
+
+        // Each acknowledged batch PUBLISHes one wake-up on the inbox channel; the rounds' frames add at most one probe a
+        // second (every round's frame was published before: 80 or so).
+        long published = await PublishCallsAsync(server) - before;
+        long bound = Webhooks + (long)Math.Ceiling(elapsed.Elapsed.TotalSeconds) + 1;
+        output.WriteLine($"{published} PUBLISH calls for {Webhooks} webhooks in {elapsed.Elapsed.TotalSeconds:F1} s");
+        Assert.InRange(published, Webhooks, bound);
+    }
+
+    [Fact]
+    public async Task AnInstanceThatStarts_IsNoticedByOneThatWasAlone_AndGetsItsRoundsAnnounced()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_join");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost publishing = await RedisDeduplicationTests.StartWithRedisAsync(database, redis);
+        await PostAndSequenceAsync(publishing, database, "PNjoin1", 0); // alone from here on
+        // No sweeps: what the announcements miss can only reach the follower through a gap it sees.
+        await using GatewayHost following = await StartFollowingInstanceAsync(database, redis, "--Memo:Streams:LiveRepairMilliseconds=600000");
+        string[] accounts = ["PNjoin1", "PNjoin2"];
+        await using StreamClient follower = await FollowAsync(following, accounts);
+        using var repaired = new CounterRecorder(following.App.Services, "memo.live.events.repaired", "none");
+
+        // Within a second the publishing instance probes the channel and finds the new one.
+        var noticed = Stopwatch.StartNew();
+        for (int i = 1; !follower.Events.Any(static m => m.Seq > 2); i++)
+        {
+            Assert.True(noticed.Elapsed < TimeSpan.FromSeconds(15), "the new instance was never announced a round");
+            await PostAndSequenceAsync(publishing, database, "PNjoin1", i);
+            await Task.Delay(100);
+        }
+
+        long repairedBefore = repaired[""];
+        await SendConcurrentlyAsync(publishing, accounts, messagesPerAccount: 30);
+
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, accounts, after: 0);
+        Assert.Equal(repairedBefore, repaired[""]); // announced, every one
+    }
+
+    private static async Task PostAndSequenceAsync(GatewayHost gateway, string database, string account, int i)
+    {
+        string body = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage($"wamid.{account}.{i}", "4917000222", 1700000000 + i, "x")]);
+        using HttpResponseMessage response = await gateway.PostWebhookAsync(body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await SequencedWait.UntilSequencedAsync(database);
+    }
+
+    private static async Task<long> PublishCallsAsync(IServer server)
+    {
+        IGrouping<string, KeyValuePair<string, string>>[] info = await server.InfoAsync("commandstats");
+        string? stats = info.SelectMany(static g => g).FirstOrDefault(static p => p.Key == "cmdstat_publish").Value;
+        // "calls=12,usec=…"
+        return stats is null ? 0 : long.Parse(stats.Split(',')[0]["calls=".Length..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>An instance that runs no sequencer: every live event reaches it through Redis (or a repair).</summary>

@@ -15,13 +15,26 @@ namespace Memo.Ingest.Events;
 /// this instance's <see cref="StreamHub"/> and, with one PUBLISH, to every other instance's. One per sequencer loop
 /// (its buffers are reused round after round). Redis is waited for at most the screening timeout; an announcement it
 /// loses is repaired by the other instances' hubs from the event log, so nothing here can hold the sequencer back.
+///
+/// An instance alone on the event channel (PUBLISH answers how many subscribers received a frame, and this instance's
+/// own hub is one of them) does not publish, and encodes only the events of accounts that its own sessions follow:
+/// at 6,000 webhooks a second every round's frame, hundreds of kilobytes, went to Redis and straight back to the same
+/// process to be dropped there (docs/PERFORMANCE.md, fifteenth session). One round a second is published anyway, so an
+/// instance that starts is noticed within a second; what it missed meanwhile its hub repairs from the log, as it does
+/// for any lost announcement.
 /// </summary>
 internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults)
 {
+    /// <summary>While alone, a round is published (and every event encoded) at most this often.</summary>
+    private const long AloneProbeMilliseconds = 1000;
+
     private ArrayBufferWriter<byte> _frame = new(64 * 1024);
     private readonly StreamEventEncoder _encoder = new();
     private readonly TimeSpan _redisWait = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
     private int _count;
+    private bool _alone;
+    private long _nextProbe;
+    private bool _publishing;
 
     /// <summary>Starts a new round's frame (whatever an unfinished round added is dropped).</summary>
     public void Begin()
@@ -35,11 +48,20 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         _frame.ResetWrittenCount();
         EventFrame.WriteHeader(_frame, hub.InstanceId);
         _count = 0;
+        // Without a Redis connection no other instance can get this round's frame: only local followers count.
+        _publishing = redis.Commands is not null && (!_alone || Environment.TickCount64 >= _nextProbe);
     }
 
-    /// <summary>Encodes the event on the sequencer's current result row.</summary>
+    /// <summary>Encodes the event on the sequencer's current result row, unless nobody can receive it.</summary>
     public void Add(string account, long seq, EventKind kind, NpgsqlDataReader row, StreamEventEncoder.Layout layout)
     {
+        if (!_publishing && !hub.IsFollowed(account))
+        {
+            // A session that starts to follow the account just now finds the event in the log: its feed repairs a seq
+            // it was never handed (StreamHub), as for an announcement lost on the way.
+            return;
+        }
+
         int lengthAt = EventFrame.BeginEvent(_frame, account, seq, kind);
         _encoder.Write(_frame, account, seq, kind, row, layout);
         EventFrame.EndEvent(_frame, lengthAt);
@@ -54,20 +76,29 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
             return;
         }
 
+        if (!_publishing && !hub.HasFollowers)
+        {
+            return;
+        }
+
         EventFrame.SetCount(_frame, _count);
         // One copy per round, shared by the hub's dispatcher and the Redis client (which may still be sending it
         // when the next round reuses the frame buffer).
         byte[] frame = _frame.WrittenSpan.ToArray();
         hub.Announce(frame);
         IDatabase? connection = redis.Commands;
-        if (connection is null || faults.Fires(FaultInjector.LosePublish))
+        if (!_publishing || connection is null || faults.Fires(FaultInjector.LosePublish))
         {
             return;
         }
 
         try
         {
-            await connection.PublishAsync(redis.EventChannel, frame).WaitAsync(_redisWait);
+            long receivers = await connection.PublishAsync(redis.EventChannel, frame).WaitAsync(_redisWait);
+            // This instance's hub is one of the receivers. (While its own subscription is being made again after a
+            // reconnection, one other instance reads as none: that one repairs from the log until the next probe.)
+            _alone = receivers <= 1;
+            _nextProbe = Environment.TickCount64 + AloneProbeMilliseconds;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

@@ -137,9 +137,10 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
             }
             catch (Exception e)
             {
-                int failed = writer.FailInFlight();
-                Log.WriterFailed(_logger, writer.Id, failed, e);
+                // Counted and logged before the webhooks are answered: whoever gets the 503 may look at both at once.
                 _metrics.WriterRestarted();
+                Log.WriterFailed(_logger, writer.Id, writer.InFlight, e);
+                writer.FailInFlight();
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(10, _options.ReconnectBackoffMilliseconds))));
             }
         }
@@ -165,7 +166,7 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
     private static partial class Log
     {
         [LoggerMessage(EventId = 205, EventName = "WriterFailed", Level = LogLevel.Error,
-            Message = "Writer {Writer} failed unexpectedly; {Webhooks} webhook(s) it held were answered 503 and it is restarted.")]
+            Message = "Writer {Writer} failed unexpectedly; {Webhooks} webhook(s) it held are answered 503 and it is restarted.")]
         public static partial void WriterFailed(ILogger logger, int writer, int webhooks, Exception exception);
     }
 }

@@ -95,21 +95,22 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
+    /// <summary>Webhooks this writer took and has not answered yet.</summary>
+    public int InFlight => _batch.Count(static webhook => webhook is not null);
+
     /// <summary>
     /// Answers 503 to every webhook this writer took and has not completed: called by the pipeline after the writer
     /// failed unexpectedly, so that no request waits for a writer that is gone.
     /// </summary>
-    public int FailInFlight()
+    public void FailInFlight()
     {
-        int failed = 0;
         foreach (ParsedWebhook? webhook in _batch)
         {
-            // Only webhooks not answered yet are here (answered ones are removed at once, see Finish).
-            failed += webhook?.TryComplete(IngestOutcome.Unavailable) == true ? 1 : 0;
+            // Only webhooks not answered yet are here (answered ones are removed at once or set to null, see WriteAsync).
+            webhook?.TryComplete(IngestOutcome.Unavailable);
         }
 
         _batch.Clear();
-        return failed;
     }
 
     private int Drain(int records)

@@ -130,6 +130,12 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>Whether any session on this instance follows an account.</summary>
+    public bool HasFollowers => !_feeds.IsEmpty;
+
+    /// <summary>Whether a session on this instance follows <paramref name="account"/>.</summary>
+    public bool IsFollowed(string account) => !_feeds.IsEmpty && _feeds.ContainsKey(account);
+
     /// <summary>
     /// Hands a frame this instance's sequencer just committed to the dispatcher (which reads it, never changes it:
     /// the same array is published to Redis). Never blocks.
