@@ -228,6 +228,26 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         Assert.Equal(repairedBefore, repaired[""]); // announced, every one
     }
 
+    [Fact]
+    public async Task ARoundNobodyCanReceive_LeavesTheItemsOut_AndAFollowerGetsThemBack()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_items");
+        // No Redis (no other instance can listen), and no history rounds or shard rebalancing in between: the sequencer
+        // session's last statement is the last live round's.
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Sequencer:PollMilliseconds=600000",
+            "--Memo:Sequencer:RebalanceMilliseconds=600000");
+        await PostAndSequenceAsync(gateway, database, "PNitems", 0);
+        Assert.StartsWith("-- memo sequencer: plain round without items (DrainPlainEventsOnly)", await LastSequencerStatementAsync(database));
+
+        await using StreamClient follower = await FollowAsync(gateway, ["PNitems"]);
+        await PostAndSequenceAsync(gateway, database, "PNitems", 1);
+        Assert.StartsWith("-- memo sequencer: plain round (DrainPlain)", await LastSequencerStatementAsync(database));
+        await StreamTests.AssertEveryLoggedEventOnceAsync(database, follower, ["PNitems"], after: 0);
+    }
+
+    private static Task<string> LastSequencerStatementAsync(string database) => Database.TextAsync(database,
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'memo-ingest-writer' AND pid <> pg_backend_pid() AND query LIKE '-- memo sequencer%'");
+
     private static async Task PostAndSequenceAsync(GatewayHost gateway, string database, string account, int i)
     {
         string body = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage($"wamid.{account}.{i}", "4917000222", 1700000000 + i, "x")]);

@@ -96,9 +96,10 @@ public sealed class WritePathTests(PostgresFixture postgres)
     /// 0011): with a predicate that differs from the index's, min(id) walks the live index past every waiting record.
     /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task SequencerStatement_GenericPlanAfterTinyBatches_OnlyProbesIndexes(bool plain)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public async Task SequencerStatement_GenericPlanAfterTinyBatches_OnlyProbesIndexes(bool plain, bool eventsOnly)
     {
         string database = await postgres.Server.CreateDatabaseAsync("plan");
         await using GatewayHost gateway = await GatewayHost.StartAsync(database);
@@ -114,7 +115,7 @@ public sealed class WritePathTests(PostgresFixture postgres)
             await analyze.ExecuteNonQueryAsync();
         }
 
-        await using (var prepare = new NpgsqlCommand(plain ? "PREPARE drain_plan(int[], int) AS " + SequencerSql.DrainPlain : "PREPARE drain_plan(int[], int, int) AS " + SequencerSql.Drain, connection))
+        await using (var prepare = new NpgsqlCommand(plain ? "PREPARE drain_plan(int[], int) AS " + (eventsOnly ? SequencerSql.DrainPlainEventsOnly : SequencerSql.DrainPlain) : "PREPARE drain_plan(int[], int, int) AS " + SequencerSql.Drain, connection))
         {
             await prepare.ExecuteNonQueryAsync();
         }

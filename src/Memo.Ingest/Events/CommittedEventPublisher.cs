@@ -52,6 +52,10 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         _publishing = redis.Commands is not null && (!_alone || Environment.TickCount64 >= _nextProbe);
     }
 
+    /// <summary>Whether this round's events can reach anyone (decided by <see cref="Begin"/>): when not, the sequencer
+    /// runs a statement that does not return their items.</summary>
+    public bool WantsItems => _publishing || hub.HasFollowers;
+
     /// <summary>Encodes the event on the sequencer's current result row, unless nobody can receive it.</summary>
     public void Add(string account, long seq, EventKind kind, NpgsqlDataReader row, StreamEventEncoder.Layout layout)
     {

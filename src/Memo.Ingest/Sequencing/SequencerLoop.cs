@@ -52,6 +52,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private NpgsqlConnection? _connection;
     private NpgsqlCommand? _drain;
     private NpgsqlCommand? _drainPlain;
+    private NpgsqlCommand? _drainPlainEventsOnly;
     // The last plain statement found a live record that only the general statement handles: the next live round runs it.
     private bool _generalNext;
     private int _memberSlot = -1;
@@ -213,7 +214,10 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         bool plain = !history && !_generalNext;
-        NpgsqlCommand statement = plain ? _drainPlain! : _drain!;
+        _publisher.Begin();
+        // A plain round whose events nobody can receive leaves their items out (DrainPlainEventsOnly).
+        bool withItems = !plain || _publisher.WantsItems;
+        NpgsqlCommand statement = !plain ? _drain! : withItems ? _drainPlain! : _drainPlainEventsOnly!;
         ((NpgsqlParameter<int[]>)statement.Parameters[0]).TypedValue = _owned;
         ((NpgsqlParameter<int>)statement.Parameters[1]).TypedValue = history ? 0 : _limit;
         if (!plain)
@@ -221,7 +225,6 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             ((NpgsqlParameter<int>)statement.Parameters[2]).TypedValue = history ? _historyLimit : 0;
         }
 
-        _publisher.Begin();
         long taken = 0;
         long oldestMicroseconds = 0;
         long identified = 0;
@@ -243,7 +246,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 }
 
                 var kind = (EventKind)reader.GetInt16(5);
-                _publisher.Add(reader.GetString(3), reader.GetInt64(4), kind, reader, EventLayout);
+                if (withItems)
+                {
+                    _publisher.Add(reader.GetString(3), reader.GetInt64(4), kind, reader, EventLayout);
+                }
+
                 summary.Add(kind);
             }
 
@@ -359,9 +366,14 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             drainPlain.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
             drainPlain.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
             await drainPlain.PrepareAsync();
+            var drainPlainEventsOnly = new NpgsqlCommand(SequencerSql.DrainPlainEventsOnly, connection);
+            drainPlainEventsOnly.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [] });
+            drainPlainEventsOnly.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _limit });
+            await drainPlainEventsOnly.PrepareAsync();
             _connection = connection;
             _drain = drain;
             _drainPlain = drainPlain;
+            _drainPlainEventsOnly = drainPlainEventsOnly;
             _generalNext = false;
             _nextRebalance = 0;
         }
@@ -475,6 +487,12 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         {
             await _drainPlain.DisposeAsync();
             _drainPlain = null;
+        }
+
+        if (_drainPlainEventsOnly is not null)
+        {
+            await _drainPlainEventsOnly.DisposeAsync();
+            _drainPlainEventsOnly = null;
         }
 
         if (_connection is not null)
