@@ -9,8 +9,6 @@ namespace Memo.Ingest.Load.Run;
 /// </summary>
 internal readonly record struct MachineCpu(double BusySeconds, double StolenSeconds)
 {
-    private const double TicksPerSecond = 100; // USER_HZ on Linux
-
     public static MachineCpu Now()
     {
         try
@@ -25,7 +23,7 @@ internal readonly record struct MachineCpu(double BusySeconds, double StolenSeco
             long[] ticks = [.. line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(static t => long.Parse(t, CultureInfo.InvariantCulture))];
             long busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6];
             long steal = ticks.Length > 7 ? ticks[7] : 0;
-            return new MachineCpu(busy / TicksPerSecond, steal / TicksPerSecond);
+            return new MachineCpu(busy / ProcessCpu.TicksPerSecond, steal / ProcessCpu.TicksPerSecond);
         }
         catch (IOException)
         {

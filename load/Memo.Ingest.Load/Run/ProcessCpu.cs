@@ -8,7 +8,8 @@ namespace Memo.Ingest.Load.Run;
 /// </summary>
 internal static class ProcessCpu
 {
-    private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
+    /// <summary>USER_HZ on Linux: the unit of the CPU times in /proc.</summary>
+    public const double TicksPerSecond = 100;
 
     public static double Seconds(int? root)
     {

@@ -80,11 +80,6 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
             return;
         }
 
-        if (!_publishing && !hub.HasFollowers)
-        {
-            return;
-        }
-
         EventFrame.SetCount(_frame, _count);
         // One copy per round, shared by the hub's dispatcher and the Redis client (which may still be sending it
         // when the next round reuses the frame buffer).

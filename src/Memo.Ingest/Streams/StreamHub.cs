@@ -133,8 +133,9 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     /// <summary>Whether any session on this instance follows an account.</summary>
     public bool HasFollowers => !_feeds.IsEmpty;
 
-    /// <summary>Whether a session on this instance follows <paramref name="account"/>.</summary>
-    public bool IsFollowed(string account) => !_feeds.IsEmpty && _feeds.ContainsKey(account);
+    /// <summary>Whether a session on this instance follows <paramref name="account"/> (lock-free, unlike
+    /// <see cref="HasFollowers"/> on an empty dictionary, so it is the one asked per event).</summary>
+    public bool IsFollowed(string account) => _feeds.ContainsKey(account);
 
     /// <summary>
     /// Hands a frame this instance's sequencer just committed to the dispatcher (which reads it, never changes it:
