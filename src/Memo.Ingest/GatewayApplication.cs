@@ -31,6 +31,9 @@ public static partial class GatewayApplication
 {
     public const string DefaultUrl = "http://127.0.0.1:8080";
 
+    /// <summary>The logger whose being enabled makes ASP.NET Core create an Activity and a log scope per request.</summary>
+    internal const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     public static WebApplication Build(string[] args) => Build(args, configure: null);
 
     /// <summary>As <see cref="Build(string[])"/>; <paramref name="configure"/> runs last, before the container is built
@@ -62,6 +65,13 @@ public static partial class GatewayApplication
 
         // Per-request logs at Information would write a line per webhook; operators get counters instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // ASP.NET Core starts an Activity and a log scope for every request while its hosting logger is enabled at any
+        // level, though that logger writes only Information and Debug lines (request started and finished): 2-3 points
+        // of a core at 4,000 POSTs/s (docs/PERFORMANCE.md, sixteenth session). Off unless configured.
+        if (builder.Configuration[$"Logging:LogLevel:{HostingDiagnosticsCategory}"] is null)
+        {
+            builder.Logging.AddFilter(HostingDiagnosticsCategory, LogLevel.None);
+        }
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -1,6 +1,13 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using Memo.Ingest.TestSupport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -41,5 +48,57 @@ public sealed class LoggingTests(PostgresFixture postgres)
         Assert.DoesNotContain(GatewayHost.Secret, log, StringComparison.Ordinal);
         Assert.DoesNotContain(bodyText, log, StringComparison.Ordinal);
         Assert.DoesNotContain("Webhook rejected", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// ASP.NET Core makes an Activity (and a log scope) for every request while its hosting logger is enabled at any
+    /// level; the gateway turns that logger off unless the configuration names it. With the logger configured, the
+    /// same check sees the Activity, so it can fail.
+    /// </summary>
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("Information", true)]
+    public async Task AWebhookRequest_RunsWithoutAnActivity_UnlessTheHostingLoggerIsConfigured(string? hostingLevel, bool activityExpected)
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("activity");
+        string[] args =
+        [
+            "--urls=http://127.0.0.1:0", $"--ConnectionStrings:Postgres={database}", $"--Memo:WhatsApp:AppSecrets:0={GatewayHost.Secret}",
+            $"--Memo:Auth:SigningKeys:0={GatewayHost.SigningKey}",
+            .. hostingLevel is null ? (string[])[] : [$"--Logging:LogLevel:{GatewayApplication.HostingDiagnosticsCategory}={hostingLevel}"],
+        ];
+        var seen = new ConcurrentQueue<bool>();
+        WebApplication app = GatewayApplication.Build(args, builder => builder.Services.AddSingleton<IStartupFilter>(new ActivityRecorder(seen)));
+        await app.StartAsync();
+        try
+        {
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            using var client = new HttpClient { BaseAddress = new Uri(address) };
+            byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope("PNactivity", messages: [WebhookPayloads.TextMessage("wamid.activity", "49", 1700000000, "hi")]));
+            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+
+        Assert.Equal(2, seen.Count);
+        Assert.All(seen, hadActivity => Assert.Equal(activityExpected, hadActivity));
+    }
+
+    /// <summary>Notes, for every request, whether it runs inside an Activity.</summary>
+    private sealed class ActivityRecorder(ConcurrentQueue<bool> seen) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, nextMiddleware) =>
+            {
+                seen.Enqueue(Activity.Current is not null);
+                await nextMiddleware(context);
+            });
+            next(app);
+        };
     }
 }
