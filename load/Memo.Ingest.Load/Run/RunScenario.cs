@@ -41,7 +41,9 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         IOpenModelSender sender = settings.Client switch
         {
             OpenModelClient.Sockets => new SocketOpenModelSender(gateway.Address, settings.Connections,
-                PreparedRequests.Make(steps.Sum(static s => s.Requests), index => mix.Body(index, PreparedRequests.StampPlaceholder), GatewayHost.Secret,
+                // Only subscribers read a message's send time: without them, every body is signed before the run.
+                PreparedRequests.Make(steps.Sum(static s => s.Requests),
+                    index => mix.Body(index, settings.Subscribers > 0 ? PreparedRequests.StampPlaceholder : PreparedRequests.UnreadStamp), GatewayHost.Secret,
                     gateway.Address, WebhookRequest.Path),
                 mix.MessageCount, clock),
             _ => new OpenModelSender(gateway.Address, settings.Connections,
