@@ -66,7 +66,7 @@ public static partial class GatewayApplication
         // Per-request logs at Information would write a line per webhook; operators get counters instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // ASP.NET Core starts an Activity and a log scope for every request while its hosting logger is enabled at any
-        // level, though that logger writes only Information and Debug lines (request started and finished): 2-3 points
+        // level, though that logger writes only Information and Debug lines (request started and finished): 2-5 points
         // of a core at 4,000 POSTs/s (docs/PERFORMANCE.md, sixteenth session). Off unless configured.
         if (builder.Configuration[$"Logging:LogLevel:{HostingDiagnosticsCategory}"] is null)
         {
