@@ -5,8 +5,6 @@ using System.Text;
 using Memo.Ingest.TestSupport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Xunit;
 
@@ -61,27 +59,14 @@ public sealed class LoggingTests(PostgresFixture postgres)
     public async Task AWebhookRequest_RunsWithoutAnActivity_UnlessTheHostingLoggerIsConfigured(string? hostingLevel, bool activityExpected)
     {
         string database = await postgres.Server.CreateDatabaseAsync("activity");
-        string[] args =
-        [
-            "--urls=http://127.0.0.1:0", $"--ConnectionStrings:Postgres={database}", $"--Memo:WhatsApp:AppSecrets:0={GatewayHost.Secret}",
-            $"--Memo:Auth:SigningKeys:0={GatewayHost.SigningKey}",
-            .. hostingLevel is null ? (string[])[] : [$"--Logging:LogLevel:{GatewayApplication.HostingDiagnosticsCategory}={hostingLevel}"],
-        ];
         var seen = new ConcurrentQueue<bool>();
-        WebApplication app = GatewayApplication.Build(args, builder => builder.Services.AddSingleton<IStartupFilter>(new ActivityRecorder(seen)));
-        await app.StartAsync();
-        try
+        await using (GatewayHost gateway = await GatewayHost.StartConfiguredAsync(database,
+            builder => builder.Services.AddSingleton<IStartupFilter>(new ActivityRecorder(seen)),
+            hostingLevel is null ? [] : [$"--Logging:LogLevel:{GatewayApplication.HostingDiagnosticsCategory}={hostingLevel}"]))
         {
-            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            using var client = new HttpClient { BaseAddress = new Uri(address) };
             byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope("PNactivity", messages: [WebhookPayloads.TextMessage("wamid.activity", "49", 1700000000, "hi")]));
-            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret))).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
-        }
-        finally
-        {
-            await app.StopAsync();
-            await app.DisposeAsync();
+            Assert.Equal(HttpStatusCode.OK, (await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await gateway.Client.GetAsync("/healthz")).StatusCode);
         }
 
         Assert.Equal(2, seen.Count);

@@ -59,7 +59,16 @@ public sealed class GatewayHost : IAsyncDisposable
         StartAsync(connectionString, logs: null, extraArguments);
 
     /// <summary>Starts a gateway whose log entries (every level) also go to <paramref name="logs"/>.</summary>
-    public static async Task<GatewayHost> StartAsync(string connectionString, LogCapture? logs, params string[] extraArguments)
+    public static Task<GatewayHost> StartAsync(string connectionString, LogCapture? logs, params string[] extraArguments) =>
+        StartConfiguredAsync(connectionString, logs is null ? null : builder =>
+        {
+            builder.Logging.AddProvider(logs);
+            builder.Logging.AddFilter<LogCapture>(static _ => true);
+        }, extraArguments);
+
+    /// <summary>Starts a gateway after <paramref name="configure"/> has had its builder (a test adds its own services).</summary>
+    public static async Task<GatewayHost> StartConfiguredAsync(string connectionString, Action<WebApplicationBuilder>? configure,
+        params string[] extraArguments)
     {
         string[] args =
         [
@@ -74,11 +83,7 @@ public sealed class GatewayHost : IAsyncDisposable
             "--Memo:Auth:ReadRequestsPerSecond=0",
             .. extraArguments,
         ];
-        WebApplication app = GatewayApplication.Build(args, logs is null ? null : builder =>
-        {
-            builder.Logging.AddProvider(logs);
-            builder.Logging.AddFilter<LogCapture>(static _ => true);
-        });
+        WebApplication app = GatewayApplication.Build(args, configure);
         await app.StartAsync();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new GatewayHost(app, new Uri(address), connectionString);
