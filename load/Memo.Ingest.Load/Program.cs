@@ -9,7 +9,7 @@ using Memo.Ingest.Load.Replies;
 using Memo.Ingest.Load.Run;
 
 // dotnet run -c Release --project load/Memo.Ingest.Load -- <scenario> [options]
-//   run    [--rates 200,400] [--step-seconds 10] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
+//   run    [--rates 200,400] [--step-seconds 10] [--warmup-seconds 2] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--client sockets|httpclient] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
 //   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH] [--client httpclient|wrk (receiver)]
@@ -22,7 +22,7 @@ using Memo.Ingest.Load.Run;
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
-const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
+const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--warmup-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
                      "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--set KEY=VALUE ...] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
@@ -73,6 +73,7 @@ static Task<int> RunLoadAsync(string[] options)
         {
             "--rates" => settings with { Rates = [.. Next().Split(',').Select(static r => double.Parse(r, CultureInfo.InvariantCulture))] },
             "--step-seconds" => settings with { StepSeconds = NextInt() },
+            "--warmup-seconds" => settings with { WarmUpSeconds = NextInt() },
             "--messages-per-post" => settings with { MessagesPerPost = NextInt() },
             "--accounts" => settings with { Accounts = NextInt() },
             "--text-share" => settings with { TextShare = NextDouble() },

@@ -1,7 +1,10 @@
 namespace Memo.Ingest.Load.OpenModel;
 
-/// <summary>One stretch of an open-model run: requests are scheduled at <paramref name="Rate"/> per second.</summary>
-internal sealed record LoadStep(string Name, double Rate, TimeSpan Duration)
+/// <summary>
+/// One stretch of an open-model run: requests are scheduled at <paramref name="Rate"/> per second. A <paramref name="WarmUp"/>
+/// step is sent and reported like any other but counts toward no maximum (<see cref="Run.RunSettings.WarmUpSeconds"/>).
+/// </summary>
+internal sealed record LoadStep(string Name, double Rate, TimeSpan Duration, bool WarmUp = false)
 {
     public long Requests => (long)Math.Round(Rate * Duration.TotalSeconds);
 

@@ -37,6 +37,7 @@ internal sealed class RunReport
             int refused = ofStep.Count(static s => s.Status == 503);
             _steps[i] = new StepFigures(
                 steps[i].Rate,
+                steps[i].WarmUp,
                 ofStep.Length,
                 ofStep.Count(static s => s.Status == 200),
                 refused,
@@ -51,7 +52,7 @@ internal sealed class RunReport
                 100 * (to.LoadToolCpuSeconds - from.LoadToolCpuSeconds) / wall,
                 100 * (to.Machine.BusySeconds - from.Machine.BusySeconds) / wall,
                 100 * (to.Machine.StolenSeconds - from.Machine.StolenSeconds) / wall,
-                Sustainable: other == 0 && refused == 0 && sender.Count > 0 && sender.P99 <= settings.P99BoundMilliseconds);
+                Sustainable: !steps[i].WarmUp && other == 0 && refused == 0 && sender.Count > 0 && sender.P99 <= settings.P99BoundMilliseconds);
         }
 
         _seconds = [.. samples.GroupBy(s => (s.IntendedMicroseconds - runStart) / 1_000_000).OrderBy(static g => g.Key).Select(g =>
@@ -62,8 +63,8 @@ internal sealed class RunReport
         })];
     }
 
-    /// <summary>Acknowledged messages per second in the step that acknowledged the most.</summary>
-    public double PeakMessagesPerSecond => _steps.Max(static s => s.MessagesPerSecond);
+    /// <summary>Acknowledged messages per second in the step that acknowledged the most (the warm-up is no step).</summary>
+    public double PeakMessagesPerSecond => _steps.Where(static s => !s.WarmUp).Max(static s => s.MessagesPerSecond);
 
     /// <summary>Events delivered to subscribers per second over the whole run.</summary>
     public double SubscriberDeliveriesPerSecond { get; init; }
@@ -77,14 +78,14 @@ internal sealed class RunReport
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Load run: {_settings.MessagesPerPost} message(s) per POST, {_settings.Accounts} accounts, {_settings.DuplicateRatio:P0} duplicate POSTs, " +
             $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections ({_settings.Client}), {_settings.Subscribers} subscribers, " +
-            $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step.");
+            $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step{WarmUpNote()}.");
         text.AppendLine();
         text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | p99 ≤ bound, all 200 |");
         text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
+                $"| {(s.WarmUp ? "warm-up " : "")}{s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
         }
 
         text.AppendLine();
@@ -97,6 +98,9 @@ internal sealed class RunReport
                 $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {best.Rate:F0} POSTs/s, {best.MessagesPerSecond:F0} messages/s; ack {best.Sender}; webhook → event {best.EndToEnd}."));
         return text.ToString();
     }
+
+    private string WarmUpNote() => _settings.WarmUpSeconds == 0 ? ""
+        : string.Create(CultureInfo.InvariantCulture, $" after a {_settings.WarmUpSeconds} s warm-up at the first step's rate (its own row, counted in no step)");
 
     public async Task WriteAsync(string directory)
     {
@@ -151,7 +155,7 @@ internal sealed class RunReport
         return svg.ToString();
     }
 
-    private sealed record StepFigures(double Rate, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
+    private sealed record StepFigures(double Rate, bool WarmUp, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
         string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, double MachineBusyPercent,
         double MachineStolenPercent, bool Sustainable);
 

@@ -37,7 +37,11 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
         BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Prepare(gateway.Address, settings.BackfillMessages) : null;
         var clock = Stopwatch.StartNew();
-        LoadStep[] steps = [.. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds)))];
+        LoadStep[] steps =
+        [
+            .. settings.WarmUpSeconds > 0 ? [new LoadStep("warm-up", settings.Rates[0], TimeSpan.FromSeconds(settings.WarmUpSeconds), WarmUp: true)] : Array.Empty<LoadStep>(),
+            .. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds))),
+        ];
         IOpenModelSender sender = settings.Client switch
         {
             OpenModelClient.Sockets => new SocketOpenModelSender(gateway.Address, settings.Connections,

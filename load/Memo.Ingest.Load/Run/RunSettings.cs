@@ -9,6 +9,13 @@ internal sealed record RunSettings
 
     public int StepSeconds { get; init; } = 10;
 
+    /// <summary>
+    /// Seconds sent at the first step's rate before the steps, reported as their own row and counted in no step or
+    /// maximum: the first second of a fresh gateway, PostgreSQL and load tool carries one-time costs (connections'
+    /// first statements, the tool's JIT) that say nothing about a sustainable rate (docs/DECISIONS.md 33). 0: none.
+    /// </summary>
+    public int WarmUpSeconds { get; init; } = 2;
+
     public int MessagesPerPost { get; init; } = 1;
 
     public int Accounts { get; init; } = 8;
