@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Memo.Ingest.TestSupport;
 using Npgsql;
@@ -53,6 +54,109 @@ public sealed class BackpressureTests(PostgresFixture postgres)
 
         var stored = (await SyncClient.GetAllAsync(gateway.Client, account, "messages")).Select(static m => m.GetProperty("wamid").GetString()).ToHashSet();
         Assert.Equal(["wamid.first", "wamid.in-queue", "wamid.in-writer"], stored.Order());
+    }
+
+    [Fact]
+    public async Task Post_QueueFullForLongerThanTheEnqueueTimeout_IsRefusedAtOnce_AndALaterBurstIsWaitedOutAgain()
+    {
+        string connectionString = await postgres.Server.CreateDatabaseAsync("shedding");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(connectionString,
+            "--Memo:Ingest:Writers=1", "--Memo:Ingest:ChannelCapacity=1", "--Memo:Ingest:EnqueueTimeoutMilliseconds=2000",
+            "--Memo:Ingest:BatchLingerMilliseconds=0");
+        const string account = "PNshed";
+        int next = 0;
+        async Task<(HttpStatusCode Status, TimeSpan Elapsed)> Post()
+        {
+            string wamid = $"wamid.shed-{Interlocked.Increment(ref next)}";
+            long started = Stopwatch.GetTimestamp();
+            using HttpResponseMessage response = await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", 10, "s")]));
+            return (response.StatusCode, Stopwatch.GetElapsedTime(started));
+        }
+
+        // Whatever fails, the locks go before the gateway stops (its writer waits for them).
+        var blockers = new List<NpgsqlConnection>();
+        try
+        {
+            // First congestion: the only writer blocked behind a lock on the inbox, one webhook in the queue (capacity 1);
+            // then a webhook every 200 ms for 3.4 s, each finding the queue full.
+            (NpgsqlTransaction block, Task<(HttpStatusCode, TimeSpan)> inWriter, Task<(HttpStatusCode, TimeSpan)> inQueue) = await FillAsync();
+            var arrivals = new List<(TimeSpan SentAfter, Task<(HttpStatusCode Status, TimeSpan Elapsed)> Answer)>();
+            long congested = Stopwatch.GetTimestamp();
+            HttpStatusCode? forged = null;
+            for (int i = 0; i < 18; i++)
+            {
+                arrivals.Add((Stopwatch.GetElapsedTime(congested), Post()));
+                if (i == 15)
+                {
+                    // A forged signature in the sustained overload: refused before its body is even read, let alone verified.
+                    using HttpResponseMessage response = await gateway.PostWebhookAsync(
+                        WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.forged", "49", 10, "f")]), secret: "not-the-secret");
+                    forged = response.StatusCode;
+                }
+
+                await Task.Delay(200);
+            }
+
+            (HttpStatusCode Status, TimeSpan Elapsed)[] answers = await Task.WhenAll(arrivals.Select(static a => a.Answer));
+            Assert.All(answers, static a => Assert.Equal(HttpStatusCode.ServiceUnavailable, a.Status));
+            // The first ones waited for room as long as allowed (a burst is waited out) ...
+            Assert.True(answers[0].Elapsed >= TimeSpan.FromSeconds(1.5), $"the first waited {answers[0].Elapsed}");
+            // ... those that came after two seconds of a queue that stayed full were refused without waiting.
+            int[] late = [.. Enumerable.Range(0, arrivals.Count).Where(i => arrivals[i].SentAfter > TimeSpan.FromSeconds(2.3))];
+            Assert.NotEmpty(late);
+            Assert.All(late, i => Assert.True(answers[i].Elapsed < TimeSpan.FromSeconds(1), $"sent after {arrivals[i].SentAfter}, answered after {answers[i].Elapsed}"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, forged);
+
+            await block.RollbackAsync();
+            Assert.Equal(HttpStatusCode.OK, (await inWriter).Item1);
+            Assert.Equal(HttpStatusCode.OK, (await inQueue).Item1);
+
+            // Quiet for longer than a quarter of the enqueue timeout: the overload is over, and the next congestion is a
+            // burst again, waited out before any refusal.
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            (block, inWriter, inQueue) = await FillAsync();
+            (HttpStatusCode status, TimeSpan elapsed) = await Post();
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+            Assert.True(elapsed >= TimeSpan.FromSeconds(1.5), $"the first of a new burst waited {elapsed}");
+            await block.RollbackAsync();
+            Assert.Equal(HttpStatusCode.OK, (await inWriter).Item1);
+            Assert.Equal(HttpStatusCode.OK, (await inQueue).Item1);
+
+            // Only the four that got 200 are stored: nothing refused was written.
+            await SequencedWait.UntilSequencedAsync(connectionString, 30);
+            Assert.Equal(4, await Database.CountAsync(connectionString, $"SELECT count(*) FROM messages WHERE account = '{account}'"));
+        }
+        finally
+        {
+            foreach (NpgsqlConnection blocker in blockers)
+            {
+                await blocker.DisposeAsync();
+            }
+        }
+
+        async Task<(NpgsqlTransaction, Task<(HttpStatusCode, TimeSpan)>, Task<(HttpStatusCode, TimeSpan)>)> FillAsync()
+        {
+            var blocker = new NpgsqlConnection(connectionString);
+            blockers.Add(blocker);
+            await blocker.OpenAsync();
+            NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
+            await using (var lockInbox = new NpgsqlCommand("LOCK TABLE inbox IN SHARE MODE", blocker, transaction))
+            {
+                await lockInbox.ExecuteNonQueryAsync();
+            }
+
+            Task<(HttpStatusCode, TimeSpan)> writing = Post();
+            await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
+                "the writer waits for the lock");
+            Task<(HttpStatusCode, TimeSpan)> queued = Post();
+            await Eventually.TrueAsync(async () =>
+            {
+                using HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz");
+                return ready.StatusCode == HttpStatusCode.ServiceUnavailable;
+            }, "the queue is full");
+            return (transaction, writing, queued);
+        }
     }
 
     [Fact]

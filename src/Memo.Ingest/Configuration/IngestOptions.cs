@@ -15,7 +15,9 @@ public sealed class IngestOptions
 
     /// <summary>How long a request may wait for room in a full queue before it is answered 503. Waiting rides out a
     /// burst instead of refusing it (a refusal delays those messages by Meta's retry backoff); shorter values refuse
-    /// sooner at a lower tail latency (both measured in docs/RELIABILITY.md).</summary>
+    /// sooner at a lower tail latency (both measured in docs/RELIABILITY.md). It also tells a burst from a sustained
+    /// overload: once the queue has been full for longer than this (no quarter of it without a request finding it
+    /// full), a request that finds it full is answered 503 at once (<see cref="Ingest.QueueCongestion"/>).</summary>
     public int EnqueueTimeoutMilliseconds { get; set; } = 2000;
 
     /// <summary>Writer tasks, each with its own PostgreSQL connection and transaction.</summary>

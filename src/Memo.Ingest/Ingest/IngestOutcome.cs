@@ -7,7 +7,8 @@ internal enum IngestOutcome
     /// was kept whole in dead_letters: answer 200.</summary>
     Committed,
 
-    /// <summary>The queues stayed full past the enqueue timeout; nothing was written: answer 503 + Retry-After.</summary>
+    /// <summary>The queue stayed full past the enqueue timeout, or was found full during a sustained overload
+    /// (<see cref="QueueCongestion"/>); nothing was written: answer 503 + Retry-After.</summary>
     Saturated,
 
     /// <summary>PostgreSQL failed or is unreachable; the append rolled back (or its commit is unknown and a redelivery

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Memo.Ingest.Configuration;
 using Memo.Ingest.Observability;
@@ -15,6 +16,8 @@ namespace Memo.Ingest.Ingest;
 /// <summary>
 /// The bounded queue between the webhook endpoint and the group-commit writers. A full queue pushes back on the
 /// request (it waits, then gets 503) rather than growing memory; nothing that was accepted into the queue is dropped.
+/// A queue that has stayed full for longer than a request may wait for room is a sustained overload, not a burst: then
+/// a request that finds it full is answered 503 at once (<see cref="QueueCongestion"/>).
 /// New webhooks are also refused (503, backlogged) while the sequencers are too far behind the acknowledgements
 /// (<see cref="InboxBacklog"/>). A writer that fails unexpectedly answers its in-flight webhooks 503 at once and is
 /// restarted. On shutdown the queue is closed to new work, the writers drain and append what is queued, then the
@@ -26,6 +29,8 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
 {
     private readonly Channel<ParsedWebhook> _queue;
     private readonly Channel<ParsedWebhook> _historyQueue;
+    private readonly QueueCongestion _congestion;
+    private readonly QueueCongestion _historyCongestion;
     private readonly IngestOptions _options;
     private readonly IngestWriter[] _writers;
     private readonly InboxBacklog _backlog;
@@ -41,6 +46,10 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
         _metrics = metrics;
         _queue = CreateQueue(_options.ChannelCapacity);
         _historyQueue = _options.HistoryWriters > 0 ? CreateQueue(_options.ChannelCapacity) : _queue;
+        // Sustained: full for longer than one request may wait for room. Over: no webhook found it full for a quarter of that.
+        var wait = TimeSpan.FromMilliseconds(_options.EnqueueTimeoutMilliseconds);
+        _congestion = new QueueCongestion(wait, wait / 4);
+        _historyCongestion = _historyQueue == _queue ? _congestion : new QueueCongestion(wait, wait / 4);
         _logger = loggerFactory.CreateLogger<IngestPipeline>();
         ILogger writerLogger = loggerFactory.CreateLogger<IngestWriter>();
         int live = Math.Max(1, _options.Writers);
@@ -69,6 +78,14 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
     public bool IsSaturated => _queue.Reader.Count >= _options.ChannelCapacity;
 
     /// <summary>
+    /// Whether a webhook arriving now is refused before its body is read, verified and parsed: the live queue is full
+    /// and has stayed full through a sustained overload (<see cref="QueueCongestion"/>; this notes the full queue, as a
+    /// refused enqueue does). Under such an overload the gateway's CPU goes to the webhooks it can store, not to reading
+    /// ones it would refuse anyway. A webhook carrying history is refused with them: live traffic comes first.
+    /// </summary>
+    public bool ShedsArrival() => IsSaturated && _congestion.NoteFull(Stopwatch.GetTimestamp());
+
+    /// <summary>
     /// Queues a parsed webhook and completes when its records are durably appended to the inbox. The returned outcome
     /// is final: when it is not <see cref="IngestOutcome.Committed"/>, nothing of this webhook was stored by this call.
     /// </summary>
@@ -93,7 +110,17 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
             }
         }
 
-        return queue.Writer.TryWrite(webhook) ? webhook.Completion : SubmitSlowAsync(queue, webhook);
+        if (queue.Writer.TryWrite(webhook))
+        {
+            return webhook.Completion;
+        }
+
+        if ((queue == _queue ? _congestion : _historyCongestion).NoteFull(Stopwatch.GetTimestamp()))
+        {
+            return ValueTask.FromResult(IngestOutcome.Saturated);
+        }
+
+        return SubmitSlowAsync(queue, webhook);
     }
 
     private async ValueTask<IngestOutcome> SubmitSlowAsync(Channel<ParsedWebhook> queue, ParsedWebhook webhook)

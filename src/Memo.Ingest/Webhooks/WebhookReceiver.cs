@@ -89,6 +89,13 @@ internal sealed partial class WebhookReceiver
             return;
         }
 
+        if (_pipeline.ShedsArrival())
+        {
+            // 503 before the body is read: it says nothing to an unsigned sender, and Kestrel drains the body.
+            await AnswerAsync(context, IngestOutcome.Saturated, started);
+            return;
+        }
+
         ParsedWebhook webhook = _pool.Get();
         try
         {
