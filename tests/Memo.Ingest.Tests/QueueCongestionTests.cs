@@ -19,6 +19,7 @@ public sealed class QueueCongestionTests
         for (double t = 0; t <= 1.9; t += 0.1)
         {
             Assert.False(_congestion.NoteFull(At(t)));
+            Assert.False(_congestion.IsSustained(At(t)));
         }
     }
 
@@ -32,6 +33,8 @@ public sealed class QueueCongestionTests
 
         Assert.True(_congestion.NoteFull(At(2.1)));
         Assert.True(_congestion.NoteFull(At(2.5)), "gaps shorter than the quiet gap keep the episode going");
+        Assert.True(_congestion.IsSustained(At(2.9)));
+        Assert.False(_congestion.IsSustained(At(3.05)), "quiet for longer than the gap");
 
         // Nobody found the queue full for longer than the quiet gap: the overload is over, the next fullness is a new burst.
         Assert.False(_congestion.NoteFull(At(3.1)));

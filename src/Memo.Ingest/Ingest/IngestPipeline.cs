@@ -46,7 +46,7 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
         _metrics = metrics;
         _queue = CreateQueue(_options.ChannelCapacity);
         _historyQueue = _options.HistoryWriters > 0 ? CreateQueue(_options.ChannelCapacity) : _queue;
-        // Sustained: full for longer than one request may wait for room. Over: no webhook found it full for a quarter of that.
+        // An overload: full for longer than one request may wait for room. Over once no request found it full for a quarter of that.
         var wait = TimeSpan.FromMilliseconds(_options.EnqueueTimeoutMilliseconds);
         _congestion = new QueueCongestion(wait, wait / 4);
         _historyCongestion = _historyQueue == _queue ? _congestion : new QueueCongestion(wait, wait / 4);
@@ -83,7 +83,12 @@ internal sealed partial class IngestPipeline : IHostedService, IAsyncDisposable
     /// refused enqueue does). Under such an overload the gateway's CPU goes to the webhooks it can store, not to reading
     /// ones it would refuse anyway. A webhook carrying history is refused with them: live traffic comes first.
     /// </summary>
-    public bool ShedsArrival() => IsSaturated && _congestion.NoteFull(Stopwatch.GetTimestamp());
+    public bool ShedsArrival()
+    {
+        // Every request asks, and the queue's count takes the channel's lock: look at it only during an overload.
+        long now = Stopwatch.GetTimestamp();
+        return _congestion.IsSustained(now) && IsSaturated && _congestion.NoteFull(now);
+    }
 
     /// <summary>
     /// Queues a parsed webhook and completes when its records are durably appended to the inbox. The returned outcome

@@ -37,4 +37,12 @@ internal sealed class QueueCongestion(TimeSpan sustainedAfter, TimeSpan quietGap
 
         return now - Volatile.Read(ref _episodeStart) > _sustainedAfter;
     }
+
+    /// <summary>
+    /// Whether the queue is in a sustained episode at <paramref name="now"/> by what has been noted so far, without
+    /// noting anything: two reads, so that a caller can skip looking at the queue itself (which takes its lock) in
+    /// the common case of no congestion.
+    /// </summary>
+    public bool IsSustained(long now) =>
+        now - Volatile.Read(ref _lastFull) <= _quietGap && now - Volatile.Read(ref _episodeStart) > _sustainedAfter;
 }
