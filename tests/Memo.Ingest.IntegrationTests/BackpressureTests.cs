@@ -13,44 +13,23 @@ public sealed class BackpressureTests(PostgresFixture postgres)
     public async Task Post_QueueFullWhileWriterBlocked_503WithRetryAfter_AcceptedOnesCommitAfterwards()
     {
         string connectionString = await postgres.Server.CreateDatabaseAsync("backpressure");
-        await using GatewayHost gateway = await GatewayHost.StartAsync(connectionString,
-            "--Memo:Ingest:Writers=1", "--Memo:Ingest:ChannelCapacity=1", "--Memo:Ingest:EnqueueTimeoutMilliseconds=200",
-            "--Memo:Ingest:BatchLingerMilliseconds=0");
+        await using GatewayHost gateway = await StartWithOneWriterAsync(connectionString, enqueueTimeoutMilliseconds: 200);
         const string account = "PNfull";
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.first", "49", 1, "a")]))).StatusCode);
 
-        // Hold a lock on the inbox from outside that its appends must wait for: the only writer blocks inside its COPY,
-        // the queue fills.
-        await using var blocker = new NpgsqlConnection(connectionString);
-        await blocker.OpenAsync();
-        await using NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
-        await using (var lockInbox = new NpgsqlCommand("LOCK TABLE inbox IN SHARE MODE", blocker, transaction))
-        {
-            await lockInbox.ExecuteNonQueryAsync();
-        }
-
-        // Step by step, so batching cannot blur it: one webhook blocks the only writer, one fills the queue (capacity 1),
-        // and only then do the remaining ones arrive, which must time out with 503.
         Task<HttpResponseMessage> Post(string wamid) =>
             gateway.PostWebhookAsync(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "49", 10, "q")]));
-        Task<HttpResponseMessage> inWriter = Post("wamid.in-writer");
-        await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
-            "the writer waits for the lock");
-        Task<HttpResponseMessage> inQueue = Post("wamid.in-queue");
-        await Eventually.TrueAsync(async () =>
+        await using (BlockedWriter<HttpResponseMessage> blocked = await BlockedWriter<HttpResponseMessage>.StartAsync(connectionString, gateway, role => Post($"wamid.{role}")))
         {
-            using HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz");
-            return ready.StatusCode == HttpStatusCode.ServiceUnavailable;
-        }, "the queue is full");
+            // Only now do the remaining ones arrive, which must time out with 503.
+            HttpResponseMessage[] refused = await Task.WhenAll(Post("wamid.refused-1"), Post("wamid.refused-2"));
+            Assert.All(refused, static r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode));
+            Assert.All(refused, static r => Assert.Equal(TimeSpan.FromSeconds(2), r.Headers.RetryAfter!.Delta));
 
-        HttpResponseMessage[] refused = await Task.WhenAll(Post("wamid.refused-1"), Post("wamid.refused-2"));
-        Assert.All(refused, static r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode));
-        Assert.All(refused, static r => Assert.Equal(TimeSpan.FromSeconds(2), r.Headers.RetryAfter!.Delta));
-
-        await transaction.RollbackAsync();
-        Assert.Equal(HttpStatusCode.OK, (await inWriter).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await inQueue).StatusCode);
+            await blocked.ReleaseAsync();
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InWriter).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InQueue).StatusCode);
+        }
 
         var stored = (await SyncClient.GetAllAsync(gateway.Client, account, "messages")).Select(static m => m.GetProperty("wamid").GetString()).ToHashSet();
         Assert.Equal(["wamid.first", "wamid.in-queue", "wamid.in-writer"], stored.Order());
@@ -60,9 +39,7 @@ public sealed class BackpressureTests(PostgresFixture postgres)
     public async Task Post_QueueFullForLongerThanTheEnqueueTimeout_IsRefusedAtOnce_AndALaterBurstIsWaitedOutAgain()
     {
         string connectionString = await postgres.Server.CreateDatabaseAsync("shedding");
-        await using GatewayHost gateway = await GatewayHost.StartAsync(connectionString,
-            "--Memo:Ingest:Writers=1", "--Memo:Ingest:ChannelCapacity=1", "--Memo:Ingest:EnqueueTimeoutMilliseconds=2000",
-            "--Memo:Ingest:BatchLingerMilliseconds=0");
+        await using GatewayHost gateway = await StartWithOneWriterAsync(connectionString, enqueueTimeoutMilliseconds: 2000);
         const string account = "PNshed";
         int next = 0;
         async Task<(HttpStatusCode Status, TimeSpan Elapsed)> Post()
@@ -73,13 +50,10 @@ public sealed class BackpressureTests(PostgresFixture postgres)
             return (response.StatusCode, Stopwatch.GetElapsedTime(started));
         }
 
-        // Whatever fails, the locks go before the gateway stops (its writer waits for them).
-        var blockers = new List<NpgsqlConnection>();
-        try
+        // First congestion, then a webhook every 200 ms for 3.4 s, each finding the queue full.
+        await using (BlockedWriter<(HttpStatusCode Status, TimeSpan Elapsed)> blocked =
+            await BlockedWriter<(HttpStatusCode Status, TimeSpan Elapsed)>.StartAsync(connectionString, gateway, _ => Post()))
         {
-            // First congestion: the only writer blocked behind a lock on the inbox, one webhook in the queue (capacity 1);
-            // then a webhook every 200 ms for 3.4 s, each finding the queue full.
-            (NpgsqlTransaction block, Task<(HttpStatusCode, TimeSpan)> inWriter, Task<(HttpStatusCode, TimeSpan)> inQueue) = await FillAsync();
             var arrivals = new List<(TimeSpan SentAfter, Task<(HttpStatusCode Status, TimeSpan Elapsed)> Answer)>();
             long congested = Stopwatch.GetTimestamp();
             HttpStatusCode? forged = null;
@@ -107,56 +81,28 @@ public sealed class BackpressureTests(PostgresFixture postgres)
             Assert.All(late, i => Assert.True(answers[i].Elapsed < TimeSpan.FromSeconds(1), $"sent after {arrivals[i].SentAfter}, answered after {answers[i].Elapsed}"));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, forged);
 
-            await block.RollbackAsync();
-            Assert.Equal(HttpStatusCode.OK, (await inWriter).Item1);
-            Assert.Equal(HttpStatusCode.OK, (await inQueue).Item1);
+            await blocked.ReleaseAsync();
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InWriter).Status);
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InQueue).Status);
+        }
 
-            // Quiet for longer than a quarter of the enqueue timeout: the overload is over, and the next congestion is a
-            // burst again, waited out before any refusal.
-            await Task.Delay(TimeSpan.FromSeconds(1));
-            (block, inWriter, inQueue) = await FillAsync();
+        // Quiet for longer than a quarter of the enqueue timeout: the overload is over, and the next congestion is a
+        // burst again, waited out before any refusal.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await using (BlockedWriter<(HttpStatusCode Status, TimeSpan Elapsed)> blocked =
+            await BlockedWriter<(HttpStatusCode Status, TimeSpan Elapsed)>.StartAsync(connectionString, gateway, _ => Post()))
+        {
             (HttpStatusCode status, TimeSpan elapsed) = await Post();
             Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
             Assert.True(elapsed >= TimeSpan.FromSeconds(1.5), $"the first of a new burst waited {elapsed}");
-            await block.RollbackAsync();
-            Assert.Equal(HttpStatusCode.OK, (await inWriter).Item1);
-            Assert.Equal(HttpStatusCode.OK, (await inQueue).Item1);
-
-            // Only the four that got 200 are stored: nothing refused was written.
-            await SequencedWait.UntilSequencedAsync(connectionString, 30);
-            Assert.Equal(4, await Database.CountAsync(connectionString, $"SELECT count(*) FROM messages WHERE account = '{account}'"));
-        }
-        finally
-        {
-            foreach (NpgsqlConnection blocker in blockers)
-            {
-                await blocker.DisposeAsync();
-            }
+            await blocked.ReleaseAsync();
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InWriter).Status);
+            Assert.Equal(HttpStatusCode.OK, (await blocked.InQueue).Status);
         }
 
-        async Task<(NpgsqlTransaction, Task<(HttpStatusCode, TimeSpan)>, Task<(HttpStatusCode, TimeSpan)>)> FillAsync()
-        {
-            var blocker = new NpgsqlConnection(connectionString);
-            blockers.Add(blocker);
-            await blocker.OpenAsync();
-            NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
-            await using (var lockInbox = new NpgsqlCommand("LOCK TABLE inbox IN SHARE MODE", blocker, transaction))
-            {
-                await lockInbox.ExecuteNonQueryAsync();
-            }
-
-            Task<(HttpStatusCode, TimeSpan)> writing = Post();
-            await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
-                "the writer waits for the lock");
-            Task<(HttpStatusCode, TimeSpan)> queued = Post();
-            await Eventually.TrueAsync(async () =>
-            {
-                using HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz");
-                return ready.StatusCode == HttpStatusCode.ServiceUnavailable;
-            }, "the queue is full");
-            return (transaction, writing, queued);
-        }
+        // Only the four that got 200 are stored: nothing refused was written.
+        await SequencedWait.UntilSequencedAsync(connectionString, 30);
+        Assert.Equal(4, await Database.CountAsync(connectionString, $"SELECT count(*) FROM messages WHERE account = '{account}'"));
     }
 
     [Fact]
@@ -169,5 +115,62 @@ public sealed class BackpressureTests(PostgresFixture postgres)
         Assert.NotNull(response.Headers.RetryAfter);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await gateway.Client.GetAsync("/readyz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await gateway.Client.GetAsync("/healthz")).StatusCode);
+    }
+
+    /// <summary>A gateway whose queue holds one webhook and whose only writer takes one at a time.</summary>
+    private static Task<GatewayHost> StartWithOneWriterAsync(string connectionString, int enqueueTimeoutMilliseconds) =>
+        GatewayHost.StartAsync(connectionString,
+            "--Memo:Ingest:Writers=1", "--Memo:Ingest:ChannelCapacity=1",
+            $"--Memo:Ingest:EnqueueTimeoutMilliseconds={enqueueTimeoutMilliseconds}", "--Memo:Ingest:BatchLingerMilliseconds=0");
+
+    /// <summary>
+    /// The only writer blocked behind a lock on the inbox that its appends must wait for, with one webhook inside it
+    /// (posted as "in-writer") and one in the queue ("in-queue"), so that the queue is full. Step by step, so batching
+    /// cannot blur it. Disposing releases the lock, also when an assertion failed: the gateway cannot stop before.
+    /// </summary>
+    private sealed class BlockedWriter<T>(NpgsqlConnection blocker, NpgsqlTransaction transaction, Task<T> inWriter, Task<T> inQueue) : IAsyncDisposable
+    {
+        public Task<T> InWriter => inWriter;
+
+        public Task<T> InQueue => inQueue;
+
+        public static async Task<BlockedWriter<T>> StartAsync(string connectionString, GatewayHost gateway, Func<string, Task<T>> post)
+        {
+            var blocker = new NpgsqlConnection(connectionString);
+            try
+            {
+                await blocker.OpenAsync();
+                NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
+                await using (var lockInbox = new NpgsqlCommand("LOCK TABLE inbox IN SHARE MODE", blocker, transaction))
+                {
+                    await lockInbox.ExecuteNonQueryAsync();
+                }
+
+                Task<T> writing = post("in-writer");
+                await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString,
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0,
+                    "the writer waits for the lock");
+                Task<T> queued = post("in-queue");
+                await Eventually.TrueAsync(async () =>
+                {
+                    using HttpResponseMessage ready = await gateway.Client.GetAsync("/readyz");
+                    return ready.StatusCode == HttpStatusCode.ServiceUnavailable;
+                }, "the queue is full");
+                return new BlockedWriter<T>(blocker, transaction, writing, queued);
+            }
+            catch
+            {
+                await blocker.DisposeAsync();
+                throw;
+            }
+        }
+
+        public Task ReleaseAsync() => transaction.RollbackAsync();
+
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.DisposeAsync();
+            await blocker.DisposeAsync();
+        }
     }
 }
