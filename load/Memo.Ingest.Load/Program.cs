@@ -12,7 +12,8 @@ using Memo.Ingest.Load.Run;
 //   run    [--rates 200,400] [--step-seconds 10] [--warmup-seconds 2] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--client sockets|httpclient] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
-//   ceilings copy|http|broadcast|receiver [--rounds 3] [--seconds 10] [--native PATH] [--client httpclient|wrk (receiver)]
+//   ceilings copy|http|broadcast|receiver|open [--rounds 3] [--seconds 10] [--native PATH] [--client httpclient|wrk (receiver)]
+//            [--rates R1,R2,… (open)]
 //                                                                              each figure beside the machine's ceiling
 //   storm  [--seconds 10] [--rounds 3] [--duplicates 0.9] [--concurrency 32]   Redis screening under a retry storm
 //   closed-loop --url URL --connections N --messages-per-post N --seconds N   closed loop against a running receiver
@@ -24,7 +25,7 @@ using Memo.Ingest.Load.Run;
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
 const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--warmup-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
                      "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--set KEY=VALUE ...] [--strict]\n" +
-                     "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk]\n" +
+                     "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver|open [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk] [--rates R1,R2,...]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
                      "       Memo.Ingest.Load profile write-path\n" +
                      "       Memo.Ingest.Load replies [--rate R] [--seconds N] [--accounts N] [--rounds N] [--graph-latency-ms MS] [--per-account R]\n" +
@@ -97,7 +98,7 @@ static Task<int> RunLoadAsync(string[] options)
 
 static Task<int> RunCeilingsAsync(string which, string[] options)
 {
-    (int rounds, int seconds, string? native, string client) = (3, 10, null, "httpclient");
+    (int rounds, int seconds, string? native, string client, double[]? rates) = (3, 10, null, "httpclient", null);
     for (int i = 0; i + 1 < options.Length; i += 2)
     {
         switch (options[i])
@@ -106,11 +107,12 @@ static Task<int> RunCeilingsAsync(string which, string[] options)
             case "--seconds": seconds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
             case "--native": native = Path.GetFullPath(options[i + 1]); break;
             case "--client": client = options[i + 1]; break;
+            case "--rates": rates = [.. options[i + 1].Split(',').Select(static r => double.Parse(r, CultureInfo.InvariantCulture))]; break;
             default: throw new ArgumentException($"Unknown option {options[i]}.");
         }
     }
 
-    return new CeilingsCommand(which, rounds, seconds, native, Console.Out, client).RunAsync();
+    return new CeilingsCommand(which, rounds, seconds, native, Console.Out, client, rates).RunAsync();
 }
 
 static async Task<int> RunStormAsync(string[] options)

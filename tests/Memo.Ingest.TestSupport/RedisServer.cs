@@ -29,6 +29,9 @@ public sealed class RedisServer : IAsyncDisposable
 
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>The running server's process, for load reports that show where the CPU went.</summary>
+    public int? ProcessId => IsRunning ? _process!.Id : null;
+
     /// <param name="extraArguments">redis-server options, e.g. <c>--requirepass secret</c>.</param>
     public static Task<RedisServer> StartAsync(params string[] extraArguments) =>
         StartOnPortAsync(PostgresServer.FreePort(), extraArguments);

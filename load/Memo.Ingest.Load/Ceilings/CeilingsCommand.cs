@@ -12,10 +12,15 @@ namespace Memo.Ingest.Load.Ceilings;
 /// medians: durable ingest of 50-message POSTs against raw binary COPY of the same message rows; webhooks/s of the
 /// gateway against a bare Kestrel endpoint that only checks the HMAC (both with wrk); event deliveries/s to
 /// subscribers of one account against a bare WebSocket broadcast; and the gateway against a conventional
-/// one-INSERT-per-message receiver on the same PostgreSQL.
+/// one-INSERT-per-message receiver on the same PostgreSQL, in closed loops and by the open model's maximum sustainable
+/// rate (beside the bare endpoint's too).
 /// </summary>
-internal sealed class CeilingsCommand(string which, int rounds, int seconds, string? nativeBinary, TextWriter output, string client = "httpclient")
+internal sealed class CeilingsCommand(string which, int rounds, int seconds, string? nativeBinary, TextWriter output, string client = "httpclient",
+    IReadOnlyList<double>? rates = null)
 {
+    /// <summary>The open model's default ladder: from what the conventional receiver takes to beyond what the bare endpoint does here.</summary>
+    public static readonly double[] OpenModelRates = [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000, 15000, 20000, 25000];
+
     public async Task<int> RunAsync()
     {
         switch (which)
@@ -24,7 +29,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             case "http": await HttpAsync(); break;
             case "broadcast": await BroadcastAsync(); break;
             case "receiver": await ReceiverAsync(); break;
-            default: throw new ArgumentException($"Unknown ceiling {which}: copy, http, broadcast or receiver.");
+            case "open": await OpenAsync(); break;
+            default: throw new ArgumentException($"Unknown ceiling {which}: copy, http, broadcast, receiver or open.");
         }
 
         return 0;
@@ -173,7 +179,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                     return await sender.RunAsync(TimeSpan.FromSeconds(seconds), perPost);
                 }
 
-                await using (ConventionalReceiverProcess receiver = await ConventionalReceiverProcess.StartAsync(await postgres.CreateDatabaseAsync("conventional")))
+                await using (BaselineProcess receiver = await BaselineProcess.StartConventionalAsync(await postgres.CreateDatabaseAsync("conventional")))
                 {
                     conventional[s].Add(await DriveAsync(receiver.Address));
                 }
@@ -220,6 +226,98 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"Raw binary COPY of the same message rows (2 writers, 5,000-row transactions): {Median(copy):F0} rows/s; 50-message POSTs sustained ÷ COPY per round: " +
             $"{string.Join(" / ", copyRatios.Select(static r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {Median(copyRatios):F3}×."));
+    }
+
+    /// <summary>
+    /// The open model's maximum sustainable rate (issue 14's third target) beside two baselines on the same box and the
+    /// same client: the bare endpoint that only checks the HMAC (what HTTP and the signature alone leave of the two
+    /// cores) and the conventional receiver on the same PostgreSQL. Each round climbs the same ladder against all three
+    /// (<see cref="OpenModelLadder"/>), in a rotating order; ratios are taken within a round, then their median.
+    /// </summary>
+    private async Task OpenAsync()
+    {
+        IReadOnlyList<double> ladder = rates ?? OpenModelRates;
+        var settings = new RunSettings { StepSeconds = seconds, NativeBinary = nativeBinary };
+        string[] names = ["bare HMAC endpoint", "conventional receiver", "gateway"];
+        var maxima = names.Select(static _ => new List<double>()).ToArray();
+        // A receiver that held the ladder's top rate has a maximum above it, not at it: shown with "≥".
+        var heldTop = names.Select(static _ => new List<bool>()).ToArray();
+        for (int round = 1; round <= rounds; round++)
+        {
+            await using PostgresServer postgres = await PostgresServer.StartAsync();
+            await postgres.WarmWalAsync();
+            await using RedisServer redis = await RedisServer.StartAsync();
+            for (int k = 0; k < names.Length; k++)
+            {
+                int which = (k + round - 1) % names.Length;
+                LadderResult result;
+                switch (which)
+                {
+                    case 0:
+                        await using (BaselineProcess bare = await BaselineProcess.StartBareHmacAsync())
+                        {
+                            result = await OpenModelLadder.ClimbAsync(bare.Address, bare.ProcessId, null, null, settings, ladder);
+                        }
+
+                        break;
+                    case 1:
+                        await using (BaselineProcess conventional = await BaselineProcess.StartConventionalAsync(await postgres.CreateDatabaseAsync("conventional")))
+                        {
+                            result = await OpenModelLadder.ClimbAsync(conventional.Address, conventional.ProcessId, postgres.ProcessId, null, settings, ladder);
+                        }
+
+                        break;
+                    default:
+                        string database = await postgres.CreateDatabaseAsync("gateway");
+                        await using (GatewayProcess gateway = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString,
+                                         nativeBinary: nativeBinary))
+                        {
+                            await gateway.WaitForRedisAsync();
+                            result = await OpenModelLadder.ClimbAsync(gateway.Address, gateway.ProcessId, postgres.ProcessId, redis.ProcessId, settings, ladder);
+                            // The next receiver starts once the sequencer has caught up, not beside its backlog.
+                            await SequencedWait.UntilSequencedAsync(database, 300);
+                        }
+
+                        break;
+                }
+
+                maxima[which].Add(result.MaxSustainableRate);
+                heldTop[which].Add(result.MaxSustainableRate == ladder[^1]);
+                await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"round {round}, {names[which]}: maximum sustainable {(heldTop[which][^1] ? "≥ " : "")}{result.MaxSustainableRate:F0} POSTs/s"));
+                await output.WriteLineAsync("| offered POSTs/s | 200 | other | messages/s | ack latency (sender) | receiver CPU | PostgreSQL CPU | Redis CPU | load tool CPU | sustainable |");
+                await output.WriteLineAsync("|---|---|---|---|---|---|---|---|---|---|");
+                for (int i = 0; i < result.Steps.Count; i++)
+                {
+                    LadderStep step = result.Steps[i];
+                    bool triedAgain = !step.Sustainable && i + 1 < result.Steps.Count && result.Steps[i + 1].Rate == step.Rate;
+                    await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"| {step.Rate:F0} | {step.Ok} | {step.Other} | {step.MessagesPerSecond:F0} | {step.Latency} | {step.ReceiverCpuPercent:F0}% | " +
+                        $"{step.PostgresCpuPercent:F0}% | {step.RedisCpuPercent:F0}% | {step.LoadToolCpuPercent:F0}% | {(step.Sustainable ? "yes" : triedAgain ? "no (measured again)" : "no")} |"));
+                }
+
+                await output.WriteLineAsync();
+            }
+        }
+
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"Medians of {rounds} rounds: the default mix of `run`, steps of {seconds} s climbing {string.Join(",", ladder)} POSTs/s until the first miss"));
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"(ack p99 ≤ {settings.P99BoundMilliseconds} ms from the intended send time, only 200s; a step that misses is measured once more), socket client over {settings.Connections} connections;"));
+        await output.WriteLineAsync("each step after a warm-up at its rate on its own connections; one PostgreSQL and Redis per round.");
+        await output.WriteLineAsync();
+        await output.WriteLineAsync("| receiver | maximum sustainable POSTs/s, per round | median | gateway ÷ receiver, per round | median ratio |");
+        await output.WriteLineAsync("|---|---|---|---|---|");
+        for (int r = 0; r < names.Length; r++)
+        {
+            int receiver = r;
+            string Bound(int round, string above, string below) => heldTop[receiver][round] ? above : heldTop[2][round] ? below : "";
+            List<double> ratios = [.. maxima[2].Select((g, round) => maxima[receiver][round] == 0 ? double.NaN : g / maxima[receiver][round])];
+            string perRound = string.Join(" / ", maxima[r].Select((m, round) => Bound(round, "≥ ", "") + m.ToString("F0", CultureInfo.InvariantCulture)));
+            string ratioPerRound = r == 2 ? "–" : string.Join(" / ", ratios.Select((v, round) => Bound(round, "≤ ", "≥ ") + v.ToString("F2", CultureInfo.InvariantCulture)));
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"| {names[r]} | {perRound} | {Median(maxima[r]):F0} | {ratioPerRound} | {(r == 2 ? "–" : $"{Median(ratios):F2}×")} |"));
+        }
     }
 
     /// <summary>Fresh messages for every POST (no duplicates), over 8 accounts, the same bodies for both receivers.</summary>
