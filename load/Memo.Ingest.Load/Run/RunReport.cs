@@ -91,6 +91,13 @@ internal sealed class RunReport
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events ({SubscriberDeliveriesPerSecond:F0} per second).");
+        // Single slow seconds decide a step's p99; listed, they show a pattern such as the host's writeback, 30 s apart
+        // (docs/OPERATIONS.md, "The host's writeback").
+        SecondFigures[] slow = [.. _seconds.Where(s => s.AckP99 > _settings.P99BoundMilliseconds)];
+        string listed = slow.Length == 0 ? "none."
+            : string.Join(", ", slow.Take(20).Select(static s => string.Create(CultureInfo.InvariantCulture, $"{s.Second}: {s.AckP99:F0} ms"))) +
+              (slow.Length > 20 ? string.Create(CultureInfo.InvariantCulture, $" and {slow.Length - 20} more.") : ".");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Seconds with ack p99 over {_settings.P99BoundMilliseconds} ms (from the run's start): {listed}");
         StepFigures? best = _steps.Where(static s => s.Sustainable).MaxBy(static s => s.Rate);
         text.AppendLine(best is null
             ? string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): none of the steps.")
