@@ -49,6 +49,8 @@ return args switch
     _ => Fail(),
 };
 
+static double[] ParseList(string values) => [.. values.Split(',').Select(static v => double.Parse(v, CultureInfo.InvariantCulture))];
+
 static int Fail()
 {
     Console.Error.WriteLine(Usage);
@@ -72,7 +74,7 @@ static Task<int> RunLoadAsync(string[] options)
         double NextDouble() => double.Parse(Next(), CultureInfo.InvariantCulture);
         settings = options[i] switch
         {
-            "--rates" => settings with { Rates = [.. Next().Split(',').Select(static r => double.Parse(r, CultureInfo.InvariantCulture))] },
+            "--rates" => settings with { Rates = ParseList(Next()) },
             "--step-seconds" => settings with { StepSeconds = NextInt() },
             "--warmup-seconds" => settings with { WarmUpSeconds = NextInt() },
             "--messages-per-post" => settings with { MessagesPerPost = NextInt() },
@@ -107,7 +109,7 @@ static Task<int> RunCeilingsAsync(string which, string[] options)
             case "--seconds": seconds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
             case "--native": native = Path.GetFullPath(options[i + 1]); break;
             case "--client": client = options[i + 1]; break;
-            case "--rates": rates = [.. options[i + 1].Split(',').Select(static r => double.Parse(r, CultureInfo.InvariantCulture))]; break;
+            case "--rates": rates = ParseList(options[i + 1]); break;
             default: throw new ArgumentException($"Unknown option {options[i]}.");
         }
     }
@@ -183,7 +185,7 @@ static Task<int> RunOverloadAsync(string[] options)
         }
         else if (options[i] == "--factors" && i + 1 < options.Length)
         {
-            factors = [.. options[++i].Split(',').Select(static f => double.Parse(f, CultureInfo.InvariantCulture))];
+            factors = ParseList(options[++i]);
         }
         else
         {

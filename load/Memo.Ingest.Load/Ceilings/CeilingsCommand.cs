@@ -241,7 +241,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         string[] names = ["bare HMAC endpoint", "conventional receiver", "gateway"];
         var maxima = names.Select(static _ => new List<double>()).ToArray();
         // A receiver that held the ladder's top rate has a maximum above it, not at it: shown with "≥".
-        var heldTop = names.Select(static _ => new List<bool>()).ToArray();
+        bool HeldTop(int receiver, int round) => maxima[receiver][round] == ladder[^1];
         for (int round = 1; round <= rounds; round++)
         {
             await using PostgresServer postgres = await PostgresServer.StartAsync();
@@ -282,9 +282,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                 }
 
                 maxima[which].Add(result.MaxSustainableRate);
-                heldTop[which].Add(result.MaxSustainableRate == ladder[^1]);
                 await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"round {round}, {names[which]}: maximum sustainable {(heldTop[which][^1] ? "≥ " : "")}{result.MaxSustainableRate:F0} POSTs/s"));
+                    $"round {round}, {names[which]}: maximum sustainable {(HeldTop(which, round - 1) ? "≥ " : "")}{result.MaxSustainableRate:F0} POSTs/s"));
                 await output.WriteLineAsync("| offered POSTs/s | 200 | other | messages/s | ack latency (sender) | receiver CPU | PostgreSQL CPU | Redis CPU | load tool CPU | sustainable |");
                 await output.WriteLineAsync("|---|---|---|---|---|---|---|---|---|---|");
                 for (int i = 0; i < result.Steps.Count; i++)
@@ -311,7 +310,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         for (int r = 0; r < names.Length; r++)
         {
             int receiver = r;
-            string Bound(int round, string above, string below) => heldTop[receiver][round] ? above : heldTop[2][round] ? below : "";
+            string Bound(int round, string above, string below) => HeldTop(receiver, round) ? above : HeldTop(2, round) ? below : "";
             List<double> ratios = [.. maxima[2].Select((g, round) => maxima[receiver][round] == 0 ? double.NaN : g / maxima[receiver][round])];
             string perRound = string.Join(" / ", maxima[r].Select((m, round) => Bound(round, "≥ ", "") + m.ToString("F0", CultureInfo.InvariantCulture)));
             string ratioPerRound = r == 2 ? "–" : string.Join(" / ", ratios.Select((v, round) => Bound(round, "≤ ", "≥ ") + v.ToString("F2", CultureInfo.InvariantCulture)));

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Memo.Ingest.Load.OpenModel;
 using Memo.Ingest.Load.Run;
 using Memo.Ingest.TestSupport;
@@ -47,11 +46,7 @@ internal static class OpenModelLadder
         // first second on new connections is slow at any rate, and a ladder would otherwise charge it to every step.
         async Task<LadderStep> SendAsync(double rate)
         {
-            LoadStep[] parts =
-            [
-                new LoadStep("warm-up", rate, TimeSpan.FromSeconds(settings.WarmUpSeconds), WarmUp: true),
-                new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds)),
-            ];
+            LoadStep[] parts = [LoadStep.WarmUpAt(rate, settings.WarmUpSeconds), LoadStep.At(rate, settings.StepSeconds)];
             long first = sent;
             sent += parts.Sum(static p => p.Requests);
             // Request indexes continue across steps, so a duplicate repeats an earlier step's webhook as in `run`.

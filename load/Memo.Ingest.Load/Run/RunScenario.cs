@@ -39,8 +39,8 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         var clock = Stopwatch.StartNew();
         LoadStep[] steps =
         [
-            .. settings.WarmUpSeconds > 0 ? [new LoadStep("warm-up", settings.Rates[0], TimeSpan.FromSeconds(settings.WarmUpSeconds), WarmUp: true)] : Array.Empty<LoadStep>(),
-            .. settings.Rates.Select(rate => new LoadStep(string.Create(CultureInfo.InvariantCulture, $"{rate:F0}/s"), rate, TimeSpan.FromSeconds(settings.StepSeconds))),
+            .. settings.WarmUpSeconds > 0 ? [LoadStep.WarmUpAt(settings.Rates[0], settings.WarmUpSeconds)] : Array.Empty<LoadStep>(),
+            .. settings.Rates.Select(rate => LoadStep.At(rate, settings.StepSeconds)),
         ];
         IOpenModelSender sender = settings.Client switch
         {
