@@ -145,7 +145,9 @@ public static partial class GatewayApplication
         app.MapSyncApi();
         app.MapOutbox();
         app.UseCoalescingStreamWebSockets();
-        // WebSocket pings double as the idle check: a peer that does not answer within the timeout is dropped.
+        // WebSocket pings double as the idle check: a peer that does not answer within the timeout is dropped. Stream
+        // WebSockets (on the coalescing stream) are pinged by their sessions instead, from one clock, without a timer
+        // per connection (StreamEndpoints, docs/DECISIONS.md 36); these options cover any other WebSocket.
         app.UseWebSockets(new WebSocketOptions
         {
             KeepAliveInterval = TimeSpan.FromSeconds(streams.HeartbeatSeconds),

@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
 using Memo.Ingest.TestSupport;
 using Npgsql;
 using Xunit;
@@ -194,6 +197,111 @@ public sealed class StreamTests(PostgresFixture postgres)
         while (data is not null && !data.StartsWith("data: {\"type\":\"event\"", StringComparison.Ordinal));
 
         Assert.NotNull(data);
+    }
+
+    [Fact]
+    public async Task AnSseStreamThatCarriesEvents_GetsNoHeartbeat()
+    {
+        // A heartbeat only proves a quiet connection alive: with 5,000 subscribers, one comment per stream every
+        // interval whatever the traffic was a send and a wake-up per stream (docs/PERFORMANCE.md, nineteenth session).
+        string database = await postgres.Server.CreateDatabaseAsync("streams_busy_heartbeat");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:HeartbeatSeconds=3");
+        using var http = new HttpClient { BaseAddress = gateway.Address, Timeout = Timeout.InfiniteTimeSpan };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNbusy&since=PNbusy:0");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken("PNbusy"));
+        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        // One webhook every 250 ms for 7.5 s: two heartbeat intervals and more, never 3 s without an event.
+        const int Webhooks = 30;
+        Task sending = Task.Run(async () =>
+        {
+            for (int i = 0; i < Webhooks; i++)
+            {
+                await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNbusy"], messagesPerAccount: 1, tag: $"b{i}");
+                await Task.Delay(250);
+            }
+        });
+
+        int events = 0;
+        int pings = 0;
+        while (events < Webhooks && await reader.ReadLineAsync(timeout.Token) is { } line)
+        {
+            pings += line == ": ping" ? 1 : 0;
+            events += line.StartsWith("event: message.created", StringComparison.Ordinal) ? 1 : 0;
+        }
+
+        await sending;
+        Assert.Equal(Webhooks, events);
+        Assert.Equal(0, pings);
+    }
+
+    [Fact]
+    public async Task AnIdleWebSocket_IsPinged_AClientThatAnswersStays_AndOneThatNeverAnswersIsDropped()
+    {
+        // The sessions ping their WebSockets themselves (no runtime keep-alive timer per connection): pings must come,
+        // an answering client must keep its stream, and a silent one must be dropped after two intervals.
+        string database = await postgres.Server.CreateDatabaseAsync("streams_ws_ping");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:HeartbeatSeconds=1");
+        string token = GatewayHost.MintToken("PNping");
+        await using StreamClient answering = await StreamClient.OpenWebSocketAsync(gateway.Address, token, "PNping", since: "PNping:0");
+        await answering.WaitForAsync(static m => m.Any(static x => x.Type == "ready"), "WebSocket ready");
+
+        using var silent = new TcpClient();
+        await silent.ConnectAsync(gateway.Address.Host, gateway.Address.Port);
+        NetworkStream stream = silent.GetStream();
+        string key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /v1/stream/ws?accounts=PNping&since=PNping:0 HTTP/1.1\r\nHost: {gateway.Address.Authority}\r\nUpgrade: websocket\r\n" +
+            $"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"));
+
+        // Read the 101 and then the server's frames (unmasked: opcode byte, length byte, payload), never answering.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        var connected = System.Diagnostics.Stopwatch.StartNew();
+        int read;
+        while ((read = await ReadOrEndAsync(stream, buffer, timeout.Token)) > 0)
+        {
+            received.AddRange(buffer.AsSpan(0, read));
+        }
+
+        TimeSpan droppedAfter = connected.Elapsed;
+        byte[] bytes = [.. received];
+        int headerEnd = bytes.AsSpan().IndexOf("\r\n\r\n"u8);
+        Assert.StartsWith("HTTP/1.1 101", Encoding.ASCII.GetString(bytes, 0, headerEnd));
+        int pings = 0;
+        for (int at = headerEnd + 4; at + 1 < bytes.Length;)
+        {
+            int opcode = bytes[at] & 0x0F;
+            int length = bytes[at + 1] & 0x7F;
+            int header = length == 126 ? 4 : length == 127 ? 10 : 2;
+            length = length == 126 ? (bytes[at + 2] << 8) | bytes[at + 3] : length;
+            pings += opcode == 0x9 ? 1 : 0;
+            at += header + length;
+        }
+
+        Assert.True(pings >= 1, $"no ping in {bytes.Length - headerEnd - 4} bytes of frames");
+        Assert.False(timeout.IsCancellationRequested, "a client that never answers a ping was not dropped within 30 s");
+        Assert.True(droppedAfter >= TimeSpan.FromSeconds(2), $"dropped after {droppedAfter.TotalSeconds:F1} s, before two heartbeat intervals");
+
+        // The client that answers (ClientWebSocket sends the pongs) still has its stream, and its next event.
+        Assert.False(answering.Ended);
+        await LiveEventTests.SendConcurrentlyAsync(gateway, ["PNping"], messagesPerAccount: 1);
+        await AssertEveryLoggedEventOnceAsync(database, answering, ["PNping"], after: 0);
+
+        static async Task<int> ReadOrEndAsync(NetworkStream stream, byte[] buffer, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await stream.ReadAsync(buffer, cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                return 0; // reset by the server, or the test's own timeout (asserted above)
+            }
+        }
     }
 
     [Fact]

@@ -18,7 +18,8 @@ public sealed class StreamOptions
     /// <summary>Accounts one connection may follow.</summary>
     public int MaxAccountsPerConnection { get; set; } = 100;
 
-    /// <summary>SSE comment / WebSocket ping interval; a WebSocket peer that does not answer within it is dropped.</summary>
+    /// <summary>A stream that sent nothing for this long gets a heartbeat (an SSE comment, a WebSocket ping frame); a
+    /// WebSocket peer that leaves a ping unanswered for twice this is dropped.</summary>
     public int HeartbeatSeconds { get; set; } = 15;
 
     /// <summary>Events read from PostgreSQL per query when a client replays from its cursor (or the hub repairs).</summary>

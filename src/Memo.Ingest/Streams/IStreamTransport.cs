@@ -10,7 +10,16 @@ internal interface IStreamTransport
     /// (the stream ends; see docs/API.md).</summary>
     public ValueTask SendControlAsync(string type, string? reason, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken);
 
+    /// <summary>True when the connection proves itself alive without the session (a WebSocket's ping frames); the
+    /// session then never calls <see cref="HeartbeatAsync"/>.</summary>
+    public bool KeepsItselfAlive { get; }
+
+    /// <summary>Writes and flushes a heartbeat (after a heartbeat interval in which the client got nothing).</summary>
     public ValueTask HeartbeatAsync(CancellationToken cancellationToken);
+
+    /// <summary>True when the client has not answered a heartbeat within <paramref name="timeoutMilliseconds"/> (a
+    /// WebSocket's ping); called from the session clock's thread.</summary>
+    public bool IsUnresponsive(long now, long timeoutMilliseconds);
 
     public ValueTask FlushAsync(CancellationToken cancellationToken);
 

@@ -36,6 +36,11 @@ internal sealed class SseTransport(HttpContext context) : IStreamTransport
         return ValueTask.CompletedTask;
     }
 
+    public bool KeepsItselfAlive => false;
+
+    /// <summary>An SSE client sends nothing to answer with: a dead one is found when its writes fail.</summary>
+    public bool IsUnresponsive(long now, long timeoutMilliseconds) => false;
+
     public async ValueTask HeartbeatAsync(CancellationToken cancellationToken)
     {
         Write(": ping\n\n"u8);

@@ -151,11 +151,15 @@ internal static class StreamEndpoints
     private static async Task RunWebSocketAsync(HttpContext context, StreamHub hub, NpgsqlDataSource dataSource, StreamSession session, CancellationToken stopping)
     {
         bool messagePack = context.WebSockets.WebSocketRequestedProtocols.Contains(WebSocketTransport.MessagePackSubprotocol);
+        // On our upgrade stream the session pings the client from the hub's clock; the runtime's keep-alive (a timer per
+        // connection, docs/DECISIONS.md 36) stays only for a connection without it.
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>() as CoalescingUpgradeStream.UpgradeFeature;
         using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             SubProtocol = messagePack ? WebSocketTransport.MessagePackSubprotocol : null,
+            KeepAliveInterval = upgrade is not null ? TimeSpan.Zero : null,
         });
-        CoalescingUpgradeStream? coalescing = (context.Features.Get<IHttpUpgradeFeature>() as CoalescingUpgradeStream.UpgradeFeature)?.Stream;
+        CoalescingUpgradeStream? coalescing = upgrade?.Stream;
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         // The receive loop is never cancelled (a cancelled WebSocket receive aborts the socket, and a close frame
         // could no longer be sent); it ends with the client's close frame, or when the socket is aborted below.
@@ -165,8 +169,10 @@ internal static class StreamEndpoints
         {
             await session.RunAsync(hub, dataSource, transport, ended.Token);
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException)
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
         {
+            // The client left, the server is stopping, or the session clock aborted an unresponsive client (a ping
+            // then finds the connection disposed).
         }
 
         using (var closing = new CancellationTokenSource(TimeSpan.FromSeconds(2)))

@@ -67,9 +67,13 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
             SingleReader = true,
         });
         metrics.ObserveFollowedAccounts(() => _feeds.Count);
+        Clock = new SessionClock(TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds)));
     }
 
     public StreamOptions Options => _options;
+
+    /// <summary>Heartbeats, unanswered pings and token expiry of every session on this instance.</summary>
+    public SessionClock Clock { get; }
 
     /// <summary>Identifies this instance's frames, which it dispatches at commit and ignores when Redis echoes them.</summary>
     public Guid InstanceId { get; } = Guid.NewGuid();
@@ -156,6 +160,7 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
     {
         // Whatever was published while we were not subscribed is gone from pub/sub: repair it from the log.
         _redis.Subscribe(_redis.EventChannel, OnPublished, RequestFullSweep);
+        Clock.Start();
 
         _running = Task.WhenAll(
             Task.Run(() => SuperviseAsync("dispatch", DispatchAsync), CancellationToken.None),
@@ -170,11 +175,11 @@ internal sealed partial class StreamHub : IHostedService, IAsyncDisposable
         await _running.WaitAsync(cancellationToken);
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         _frames.Writer.TryComplete();
         _stopping.Cancel();
-        return ValueTask.CompletedTask;
+        await Clock.DisposeAsync();
     }
 
     private void OnPublished(RedisChannel channel, RedisValue payload)

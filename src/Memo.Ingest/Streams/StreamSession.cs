@@ -36,8 +36,16 @@ internal sealed partial class StreamSession
     private readonly StreamEventReader _reader = new();
     private readonly IngestMetrics _metrics;
     private readonly string _transport;
-    private readonly DateTimeOffset _tokenExpires;
     private readonly ILogger _logger;
+    // Cancelled by Tick once the token has expired: _expiresAt, like the two below, is in Environment.TickCount64 ms.
+    private readonly CancellationTokenSource _expired = new();
+    private readonly long _expiresAt;
+    private long _heartbeatMilliseconds = long.MaxValue;
+    // Set once the session streams, for the clock to ask whether the client still answers.
+    private IStreamTransport? _liveTransport;
+    // When the client last got something (a flush of live events, or the heartbeat's wake-up): written by the session
+    // and by the clock's thread.
+    private long _lastSentAt = Environment.TickCount64;
     private long _pending;
 
     public StreamSession(Dictionary<string, long> cursors, StreamOptions options, IngestMetrics metrics, string transport,
@@ -47,14 +55,17 @@ internal sealed partial class StreamSession
         _options = options;
         _metrics = metrics;
         _transport = transport;
-        _tokenExpires = tokenExpires;
         _logger = logger;
+        _expiresAt = Environment.TickCount64 + (long)UntilExpiry(tokenExpires).TotalMilliseconds;
     }
 
     public IReadOnlyCollection<string> Accounts => _cursors.Keys;
 
     /// <summary>True once the client fell so far behind that it was cut off.</summary>
     public bool Overflowed => _overflow.IsCancellationRequested;
+
+    /// <summary>True once the <see cref="SessionClock"/> found the token expired (the session then ends).</summary>
+    public bool Expired => _expired.IsCancellationRequested;
 
     /// <summary>Called by a feed with the next events of one account, in seq order. Never blocks.</summary>
     public void Offer(StreamEvent[] events)
@@ -75,6 +86,40 @@ internal sealed partial class StreamSession
         _inbox.Writer.TryWrite(events);
     }
 
+    /// <summary>
+    /// Called by the <see cref="SessionClock"/> (at <paramref name="now"/>, <see cref="Environment.TickCount64"/>): ends
+    /// the session once its token has expired, drops a client that left a heartbeat unanswered for two intervals, and
+    /// wakes the session for a heartbeat when its client has heard nothing for an interval. Never blocks.
+    /// </summary>
+    public void Tick(long now)
+    {
+        if (now >= _expiresAt)
+        {
+            if (!_expired.IsCancellationRequested)
+            {
+                // Runs the session's wake registration, which queues the interruption.
+                _expired.Cancel();
+            }
+
+            return;
+        }
+
+        long heartbeat = Volatile.Read(ref _heartbeatMilliseconds);
+        if (Volatile.Read(ref _liveTransport) is { } transport && transport.IsUnresponsive(now, 2 * Math.Min(heartbeat, long.MaxValue / 2)))
+        {
+            // What the runtime's keep-alive did: abort, which ends the connection's receive loop and with it the session.
+            Log.Unresponsive(_logger, _transport);
+            transport.Abort();
+            return;
+        }
+
+        if (now - Volatile.Read(ref _lastSentAt) >= heartbeat)
+        {
+            Volatile.Write(ref _lastSentAt, now);
+            Interrupt();
+        }
+    }
+
     /// <summary>Streams until the client leaves, the server stops, the client falls behind (then: resync) or the
     /// token expires (then: token_expired).</summary>
     public async Task RunAsync(StreamHub hub, NpgsqlDataSource dataSource, IStreamTransport transport, CancellationToken cancellationToken)
@@ -86,14 +131,15 @@ internal sealed partial class StreamSession
         using CancellationTokenRegistration arm = _overflow.Token.Register(
             () => afterGrace.CancelAfter(TimeSpan.FromSeconds(Math.Max(1, _options.ResyncGraceSeconds))));
         using var io = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, afterGrace.Token);
-        using var expired = new CancellationTokenSource(UntilExpiry());
-        using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token, expired.Token);
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(io.Token, _overflow.Token, _expired.Token);
         // The live loop waits on its queue alone (no token, no timer per wait: the queue then reuses one waiter, and a
         // client with a thousand events a second costs no timer operations). Whatever must interrupt the wait drops
-        // the empty batch into the queue: the end of the session, and the heartbeat.
+        // the empty batch into the queue: the end of the session, and the heartbeat (both from the hub's clock).
         using CancellationTokenRegistration interrupt = wake.Token.UnsafeRegister(static session => ((StreamSession)session!).Interrupt(), this);
-        var heartbeat = TimeSpan.FromSeconds(Math.Max(1, _options.HeartbeatSeconds));
-        using var heartbeats = new Timer(static session => ((StreamSession)session!).Interrupt(), this, heartbeat, heartbeat);
+        // SSE gets a comment and a WebSocket a ping frame when quiet (unless the runtime pings it, KeepsItselfAlive).
+        Volatile.Write(ref _heartbeatMilliseconds, transport.KeepsItselfAlive ? long.MaxValue : Math.Max(1, _options.HeartbeatSeconds) * 1000L);
+        Volatile.Write(ref _liveTransport, transport);
+        hub.Clock.Add(this);
         var attached = new List<string>(_cursors.Count);
         string? endReason = null;
         try
@@ -127,7 +173,7 @@ internal sealed partial class StreamSession
                     break;
                 }
 
-                if (expired.IsCancellationRequested)
+                if (_expired.IsCancellationRequested)
                 {
                     endReason = "token_expired";
                     break;
@@ -157,6 +203,7 @@ internal sealed partial class StreamSession
 
                 // Everything that was ready went into the response together: one flush (SSE) for the lot.
                 await transport.FlushAsync(io.Token);
+                Volatile.Write(ref _lastSentAt, Environment.TickCount64);
             }
 
             if (endReason == "token_expired")
@@ -179,6 +226,7 @@ internal sealed partial class StreamSession
         }
         finally
         {
+            hub.Clock.Remove(this);
             foreach (string account in attached)
             {
                 hub.Detach(this, account);
@@ -186,11 +234,11 @@ internal sealed partial class StreamSession
         }
     }
 
-    private TimeSpan UntilExpiry()
+    private static TimeSpan UntilExpiry(DateTimeOffset tokenExpires)
     {
-        TimeSpan left = _tokenExpires - DateTimeOffset.UtcNow;
-        // CancellationTokenSource takes at most about 49 days; a token lives far shorter.
-        return left <= TimeSpan.Zero ? TimeSpan.FromTicks(1) : left > TimeSpan.FromDays(30) ? TimeSpan.FromDays(30) : left;
+        TimeSpan left = tokenExpires - DateTimeOffset.UtcNow;
+        // A token lives far shorter than 30 days; the bound keeps DateTimeOffset.MaxValue (tests) from overflowing.
+        return left <= TimeSpan.Zero ? TimeSpan.Zero : left > TimeSpan.FromDays(30) ? TimeSpan.FromDays(30) : left;
     }
 
     /// <summary>The next queued events; null when interrupted (a heartbeat is due, or the session must end).</summary>
@@ -263,5 +311,10 @@ internal sealed partial class StreamSession
         [LoggerMessage(EventId = 601, EventName = "StreamGap", Level = LogLevel.Error,
             Message = "A live event of account {Account} skipped seqs (cursor {Cursor}, event {Seq}); the client is sent a resync.")]
         public static partial void Gap(ILogger logger, string account, long cursor, long seq);
+
+        // Debug: a client that vanished is routine, and a flood of them must not flood the log.
+        [LoggerMessage(EventId = 602, EventName = "StreamUnresponsive", Level = LogLevel.Debug,
+            Message = "A {Transport} stream client left a ping unanswered for two heartbeat intervals; the connection is dropped.")]
+        public static partial void Unresponsive(ILogger logger, string transport);
     }
 }

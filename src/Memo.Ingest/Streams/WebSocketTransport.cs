@@ -14,6 +14,8 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack, Coa
     public const string MessagePackSubprotocol = "memo.msgpack.v1";
 
     private readonly ArrayBufferWriter<byte> _control = new(256);
+    // When the oldest ping not answered yet was sent (Environment.TickCount64); read by the session clock's thread.
+    private long _pingSentAt;
 
     public ValueTask SendEventAsync(StreamEvent streamEvent, IReadOnlyDictionary<string, long> cursors, CancellationToken cancellationToken)
     {
@@ -32,7 +34,33 @@ internal sealed class WebSocketTransport(WebSocket socket, bool messagePack, Coa
         return socket.SendAsync(_control.WrittenMemory, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
     }
 
-    public ValueTask HeartbeatAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    /// <summary>Without the coalescing stream (no upgrade feature of ours), the WebSocket middleware's keep-alive pings
+    /// the client and drops it when no pong comes (GatewayApplication).</summary>
+    public bool KeepsItselfAlive => coalescing is null;
+
+    /// <summary>A ping; <see cref="IsUnresponsive"/> then watches for the client's answer.</summary>
+    public ValueTask HeartbeatAsync(CancellationToken cancellationToken)
+    {
+        if (coalescing is null)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // The first unanswered ping counts: a later one does not restart the wait for an answer.
+        if (Volatile.Read(ref _pingSentAt) <= coalescing.LastReadAt)
+        {
+            Volatile.Write(ref _pingSentAt, Environment.TickCount64);
+        }
+
+        return coalescing.PingAsync(cancellationToken);
+    }
+
+    /// <summary>True once a ping has gone unanswered (nothing read from the client since) for <paramref name="timeoutMilliseconds"/>.</summary>
+    public bool IsUnresponsive(long now, long timeoutMilliseconds)
+    {
+        long pingSentAt = Volatile.Read(ref _pingSentAt);
+        return coalescing is not null && pingSentAt > coalescing.LastReadAt && now - pingSentAt >= timeoutMilliseconds;
+    }
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) => coalescing?.EndBatchAsync(cancellationToken) ?? ValueTask.CompletedTask;
 
