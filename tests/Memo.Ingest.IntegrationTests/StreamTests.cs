@@ -172,11 +172,7 @@ public sealed class StreamTests(PostgresFixture postgres)
     {
         string database = await postgres.Server.CreateDatabaseAsync("streams_heartbeat");
         await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:HeartbeatSeconds=1");
-        using var http = new HttpClient { BaseAddress = gateway.Address, Timeout = Timeout.InfiniteTimeSpan };
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNidle&since=PNidle:0");
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken("PNidle"));
-        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using RawSseStream reader = await RawSseStream.OpenAsync(gateway, "PNidle");
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
         int pings = 0;
@@ -206,11 +202,7 @@ public sealed class StreamTests(PostgresFixture postgres)
         // interval whatever the traffic was a send and a wake-up per stream (docs/PERFORMANCE.md, nineteenth session).
         string database = await postgres.Server.CreateDatabaseAsync("streams_busy_heartbeat");
         await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Streams:HeartbeatSeconds=3");
-        using var http = new HttpClient { BaseAddress = gateway.Address, Timeout = Timeout.InfiniteTimeSpan };
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/stream/sse?accounts=PNbusy&since=PNbusy:0");
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken("PNbusy"));
-        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using RawSseStream reader = await RawSseStream.OpenAsync(gateway, "PNbusy");
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 
         // One webhook every 250 ms for 7.5 s: two heartbeat intervals and more, never 3 s without an event.
@@ -417,5 +409,27 @@ public sealed class StreamTests(PostgresFixture postgres)
         }
 
         return log;
+    }
+
+    /// <summary>An SSE stream of one account from seq 0, read line by line as sent, comments (heartbeats) included.</summary>
+    private sealed class RawSseStream(HttpClient http, HttpResponseMessage response, StreamReader reader) : IDisposable
+    {
+        public static async Task<RawSseStream> OpenAsync(GatewayHost gateway, string account)
+        {
+            var http = new HttpClient { BaseAddress = gateway.Address, Timeout = Timeout.InfiniteTimeSpan };
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/stream/sse?accounts={account}&since={account}:0");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayHost.MintToken(account));
+            HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            return new RawSseStream(http, response, new StreamReader(await response.Content.ReadAsStreamAsync()));
+        }
+
+        public ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken) => reader.ReadLineAsync(cancellationToken);
+
+        public void Dispose()
+        {
+            reader.Dispose();
+            response.Dispose();
+            http.Dispose();
+        }
     }
 }

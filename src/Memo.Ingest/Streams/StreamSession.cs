@@ -40,8 +40,7 @@ internal sealed partial class StreamSession
     // Cancelled by Tick once the token has expired: _expiresAt, like the two below, is in Environment.TickCount64 ms.
     private readonly CancellationTokenSource _expired = new();
     private readonly long _expiresAt;
-    private long _heartbeatMilliseconds = long.MaxValue;
-    // Set once the session streams, for the clock to ask whether the client still answers.
+    // Set once the session streams: until then the clock only watches the token.
     private IStreamTransport? _liveTransport;
     // When the client last got something (a flush of live events, or the heartbeat's wake-up): written by the session
     // and by the clock's thread.
@@ -104,8 +103,14 @@ internal sealed partial class StreamSession
             return;
         }
 
-        long heartbeat = Volatile.Read(ref _heartbeatMilliseconds);
-        if (Volatile.Read(ref _liveTransport) is { } transport && transport.IsUnresponsive(now, 2 * Math.Min(heartbeat, long.MaxValue / 2)))
+        // A transport that keeps itself alive (a WebSocket pinged by the runtime) needs neither heartbeats nor the check.
+        if (Volatile.Read(ref _liveTransport) is not { KeepsItselfAlive: false } transport)
+        {
+            return;
+        }
+
+        long heartbeat = Math.Max(1, _options.HeartbeatSeconds) * 1000L;
+        if (transport.IsUnresponsive(now, 2 * heartbeat))
         {
             // What the runtime's keep-alive did: abort, which ends the connection's receive loop and with it the session.
             Log.Unresponsive(_logger, _transport);
@@ -136,8 +141,8 @@ internal sealed partial class StreamSession
         // client with a thousand events a second costs no timer operations). Whatever must interrupt the wait drops
         // the empty batch into the queue: the end of the session, and the heartbeat (both from the hub's clock).
         using CancellationTokenRegistration interrupt = wake.Token.UnsafeRegister(static session => ((StreamSession)session!).Interrupt(), this);
-        // SSE gets a comment and a WebSocket a ping frame when quiet (unless the runtime pings it, KeepsItselfAlive).
-        Volatile.Write(ref _heartbeatMilliseconds, transport.KeepsItselfAlive ? long.MaxValue : Math.Max(1, _options.HeartbeatSeconds) * 1000L);
+        // From now on the clock wakes the session for a heartbeat when it is quiet: SSE gets a comment and a WebSocket a
+        // ping frame (unless the runtime pings it, KeepsItselfAlive).
         Volatile.Write(ref _liveTransport, transport);
         hub.Clock.Add(this);
         var attached = new List<string>(_cursors.Count);
