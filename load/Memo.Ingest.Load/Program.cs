@@ -31,25 +31,39 @@ const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-se
                      "       Memo.Ingest.Load replies [--rate R] [--seconds N] [--accounts N] [--rounds N] [--graph-latency-ms MS] [--per-account R]\n" +
                      "       Memo.Ingest.Load faults [--long] [--native PATH] [--report FILE]\n" +
                      "       Memo.Ingest.Load overload [--long] [--max-rate R] [--factors F1,F2] [--native PATH] [--report FILE] [--set KEY=VALUE ...]";
-return args switch
+try
 {
-    ["run", .. var options] => await RunLoadAsync(options),
-    ["storm", .. var options] => await RunStormAsync(options),
-    ["replies", .. var options] => await RunRepliesAsync(options),
-    ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
-    ["faults", .. var options] => await RunFaultsAsync(options),
-    ["profile", "write-path"] => await WritePathProfile.RunAsync(Console.Out),
-    ["overload", .. var options] => await RunOverloadAsync(options),
-    ["closed-loop", "--url", var url, "--connections", var connections, "--messages-per-post", var perPost, "--seconds", var seconds] =>
-        await ClosedLoopCommand.RunAsync(new Uri(url), int.Parse(connections, CultureInfo.InvariantCulture),
-            int.Parse(perPost, CultureInfo.InvariantCulture), int.Parse(seconds, CultureInfo.InvariantCulture), Console.Out),
-    ["bare-hmac-receiver", "--port", var barePort] => await BareHmacServer.RunAsync(int.Parse(barePort, CultureInfo.InvariantCulture)),
-    ["conventional-receiver", "--port", var port, "--postgres", var postgres] =>
-        await ConventionalReceiver.RunAsync(int.Parse(port, CultureInfo.InvariantCulture), postgres, Memo.Ingest.TestSupport.GatewayHost.Secret),
-    _ => Fail(),
-};
+    return args switch
+    {
+        ["run", .. var options] => await RunLoadAsync(options),
+        ["storm", .. var options] => await RunStormAsync(options),
+        ["replies", .. var options] => await RunRepliesAsync(options),
+        ["ceilings", var which, .. var options] => await RunCeilingsAsync(which, options),
+        ["faults", .. var options] => await RunFaultsAsync(options),
+        ["profile", "write-path"] => await WritePathProfile.RunAsync(Console.Out),
+        ["overload", .. var options] => await RunOverloadAsync(options),
+        ["closed-loop", "--url", var url, "--connections", var connections, "--messages-per-post", var perPost, "--seconds", var seconds] =>
+            await ClosedLoopCommand.RunAsync(new Uri(url), ParseInt(connections),
+                ParseInt(perPost), ParseInt(seconds), Console.Out),
+        ["bare-hmac-receiver", "--port", var barePort] => await BareHmacServer.RunAsync(ParseInt(barePort)),
+        ["conventional-receiver", "--port", var port, "--postgres", var postgres] =>
+            await ConventionalReceiver.RunAsync(ParseInt(port), postgres, Memo.Ingest.TestSupport.GatewayHost.Secret),
+        _ => Fail(),
+    };
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return Fail();
+}
 
-static double[] ParseList(string values) => [.. values.Split(',').Select(static v => double.Parse(v, CultureInfo.InvariantCulture))];
+static double[] ParseList(string values) => [.. values.Split(',').Select(ParseNumber)];
+
+static int ParseInt(string value) =>
+    int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int parsed) ? parsed : throw new UsageException($"'{value}' is not a whole number.");
+
+static double ParseNumber(string value) =>
+    double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed) ? parsed : throw new UsageException($"'{value}' is not a number.");
 
 static int Fail()
 {
@@ -69,9 +83,9 @@ static Task<int> RunLoadAsync(string[] options)
             continue;
         }
 
-        string Next() => i + 1 < options.Length ? options[++i] : throw new ArgumentException($"{options[i]} needs a value.");
-        int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
-        double NextDouble() => double.Parse(Next(), CultureInfo.InvariantCulture);
+        string Next() => i + 1 < options.Length ? options[++i] : throw new UsageException($"{options[i]} needs a value.");
+        int NextInt() => ParseInt(Next());
+        double NextDouble() => ParseNumber(Next());
         settings = options[i] switch
         {
             "--rates" => settings with { Rates = ParseList(Next()) },
@@ -85,13 +99,13 @@ static Task<int> RunLoadAsync(string[] options)
             "--subscribers" => settings with { Subscribers = NextInt() },
             "--backfill" => settings with { BackfillMessages = NextInt() },
             "--connections" => settings with { Connections = NextInt() },
-            "--client" => settings with { Client = Next() switch { "sockets" => OpenModelClient.Sockets, "httpclient" => OpenModelClient.HttpClient, var other => throw new ArgumentException($"Unknown client {other}.") } },
+            "--client" => settings with { Client = Next() switch { "sockets" => OpenModelClient.Sockets, "httpclient" => OpenModelClient.HttpClient, var other => throw new UsageException($"Unknown client {other}.") } },
             "--p99" => settings with { P99BoundMilliseconds = NextDouble() },
             "--native" => settings with { NativeBinary = Path.GetFullPath(Next()) },
             "--no-redis" => settings with { WithRedis = false },
             "--report-dir" => settings with { ReportDirectory = Next() },
             "--set" when Next().Split('=', 2) is [var key, var value] => settings with { GatewaySettings = new(settings.GatewaySettings) { [key] = value } },
-            _ => throw new ArgumentException($"Unknown option {options[i]}."),
+            _ => throw new UsageException($"Unknown option {options[i]}."),
         };
     }
 
@@ -105,12 +119,12 @@ static Task<int> RunCeilingsAsync(string which, string[] options)
     {
         switch (options[i])
         {
-            case "--rounds": rounds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
-            case "--seconds": seconds = int.Parse(options[i + 1], CultureInfo.InvariantCulture); break;
+            case "--rounds": rounds = ParseInt(options[i + 1]); break;
+            case "--seconds": seconds = ParseInt(options[i + 1]); break;
             case "--native": native = Path.GetFullPath(options[i + 1]); break;
             case "--client": client = options[i + 1]; break;
             case "--rates": rates = ParseList(options[i + 1]); break;
-            default: throw new ArgumentException($"Unknown option {options[i]}.");
+            default: throw new UsageException($"Unknown option {options[i]}.");
         }
     }
 
@@ -124,11 +138,11 @@ static async Task<int> RunStormAsync(string[] options)
     {
         settings = options[i] switch
         {
-            "--seconds" => settings with { Seconds = int.Parse(options[i + 1], CultureInfo.InvariantCulture) },
-            "--rounds" => settings with { Rounds = int.Parse(options[i + 1], CultureInfo.InvariantCulture) },
-            "--duplicates" => settings with { DuplicateRatio = double.Parse(options[i + 1], CultureInfo.InvariantCulture) },
-            "--concurrency" => settings with { Concurrency = int.Parse(options[i + 1], CultureInfo.InvariantCulture) },
-            _ => throw new ArgumentException($"Unknown option {options[i]}."),
+            "--seconds" => settings with { Seconds = ParseInt(options[i + 1]) },
+            "--rounds" => settings with { Rounds = ParseInt(options[i + 1]) },
+            "--duplicates" => settings with { DuplicateRatio = ParseNumber(options[i + 1]) },
+            "--concurrency" => settings with { Concurrency = ParseInt(options[i + 1]) },
+            _ => throw new UsageException($"Unknown option {options[i]}."),
         };
     }
 
@@ -144,13 +158,13 @@ static Task<int> RunRepliesAsync(string[] options)
         string value = options[i + 1];
         settings = options[i] switch
         {
-            "--rate" => settings with { Rate = double.Parse(value, CultureInfo.InvariantCulture) },
-            "--seconds" => settings with { Seconds = int.Parse(value, CultureInfo.InvariantCulture) },
-            "--accounts" => settings with { Accounts = int.Parse(value, CultureInfo.InvariantCulture) },
-            "--rounds" => settings with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
-            "--graph-latency-ms" => settings with { GraphLatencyMilliseconds = int.Parse(value, CultureInfo.InvariantCulture) },
-            "--per-account" => settings with { MessagesPerSecondPerAccount = double.Parse(value, CultureInfo.InvariantCulture) },
-            _ => throw new ArgumentException($"Unknown option {options[i]}."),
+            "--rate" => settings with { Rate = ParseNumber(value) },
+            "--seconds" => settings with { Seconds = ParseInt(value) },
+            "--accounts" => settings with { Accounts = ParseInt(value) },
+            "--rounds" => settings with { Rounds = ParseInt(value) },
+            "--graph-latency-ms" => settings with { GraphLatencyMilliseconds = ParseInt(value) },
+            "--per-account" => settings with { MessagesPerSecondPerAccount = ParseNumber(value) },
+            _ => throw new UsageException($"Unknown option {options[i]}."),
         };
     }
 
@@ -181,7 +195,7 @@ static Task<int> RunOverloadAsync(string[] options)
         }
         else if (options[i] == "--max-rate" && i + 1 < options.Length)
         {
-            maxRate = double.Parse(options[++i], CultureInfo.InvariantCulture);
+            maxRate = ParseNumber(options[++i]);
         }
         else if (options[i] == "--factors" && i + 1 < options.Length)
         {
@@ -216,7 +230,7 @@ static (bool Long, string? Native, string? ReportFile) ParseSuiteOptions(string[
             case "--long": isLong = true; break;
             case "--native" when i + 1 < options.Length: native = Path.GetFullPath(options[++i]); break;
             case "--report" when i + 1 < options.Length: reportFile = options[++i]; break;
-            default: throw new ArgumentException($"Unknown option {options[i]}.");
+            default: throw new UsageException($"Unknown option {options[i]}.");
         }
     }
 

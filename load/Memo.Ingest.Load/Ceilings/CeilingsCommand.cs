@@ -30,7 +30,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             case "broadcast": await BroadcastAsync(); break;
             case "receiver": await ReceiverAsync(); break;
             case "open": await OpenAsync(); break;
-            default: throw new ArgumentException($"Unknown ceiling {which}: copy, http, broadcast, receiver or open.");
+            default: throw new UsageException($"Unknown ceiling {which}: copy, http, broadcast, receiver or open.");
         }
 
         return 0;
@@ -144,7 +144,7 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
     {
         if (client is not ("httpclient" or "wrk"))
         {
-            throw new ArgumentException($"Unknown client {client}: httpclient or wrk.");
+            throw new UsageException($"Unknown client {client}: httpclient or wrk.");
         }
 
         (string Name, int MessagesPerPost, int Connections)[] scenarios = [("1 message per POST, 16 connections", 1, 16),
