@@ -89,6 +89,29 @@ public sealed class PostgresServer : IAsyncDisposable
             $"CREATE TABLE wal_warmup (x int); DO $$ BEGIN FOR i IN 1..{segments} LOOP INSERT INTO wal_warmup VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_warmup; CHECKPOINT");
     }
 
+    /// <summary>
+    /// Makes the server time its WAL writes and flushes (<c>track_wal_io_timing</c>), so that <c>pg_stat_wal</c> says
+    /// how long its flushes take. Only for a private cluster: an external server (MEMO_TEST_POSTGRES) is left as it is.
+    /// </summary>
+    public async Task TimeWalFlushesAsync()
+    {
+        if (_dataDirectory is null)
+        {
+            return;
+        }
+
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        // ALTER SYSTEM refuses to run in a transaction block, so one statement per command.
+        await using (var set = new NpgsqlCommand("ALTER SYSTEM SET track_wal_io_timing = on", connection))
+        {
+            await set.ExecuteNonQueryAsync();
+        }
+
+        await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", connection);
+        await reload.ExecuteNonQueryAsync();
+    }
+
     /// <summary>Creates a fresh, empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix)
     {

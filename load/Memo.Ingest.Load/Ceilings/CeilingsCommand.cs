@@ -152,10 +152,13 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         var conventional = scenarios.Select(static _ => new List<ClosedLoopResult>()).ToArray();
         var gateway = scenarios.Select(static _ => new List<ClosedLoopResult>()).ToArray();
         var sustained = scenarios.Select(static _ => new List<double>()).ToArray();
+        var conventionalFlushes = scenarios.Select(static _ => new List<WalFlushes>()).ToArray();
+        var gatewayFlushes = scenarios.Select(static _ => new List<WalFlushes>()).ToArray();
         var copy = new List<double>();
         for (int round = 1; round <= rounds; round++)
         {
             await using PostgresServer postgres = await PostgresServer.StartAsync();
+            await postgres.TimeWalFlushesAsync();
             await using RedisServer redis = await RedisServer.StartAsync();
             copy.Add(await CopyCeiling.RowsPerSecondAsync(await postgres.CreateDatabaseAsync("copy"), 2, TimeSpan.FromSeconds(seconds)));
             for (int s = 0; s < scenarios.Length; s++)
@@ -181,14 +184,18 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
 
                 await using (BaselineProcess receiver = await BaselineProcess.StartConventionalAsync(await postgres.CreateDatabaseAsync("conventional")))
                 {
-                    conventional[s].Add(await DriveAsync(receiver.Address));
+                    (ClosedLoopResult result, WalFlushes flushes) = await WalFlushes.MeasureAsync(postgres.AdminConnectionString, () => DriveAsync(receiver.Address));
+                    conventional[s].Add(result);
+                    conventionalFlushes[s].Add(flushes);
                 }
 
                 string database = await postgres.CreateDatabaseAsync("gateway");
                 await using (GatewayProcess process = await GatewayProcess.StartAsync(database, PostgresServer.FreePort(), redis.ConnectionString, nativeBinary: nativeBinary))
                 {
                     await process.WaitForRedisAsync();
-                    ClosedLoopResult result = await DriveAsync(process.Address);
+                    // The flushes of the acknowledgements (and of the rounds meanwhile), not of the drain after them.
+                    (ClosedLoopResult result, WalFlushes flushes) = await WalFlushes.MeasureAsync(postgres.AdminConnectionString, () => DriveAsync(process.Address));
+                    gatewayFlushes[s].Add(flushes);
                     var drain = Stopwatch.StartNew();
                     await SequencedWait.UntilSequencedAsync(database, 300);
                     gateway[s].Add(result);
@@ -196,8 +203,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                 }
 
                 await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"round {round}, {name}: conventional {conventional[s][^1].MessagesPerSecond:F0} msgs/s ({conventional[s][^1].Latency}); " +
-                    $"gateway {gateway[s][^1].MessagesPerSecond:F0} msgs/s acknowledged, {sustained[s][^1]:F0} sustained ({gateway[s][^1].Latency}); " +
+                    $"round {round}, {name}: conventional {conventional[s][^1].MessagesPerSecond:F0} msgs/s ({conventional[s][^1].Latency}; {conventionalFlushes[s][^1]}); " +
+                    $"gateway {gateway[s][^1].MessagesPerSecond:F0} msgs/s acknowledged, {sustained[s][^1]:F0} sustained ({gateway[s][^1].Latency}; {gatewayFlushes[s][^1]}); " +
                     $"{gateway[s][^1].MessagesPerSecond / conventional[s][^1].MessagesPerSecond:F2}×"));
             }
 
@@ -208,8 +215,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
         await output.WriteLineAsync($"Medians of {rounds} rounds of {seconds} s (closed loops of the {client} client; the gateway with Redis; fresh databases). Ratios are taken");
         await output.WriteLineAsync("within each round (both receivers ran back to back on the same server), then the median of the rounds' ratios.");
         await output.WriteLineAsync();
-        await output.WriteLineAsync("| scenario | conventional msgs/s | conventional p50 / p99 ms | gateway msgs/s acknowledged | gateway msgs/s sustained (until visible) | gateway p50 / p99 ms | gateway ÷ conventional, per round (sustained) | median ratio |");
-        await output.WriteLineAsync("|---|---|---|---|---|---|---|---|");
+        await output.WriteLineAsync("| scenario | conventional msgs/s | conventional p50 / p99 ms | gateway msgs/s acknowledged | gateway msgs/s sustained (until visible) | gateway p50 / p99 ms | gateway ÷ conventional, per round (sustained) | median ratio | WAL flushes/s × ms each, conventional · gateway |");
+        await output.WriteLineAsync("|---|---|---|---|---|---|---|---|---|");
         for (int s = 0; s < scenarios.Length; s++)
         {
             List<double> ratios = [.. sustained[s].Select((v, round) => v / conventional[s][round].MessagesPerSecond)];
@@ -218,7 +225,8 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
                 $"{Median(conventional[s].Select(static r => r.Latency.P50).ToList()):F1} / {Median(conventional[s].Select(static r => r.Latency.P99).ToList()):F1} | " +
                 $"{Median(gateway[s].Select(static r => r.MessagesPerSecond).ToList()):F0} | {Median(sustained[s]):F0} | " +
                 $"{Median(gateway[s].Select(static r => r.Latency.P50).ToList()):F1} / {Median(gateway[s].Select(static r => r.Latency.P99).ToList()):F1} | " +
-                $"{string.Join(" / ", ratios.Select(static r => r.ToString("F2", CultureInfo.InvariantCulture)))} | {Median(ratios):F2}× |"));
+                $"{string.Join(" / ", ratios.Select(static r => r.ToString("F2", CultureInfo.InvariantCulture)))} | {Median(ratios):F2}× | " +
+                $"{FlushFigures(conventionalFlushes[s])} · {FlushFigures(gatewayFlushes[s])} |"));
         }
 
         List<double> copyRatios = [.. sustained[2].Select((v, round) => v / copy[round])];
@@ -227,6 +235,10 @@ internal sealed class CeilingsCommand(string which, int rounds, int seconds, str
             $"Raw binary COPY of the same message rows (2 writers, 5,000-row transactions): {Median(copy):F0} rows/s; 50-message POSTs sustained ÷ COPY per round: " +
             $"{string.Join(" / ", copyRatios.Select(static r => r.ToString("F3", CultureInfo.InvariantCulture)))}, median {Median(copyRatios):F3}×."));
     }
+
+    /// <summary>Medians of the rounds' WAL flushes: how many a second × how long each took.</summary>
+    private static string FlushFigures(List<WalFlushes> rounds) => string.Create(CultureInfo.InvariantCulture,
+        $"{Median([.. rounds.Select(static f => f.PerSecond)]):F0} × {Median([.. rounds.Select(static f => f.MillisecondsEach)]):F2}");
 
     /// <summary>
     /// The open model's maximum sustainable rate (issue 14's third target) beside two baselines on the same box and the
