@@ -43,8 +43,7 @@ try
         ["profile", "write-path"] => await WritePathProfile.RunAsync(Console.Out),
         ["overload", .. var options] => await RunOverloadAsync(options),
         ["closed-loop", "--url", var url, "--connections", var connections, "--messages-per-post", var perPost, "--seconds", var seconds] =>
-            await ClosedLoopCommand.RunAsync(new Uri(url), ParseInt(connections),
-                ParseInt(perPost), ParseInt(seconds), Console.Out),
+            await ClosedLoopCommand.RunAsync(new Uri(url), ParseInt(connections), ParseInt(perPost), ParseInt(seconds), Console.Out),
         ["bare-hmac-receiver", "--port", var barePort] => await BareHmacServer.RunAsync(ParseInt(barePort)),
         ["conventional-receiver", "--port", var port, "--postgres", var postgres] =>
             await ConventionalReceiver.RunAsync(ParseInt(port), postgres, Memo.Ingest.TestSupport.GatewayHost.Secret),
