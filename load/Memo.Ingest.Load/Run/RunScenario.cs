@@ -23,6 +23,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         // A fresh cluster creates every 16 MB WAL segment while committers wait: measure the gateway against a server
         // in service instead (docs/PERFORMANCE.md, issue 16).
         await postgres.WarmWalAsync();
+        await postgres.TimeWalFlushesAsync();
 
         await using RedisServer? redis = settings.WithRedis ? await RedisServer.StartAsync() : null;
         string database = await postgres.CreateDatabaseAsync("load");
@@ -64,7 +65,8 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             long at = (long)clock.Elapsed.TotalMicroseconds;
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
-                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now()));
+                ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now(),
+                await WalFlushes.ReadAsync(postgres.AdminConnectionString)));
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
@@ -142,7 +144,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
     }
 }
 
-/// <summary>What was measured at a step boundary: time, the gateway's histogram, and CPU seconds used so far (the load
-/// tool's own: its sender and subscribers, not its child processes; and the machine's).</summary>
+/// <summary>What was measured at a step boundary: time, the gateway's histogram, CPU seconds used so far (the load
+/// tool's own: its sender and subscribers, not its child processes; and the machine's), and PostgreSQL's WAL flushes so far.</summary>
 internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds,
-    double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine);
+    double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine, WalFlushes Wal);
