@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 
@@ -36,9 +37,9 @@ internal readonly record struct WalFlushes(long Count, double Milliseconds, doub
     public static async Task<(T Result, WalFlushes Flushes)> MeasureAsync<T>(string connectionString, Func<Task<T>> span)
     {
         WalFlushes before = await ReadAsync(connectionString);
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        long started = Stopwatch.GetTimestamp();
         T result = await span();
-        double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         return (result, Between(before, await ReadAsync(connectionString), seconds));
     }
 

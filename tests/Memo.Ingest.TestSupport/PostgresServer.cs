@@ -71,21 +71,12 @@ public sealed class PostgresServer : IAsyncDisposable
             return;
         }
 
-        await using var connection = new NpgsqlConnection(AdminConnectionString);
-        await connection.OpenAsync();
-        async Task ExecuteAsync(string sql)
-        {
-            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
-            await command.ExecuteNonQueryAsync();
-        }
-
-        // ALTER SYSTEM refuses to run in a transaction block, so one statement per command.
-        await ExecuteAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET min_wal_size = '{segments * 16}MB'"));
-        await ExecuteAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET max_wal_size = '{segments * 32}MB'"));
-        await ExecuteAsync("SELECT pg_reload_conf()");
-        // Each switch after a record moves the server to a new segment, which it creates; the checkpoint then keeps
-        // the used ones as recycled future segments (up to min_wal_size) instead of removing them.
-        await ExecuteAsync(
+        // Then the warm-up itself: each switch after a record moves the server to a new segment, which it creates; the
+        // checkpoint then keeps the used ones as recycled future segments (up to min_wal_size) instead of removing them.
+        await ExecuteEachAsync(
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET min_wal_size = '{segments * 16}MB'"),
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"ALTER SYSTEM SET max_wal_size = '{segments * 32}MB'"),
+            "SELECT pg_reload_conf()",
             $"CREATE TABLE wal_warmup (x int); DO $$ BEGIN FOR i IN 1..{segments} LOOP INSERT INTO wal_warmup VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$; DROP TABLE wal_warmup; CHECKPOINT");
     }
 
@@ -100,16 +91,20 @@ public sealed class PostgresServer : IAsyncDisposable
             return;
         }
 
+        await ExecuteEachAsync("ALTER SYSTEM SET track_wal_io_timing = on", "SELECT pg_reload_conf()");
+    }
+
+    /// <summary>Runs each statement as a command of its own on an admin connection (ALTER SYSTEM refuses to run in a
+    /// transaction block, which several statements in one command would be).</summary>
+    private async Task ExecuteEachAsync(params string[] statements)
+    {
         await using var connection = new NpgsqlConnection(AdminConnectionString);
         await connection.OpenAsync();
-        // ALTER SYSTEM refuses to run in a transaction block, so one statement per command.
-        await using (var set = new NpgsqlCommand("ALTER SYSTEM SET track_wal_io_timing = on", connection))
+        foreach (string sql in statements)
         {
-            await set.ExecuteNonQueryAsync();
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
+            await command.ExecuteNonQueryAsync();
         }
-
-        await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", connection);
-        await reload.ExecuteNonQueryAsync();
     }
 
     /// <summary>Creates a fresh, empty database and returns its connection string.</summary>
