@@ -16,6 +16,7 @@ internal sealed class RunReport
     private readonly SecondFigures[] _seconds;
     private readonly LossCheck.Result _loss;
     private readonly long _subscriberEvents;
+    private readonly long _subscriberSseEvents;
 
     public RunReport(RunSettings settings, LoadStep[] steps, RequestSample[] samples, List<StepBoundary> boundaries, long runStart,
         SubscriberFleet? fleet, LossCheck.Result loss)
@@ -23,6 +24,7 @@ internal sealed class RunReport
         _settings = settings;
         _loss = loss;
         _subscriberEvents = fleet?.Events ?? 0;
+        _subscriberSseEvents = fleet?.SseEvents ?? 0;
         SubscriberDeliveriesPerSecond = _subscriberEvents / Math.Max(1e-9, fleet?.DeliverySpanSeconds ?? 0);
         (long Received, int Latency)[] endToEnd = fleet is null ? [] : [.. fleet.Timeline()];
         _steps = new StepFigures[steps.Length];
@@ -91,7 +93,7 @@ internal sealed class RunReport
 
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events ({SubscriberDeliveriesPerSecond:F0} per second).");
+            $"Loss check (sync API): {_loss.Expected} messages acknowledged, {_loss.Stored} stored, {_loss.Missing} missing, {_loss.Duplicated} duplicated, {_loss.Unexpected} stored although refused. Subscribers received {_subscriberEvents} events ({SubscriberDeliveriesPerSecond:F0} per second; {_subscriberEvents - _subscriberSseEvents} over WebSockets, {_subscriberSseEvents} over SSE).");
         // Single slow seconds decide a step's p99; listed, they show a pattern such as the host's writeback, 30 s apart
         // (docs/OPERATIONS.md, "The host's writeback").
         SecondFigures[] slow = [.. _seconds.Where(s => s.AckP99 > _settings.P99BoundMilliseconds)];
@@ -121,6 +123,7 @@ internal sealed class RunReport
             max_sustainable_rate = MaxSustainableRate,
             loss = _loss,
             subscriber_events = _subscriberEvents,
+            subscriber_sse_events = _subscriberSseEvents,
             seconds = _seconds,
         }, JsonOptions));
         await File.WriteAllTextAsync(Path.Combine(directory, "report.svg"), Svg());

@@ -118,6 +118,11 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             failures.Add($"{fleet.Failed} subscribers lost their stream");
         }
 
+        if (fleet is not null && await fleet.UnequalAccountsAsync(TimeSpan.FromSeconds(10)) is var unequal and > 0)
+        {
+            failures.Add($"{unequal} accounts whose subscribers received different numbers of events");
+        }
+
         int unexpected = samples.Count(static s => s.Status != 200);
         if (strict && unexpected > 0)
         {

@@ -29,7 +29,9 @@ internal sealed class SubscriberFleet : IAsyncDisposable
         {
             var subscriber = new Subscriber(accounts[i % accounts.Length], clock);
             fleet._subscribers.Add(subscriber);
-            fleet._running.Add(i % 2 == 0
+            // Alternate transports along the fleet and along each account's own subscribers, so that an account
+            // followed by several is followed over both, and the two can be compared (UnequalAccountsAsync).
+            fleet._running.Add((i + i / accounts.Length) % 2 == 0
                 ? await subscriber.StartWebSocketAsync(gateway, token, fleet._stop.Token)
                 : await subscriber.StartSseAsync(http, token, fleet._stop.Token));
         }
@@ -41,6 +43,9 @@ internal sealed class SubscriberFleet : IAsyncDisposable
 
     public long Events => _subscribers.Sum(static s => s.Events);
 
+    /// <summary>Events received by the SSE half of the fleet (the rest came over WebSockets).</summary>
+    public long SseEvents => _subscribers.Where(static s => s.OverSse).Sum(static s => s.Events);
+
     public long OrderViolations => _subscribers.Sum(static s => s.OrderViolations);
 
     /// <summary>From the first event any subscriber received to the last one (µs of the run's clock).</summary>
@@ -49,6 +54,28 @@ internal sealed class SubscriberFleet : IAsyncDisposable
         : 0;
 
     public int Failed => _subscribers.Count(static s => s.Failure is not null);
+
+    /// <summary>
+    /// Accounts whose subscribers (those that kept their stream) did not all receive the same number of events, once
+    /// <paramref name="settle"/> has passed or as soon as they all agree. Every subscriber starts live before the
+    /// first webhook, so each must receive every event of its account: a subscriber or a transport that drops
+    /// events, including one that receives none at all (which the order check cannot see), shows here.
+    /// </summary>
+    public async Task<int> UnequalAccountsAsync(TimeSpan settle)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            int unequal = _subscribers.Where(static s => s.Failure is null).GroupBy(static s => s.Account)
+                .Count(static account => account.Select(static s => s.Events).Distinct().Skip(1).Any());
+            if (unequal == 0 || waited.Elapsed > settle)
+            {
+                return unequal;
+            }
+
+            await Task.Delay(100);
+        }
+    }
 
     /// <summary>Webhook-sent → event-received latencies (µs) of every text message event received.</summary>
     public IEnumerable<int> Latencies() => _subscribers.SelectMany(static s => s.Latencies());
@@ -67,7 +94,11 @@ internal sealed class SubscriberFleet : IAsyncDisposable
         private readonly List<(long Received, int Latency)> _samples = [];
         private long _lastSeq = -1;
 
+        public string Account => account;
+
         public bool Ready { get; private set; }
+
+        public bool OverSse { get; private set; }
 
         public long Events { get; private set; }
 
@@ -125,6 +156,7 @@ internal sealed class SubscriberFleet : IAsyncDisposable
 
                             if (result.MessageType == WebSocketMessageType.Close)
                             {
+                                Failure = new IOException("The server closed the stream.");
                                 return;
                             }
 
@@ -146,6 +178,7 @@ internal sealed class SubscriberFleet : IAsyncDisposable
         {
             var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/stream/sse?accounts={account}");
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            OverSse = true;
             HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop);
             response.EnsureSuccessStatusCode();
             return Task.Run(async () =>
@@ -182,6 +215,7 @@ internal sealed class SubscriberFleet : IAsyncDisposable
                         }
 
                         await reader.CompleteAsync();
+                        Failure = new IOException("The server ended the stream.");
                     }
                 }
                 catch (OperationCanceledException)
