@@ -1,44 +1,64 @@
-using System.Buffers;
-using System.Buffers.Text;
 using System.Diagnostics;
-using System.IO.Pipelines;
-using System.Net.Http.Headers;
-using System.Net.WebSockets;
+using System.Net;
 using Memo.Ingest.TestSupport;
 
 namespace Memo.Ingest.Load.Run;
 
 /// <summary>
-/// Many stream subscribers in one process, alternately WebSocket and SSE, each following one account live. They are
-/// lean on purpose (no JSON parsing; a scan for <c>"seq":</c> and for the message text's <c>t=µs;</c> send time), so
-/// thousands fit beside the gateway on two cores. Each measures webhook-sent → event-received latency and checks
-/// that its seqs only increase (a gap or a repeat is counted).
+/// Many stream subscribers in one process, WebSocket and SSE, each following one account live. They are lean on
+/// purpose, so that thousands fit beside the gateway on two cores: no JSON parsing (a scan for <c>"seq":</c> and for
+/// the message text's <c>t=µs;</c> send time), and no task, socket engine or HTTP client per subscriber. One thread
+/// waits on an epoll set of every stream's socket and reads each ready one with a non-blocking <c>recv</c>; the
+/// subscribers decode their own frames (<see cref="WebSocketSubscriber"/>, <see cref="SseSubscriber"/>). With
+/// ClientWebSocket and HttpClient, one awaited read per subscriber, the fleet of the 5,000-subscriber run took more
+/// of a core than PostgreSQL did (docs/PERFORMANCE.md, twenty-first session).
 /// </summary>
 internal sealed class SubscriberFleet : IAsyncDisposable
 {
-    private readonly List<Subscriber> _subscribers = [];
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<Task> _running = [];
+    private readonly StreamSubscriber[] _subscribers;
+    private readonly int _epoll = LinuxEpoll.Create();
+    private readonly Thread _reader;
+    private volatile bool _stopping;
+
+    private SubscriberFleet(int count)
+    {
+        _subscribers = new StreamSubscriber[count];
+        _reader = new Thread(Read) { IsBackground = true, Name = "subscriber fleet" };
+    }
 
     public static async Task<SubscriberFleet> ConnectAsync(Uri gateway, string[] accounts, int count, Stopwatch clock)
     {
-        var fleet = new SubscriberFleet();
+        var fleet = new SubscriberFleet(count);
         string token = GatewayHost.MintToken(accounts);
-        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue }) { BaseAddress = gateway, Timeout = Timeout.InfiniteTimeSpan };
-        for (int i = 0; i < count; i++)
+        var server = new IPEndPoint(IPAddress.Parse(gateway.Host), gateway.Port);
+        fleet._reader.Start();
+        try
         {
-            var subscriber = new Subscriber(accounts[i % accounts.Length], clock);
-            fleet._subscribers.Add(subscriber);
-            // Alternate transports along the fleet and along each account's own subscribers, so that an account
-            // followed by several is followed over both, and the two can be compared (UnequalAccountsAsync).
-            fleet._running.Add((i + i / accounts.Length) % 2 == 0
-                ? await subscriber.StartWebSocketAsync(gateway, token, fleet._stop.Token)
-                : await subscriber.StartSseAsync(http, token, fleet._stop.Token));
-        }
+            await Task.Run(() =>
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    // Alternate transports along the fleet and along each account's own subscribers, so that an account
+                    // followed by several is followed over both, and the two can be compared (UnequalAccountsAsync).
+                    string account = accounts[i % accounts.Length];
+                    StreamSubscriber subscriber = (i + i / accounts.Length) % 2 == 0
+                        ? new WebSocketSubscriber(account, clock)
+                        : new SseSubscriber(account, clock);
+                    fleet._subscribers[i] = subscriber;
+                    subscriber.Open(server, token);
+                    LinuxEpoll.Add(fleet._epoll, subscriber.Descriptor, (ulong)i);
+                }
+            });
 
-        // Each subscriber starts live: wait until every one has its stream open.
-        await Eventually.TrueAsync(() => fleet._subscribers.All(static s => s.Ready), $"{count} subscribers ready", 120);
-        return fleet;
+            // Each subscriber starts live: wait until every one has its stream open.
+            await Eventually.TrueAsync(() => fleet._subscribers.All(static s => s.Ready), $"{count} subscribers ready", 120);
+            return fleet;
+        }
+        catch
+        {
+            await fleet.DisposeAsync();
+            throw;
+        }
     }
 
     public long Events => _subscribers.Sum(static s => s.Events);
@@ -82,206 +102,33 @@ internal sealed class SubscriberFleet : IAsyncDisposable
 
     public IEnumerable<(long ReceivedMicroseconds, int LatencyMicroseconds)> Timeline() => _subscribers.SelectMany(static s => s.Timeline());
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        await Task.WhenAll(_running);
-        _stop.Dispose();
+        _stopping = true;
+        _reader.Join();
+        foreach (StreamSubscriber? subscriber in _subscribers)
+        {
+            subscriber?.Close();
+        }
+
+        LinuxEpoll.Close(_epoll);
+        return ValueTask.CompletedTask;
     }
 
-    private sealed class Subscriber(string account, Stopwatch clock)
+    private void Read()
     {
-        private readonly List<(long Received, int Latency)> _samples = [];
-        private long _lastSeq = -1;
-
-        public string Account => account;
-
-        public bool Ready { get; private set; }
-
-        public bool OverSse { get; private set; }
-
-        public long Events { get; private set; }
-
-        public long OrderViolations { get; private set; }
-
-        public long FirstEventMicroseconds { get; private set; }
-
-        public long LastEventMicroseconds { get; private set; }
-
-        public Exception? Failure { get; private set; }
-
-        public IEnumerable<int> Latencies()
+        var ready = new LinuxEpoll.Event[512];
+        while (!_stopping)
         {
-            lock (_samples)
+            int count = LinuxEpoll.Wait(_epoll, ready, timeoutMilliseconds: 100);
+            for (int i = 0; i < count; i++)
             {
-                return [.. _samples.Select(static s => s.Latency)];
-            }
-        }
-
-        public IEnumerable<(long, int)> Timeline()
-        {
-            lock (_samples)
-            {
-                return [.. _samples];
-            }
-        }
-
-        public async Task<Task> StartWebSocketAsync(Uri gateway, string token, CancellationToken stop)
-        {
-            var socket = new ClientWebSocket();
-            socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
-            await socket.ConnectAsync(new Uri($"ws://{gateway.Authority}/v1/stream/ws?accounts={account}"), stop);
-            return Task.Run(async () =>
-            {
-                byte[] buffer = new byte[16 * 1024];
-                try
+                StreamSubscriber subscriber = _subscribers[(int)ready[i].Data];
+                if (!subscriber.OnReadable())
                 {
-                    using (socket)
-                    {
-                        while (!stop.IsCancellationRequested)
-                        {
-                            int length = 0;
-                            ValueWebSocketReceiveResult result;
-                            do
-                            {
-                                if (length == buffer.Length)
-                                {
-                                    Array.Resize(ref buffer, buffer.Length * 2);
-                                }
-
-                                result = await socket.ReceiveAsync(buffer.AsMemory(length), stop);
-                                length += result.Count;
-                            }
-                            while (!result.EndOfMessage);
-
-                            if (result.MessageType == WebSocketMessageType.Close)
-                            {
-                                Failure = new IOException("The server closed the stream.");
-                                return;
-                            }
-
-                            OnMessage(buffer.AsSpan(0, length));
-                        }
-                    }
-                }
-                catch (OperationCanceledException)
-                {
-                }
-                catch (Exception e) when (e is WebSocketException or IOException)
-                {
-                    Failure = e;
-                }
-            }, CancellationToken.None); // the loop ends on 'stop' itself, after closing its stream
-        }
-
-        public async Task<Task> StartSseAsync(HttpClient http, string token, CancellationToken stop)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/stream/sse?accounts={account}");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            OverSse = true;
-            HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop);
-            response.EnsureSuccessStatusCode();
-            return Task.Run(async () =>
-            {
-                try
-                {
-                    using (response)
-                    {
-                        // Lines read as bytes from a pipe, without a string per line: thousands of subscribers share
-                        // this process's two cores with the gateway, and a string and a byte copy per event made
-                        // this process collect garbage every two seconds (dotnet-counters).
-                        PipeReader reader = PipeReader.Create(await response.Content.ReadAsStreamAsync(stop));
-                        byte[] spanned = new byte[16 * 1024];
-                        while (true)
-                        {
-                            ReadResult read = await reader.ReadAsync(stop);
-                            ReadOnlySequence<byte> buffer = read.Buffer;
-                            while (buffer.PositionOf((byte)'\n') is SequencePosition end)
-                            {
-                                ReadOnlySequence<byte> line = buffer.Slice(0, end);
-                                buffer = buffer.Slice(buffer.GetPosition(1, end));
-                                if (line.Length > 6 && (line.IsSingleSegment ? line.FirstSpan : Flatten(line, ref spanned)) is var bytes
-                                    && bytes.StartsWith("data: "u8))
-                                {
-                                    OnMessage(bytes[6..]);
-                                }
-                            }
-
-                            reader.AdvanceTo(buffer.Start, read.Buffer.End);
-                            if (read.IsCompleted)
-                            {
-                                break;
-                            }
-                        }
-
-                        await reader.CompleteAsync();
-                        Failure = new IOException("The server ended the stream.");
-                    }
-                }
-                catch (OperationCanceledException)
-                {
-                }
-                catch (Exception e) when (e is HttpRequestException or IOException)
-                {
-                    Failure = e;
-                }
-            }, CancellationToken.None);
-        }
-
-        private static ReadOnlySpan<byte> Flatten(ReadOnlySequence<byte> line, ref byte[] buffer)
-        {
-            if (buffer.Length < line.Length)
-            {
-                buffer = new byte[(int)line.Length];
-            }
-
-            line.CopyTo(buffer);
-            return buffer.AsSpan(0, (int)line.Length);
-        }
-
-        private void OnMessage(ReadOnlySpan<byte> message)
-        {
-            if (message.IndexOf("\"type\":\"ready\""u8) >= 0)
-            {
-                Ready = true;
-                return;
-            }
-
-            if (message.IndexOf("\"type\":\"event\""u8) < 0)
-            {
-                return;
-            }
-
-            Events++;
-            long received = (long)clock.Elapsed.TotalMicroseconds;
-            FirstEventMicroseconds = Events == 1 ? received : FirstEventMicroseconds;
-            LastEventMicroseconds = received;
-            if (TryReadNumber(message, "\"seq\":"u8, out long seq))
-            {
-                if (_lastSeq >= 0 && seq != _lastSeq + 1)
-                {
-                    OrderViolations++;
-                }
-
-                _lastSeq = seq;
-            }
-
-            // Only a message.created event of a text message carries its send time.
-            if (message.IndexOf("\"kind\":\"message.created\""u8) >= 0 && TryReadNumber(message, "\"text\":\"t="u8, out long sent))
-            {
-                long now = (long)clock.Elapsed.TotalMicroseconds;
-                lock (_samples)
-                {
-                    _samples.Add((now, (int)Math.Min(now - sent, int.MaxValue)));
+                    LinuxEpoll.Remove(_epoll, subscriber.Descriptor);
                 }
             }
-        }
-
-        private static bool TryReadNumber(ReadOnlySpan<byte> message, ReadOnlySpan<byte> prefix, out long value)
-        {
-            int at = message.IndexOf(prefix);
-            value = 0;
-            return at >= 0 && Utf8Parser.TryParse(message[(at + prefix.Length)..], out value, out _);
         }
     }
 }
