@@ -8,10 +8,10 @@ namespace Memo.Ingest.Load.Run;
 
 /// <summary>
 /// One stream subscriber of the fleet, following one account live: a socket opened and upgraded here with blocking
-/// calls, then read by the fleet's epoll thread (<see cref="OnReadable"/>), which hands the bytes to the transport's
+/// calls, then read by one of the fleet's epoll threads (<see cref="OnReadable"/>), which hands the bytes to the transport's
 /// decoder (<see cref="WebSocketSubscriber"/>, <see cref="SseSubscriber"/>). It counts events, checks that its seqs
 /// follow each other, and measures webhook-sent → event-received latency from the text's <c>t=µs;</c> send time.
-/// Its state is touched by one thread at a time: the opening thread, then only the epoll thread.
+/// Its state is touched by one thread at a time: the opening thread, then only its epoll thread.
 /// </summary>
 internal abstract class StreamSubscriber(string account, Stopwatch clock)
 {

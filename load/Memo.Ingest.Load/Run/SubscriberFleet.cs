@@ -7,31 +7,43 @@ namespace Memo.Ingest.Load.Run;
 /// <summary>
 /// Many stream subscribers in one process, WebSocket and SSE, each following one account live. They are lean on
 /// purpose, so that thousands fit beside the gateway on two cores: no JSON parsing (a scan for <c>"seq":</c> and for
-/// the message text's <c>t=µs;</c> send time), and no task, socket engine or HTTP client per subscriber. One thread
-/// waits on an epoll set of every stream's socket and reads each ready one with a non-blocking <c>recv</c>; the
-/// subscribers decode their own frames (<see cref="WebSocketSubscriber"/>, <see cref="SseSubscriber"/>). With
+/// the message text's <c>t=µs;</c> send time), and no task, socket engine or HTTP client per subscriber. A thread per
+/// core waits on an epoll set of its share of the streams' sockets and reads each ready one with a non-blocking
+/// <c>recv</c>; the subscribers decode their own frames (<see cref="WebSocketSubscriber"/>, <see cref="SseSubscriber"/>). With
 /// ClientWebSocket and HttpClient, one awaited read per subscriber, the fleet of the 5,000-subscriber run took more
 /// of a core than PostgreSQL did (docs/PERFORMANCE.md, twenty-first session).
 /// </summary>
 internal sealed class SubscriberFleet : IAsyncDisposable
 {
     private readonly StreamSubscriber[] _subscribers;
-    private readonly int _epoll = LinuxEpoll.Create();
-    private readonly Thread _reader;
+    private readonly int[] _epolls;
+    private readonly Thread[] _readers;
     private volatile bool _stopping;
 
     private SubscriberFleet(int count)
     {
         _subscribers = new StreamSubscriber[count];
-        _reader = new Thread(Read) { IsBackground = true, Name = "subscriber fleet" };
+        // One reader per core: the fleet's work is the same however it is split, but one thread alone capped a
+        // broadcast's deliveries at what one core reads (docs/PERFORMANCE.md, twenty-first session).
+        int readers = Math.Clamp(Environment.ProcessorCount, 1, Math.Max(1, count));
+        _epolls = [.. Enumerable.Range(0, readers).Select(static _ => LinuxEpoll.Create())];
+        _readers = [.. _epolls.Select((epoll, i) => new Thread(() => Read(epoll)) { IsBackground = true, Name = $"subscriber fleet {i}" })];
     }
 
-    public static async Task<SubscriberFleet> ConnectAsync(Uri gateway, string[] accounts, int count, Stopwatch clock)
+    /// <summary>
+    /// Opens <paramref name="count"/> streams, subscriber i following account i modulo the accounts, and waits until
+    /// every one is live. <paramref name="webSocketsOnly"/>: no SSE (the bare broadcast ceiling serves WebSockets only).
+    /// </summary>
+    public static async Task<SubscriberFleet> ConnectAsync(Uri gateway, string[] accounts, int count, Stopwatch clock, bool webSocketsOnly = false)
     {
         var fleet = new SubscriberFleet(count);
         string token = GatewayHost.MintToken(accounts);
         var server = new IPEndPoint(IPAddress.Parse(gateway.Host), gateway.Port);
-        fleet._reader.Start();
+        foreach (Thread reader in fleet._readers)
+        {
+            reader.Start();
+        }
+
         try
         {
             await Task.Run(() =>
@@ -41,12 +53,12 @@ internal sealed class SubscriberFleet : IAsyncDisposable
                     // Alternate transports along the fleet and along each account's own subscribers, so that an account
                     // followed by several is followed over both, and the two can be compared (UnequalAccountsAsync).
                     string account = accounts[i % accounts.Length];
-                    StreamSubscriber subscriber = (i + i / accounts.Length) % 2 == 0
+                    StreamSubscriber subscriber = webSocketsOnly || (i + i / accounts.Length) % 2 == 0
                         ? new WebSocketSubscriber(account, clock)
                         : new SseSubscriber(account, clock);
                     fleet._subscribers[i] = subscriber;
                     subscriber.Open(server, token);
-                    LinuxEpoll.Add(fleet._epoll, subscriber.Descriptor, (ulong)i);
+                    LinuxEpoll.Add(fleet._epolls[i % fleet._epolls.Length], subscriber.Descriptor, (ulong)i);
                 }
             });
 
@@ -105,28 +117,36 @@ internal sealed class SubscriberFleet : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _stopping = true;
-        _reader.Join();
+        foreach (Thread reader in _readers)
+        {
+            reader.Join();
+        }
+
         foreach (StreamSubscriber? subscriber in _subscribers)
         {
             subscriber?.Close();
         }
 
-        LinuxEpoll.Close(_epoll);
+        foreach (int epoll in _epolls)
+        {
+            LinuxEpoll.Close(epoll);
+        }
+
         return ValueTask.CompletedTask;
     }
 
-    private void Read()
+    private void Read(int epoll)
     {
         var ready = new LinuxEpoll.Event[512];
         while (!_stopping)
         {
-            int count = LinuxEpoll.Wait(_epoll, ready, timeoutMilliseconds: 100);
+            int count = LinuxEpoll.Wait(epoll, ready, timeoutMilliseconds: 100);
             for (int i = 0; i < count; i++)
             {
                 StreamSubscriber subscriber = _subscribers[(int)ready[i].Data];
                 if (!subscriber.OnReadable())
                 {
-                    LinuxEpoll.Remove(_epoll, subscriber.Descriptor);
+                    LinuxEpoll.Remove(epoll, subscriber.Descriptor);
                 }
             }
         }
