@@ -127,11 +127,7 @@ internal sealed class RawHttpConnection : IDisposable
                 await FillAsync(cancellationToken);
             }
 
-            if (!Utf8Parser.TryParse(_buffer.AsSpan(_start, lineEnd), out long size, out _, 'X'))
-            {
-                throw new IOException("Malformed chunk size.");
-            }
-
+            long size = ChunkSize(_buffer.AsSpan(_start, lineEnd));
             _start += lineEnd + 2;
             // The chunk and its CRLF; after the last (empty) chunk, the empty trailer's CRLF.
             await SkipAsync(size + 2, cancellationToken);
@@ -140,6 +136,15 @@ internal sealed class RawHttpConnection : IDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>A chunk's size line, <c>1a3</c> or with an extension <c>1a3;name=value</c>, without its CRLF.</summary>
+    public static long ChunkSize(ReadOnlySpan<byte> line)
+    {
+        int extension = line.IndexOf((byte)';');
+        return Utf8Parser.TryParse(extension < 0 ? line : line[..extension], out long size, out _, 'X') && size >= 0
+            ? size
+            : throw new IOException("Malformed chunk size.");
     }
 
     private async ValueTask SkipAsync(long bytes, CancellationToken cancellationToken)

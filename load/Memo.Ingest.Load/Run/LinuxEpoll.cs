@@ -3,8 +3,8 @@ using System.Runtime.InteropServices;
 namespace Memo.Ingest.Load.Run;
 
 /// <summary>
-/// The few libc calls the subscriber fleet reads its sockets with: one epoll set for every stream, one thread waiting
-/// on it, and a plain non-blocking <c>recv</c> per ready socket (<see cref="SubscriberFleet"/> says why). Linux only,
+/// The few libc calls the subscriber fleet reads its sockets with: an epoll set per reader thread, each holding its
+/// share of the streams, and a plain non-blocking <c>recv</c> per ready socket (<see cref="SubscriberFleet"/> says why). Linux only,
 /// like the machine the load runs on.
 /// </summary>
 internal static partial class LinuxEpoll

@@ -1,5 +1,5 @@
-using System.Buffers.Text;
 using System.Diagnostics;
+using Memo.Ingest.Load.OpenModel;
 
 namespace Memo.Ingest.Load.Run;
 
@@ -24,7 +24,7 @@ internal sealed class SseSubscriber(string account, Stopwatch clock) : StreamSub
     {
         if (!head.StartsWith("HTTP/1.1 200 "u8))
         {
-            throw new IOException("The stream was refused: " + System.Text.Encoding.ASCII.GetString(head[..Math.Max(0, head.IndexOf("\r\n"u8))]));
+            throw new IOException("The stream was refused: " + StatusLine(head));
         }
 
         if (head.IndexOf("\r\nTransfer-Encoding: chunked"u8) < 0)
@@ -55,19 +55,13 @@ internal sealed class SseSubscriber(string account, Stopwatch clock) : StreamSub
             }
             else
             {
-                // "1a3\r\n", or with a chunk extension "1a3;name=value\r\n".
                 int sizeEnd = rest.IndexOf("\r\n"u8);
                 if (sizeEnd < 0)
                 {
                     break; // the size line has not arrived whole
                 }
 
-                ReadOnlySpan<byte> sizeLine = rest[..sizeEnd];
-                int extension = sizeLine.IndexOf((byte)';');
-                if (!Utf8Parser.TryParse(extension < 0 ? sizeLine : sizeLine[..extension], out long size, out _, 'X') || size < 0)
-                {
-                    throw new IOException("Malformed chunk size.");
-                }
+                long size = RawHttpConnection.ChunkSize(rest[..sizeEnd]);
 
                 if (size == 0)
                 {

@@ -125,16 +125,15 @@ internal abstract class StreamSubscriber(string account, Stopwatch clock)
     /// <summary>Decodes whole frames or chunks at the front of <paramref name="buffered"/>; returns how many bytes it used.</summary>
     protected abstract int Consume(ReadOnlySpan<byte> buffered);
 
+    /// <summary>The answer's first line, for an error message.</summary>
+    protected static string StatusLine(ReadOnlySpan<byte> head) => Encoding.ASCII.GetString(head[..Math.Max(0, head.IndexOf("\r\n"u8))]);
+
     protected void OnMessage(ReadOnlySpan<byte> message)
     {
-        if (message.IndexOf("\"type\":\"ready\""u8) >= 0)
-        {
-            Ready = true;
-            return;
-        }
-
+        // Events first: nearly every message is one, and the scan for the other type would cross the whole event.
         if (message.IndexOf("\"type\":\"event\""u8) < 0)
         {
+            Ready |= message.IndexOf("\"type\":\"ready\""u8) >= 0;
             return;
         }
 

@@ -27,7 +27,7 @@ internal sealed class WebSocketSubscriber(string account, Stopwatch clock) : Str
     {
         if (!head.StartsWith("HTTP/1.1 101 "u8))
         {
-            throw new IOException("The WebSocket upgrade was refused: " + System.Text.Encoding.ASCII.GetString(head[..Math.Max(0, head.IndexOf("\r\n"u8))]));
+            throw new IOException("The WebSocket upgrade was refused: " + StatusLine(head));
         }
     }
 
