@@ -7,26 +7,36 @@
 # script appends N inbound text messages, each after its sender's contact profile as Meta's webhooks carry them (20
 # accounts, 1,000 contacts with fixed names), and runs its statement, which takes them. Prints each statement's average
 # latency per round.
-# Usage: [PORT=55438] [SECONDS_PER_SIZE=20] bench/sequencer-statements.sh [N ...]   (messages per round; default 1 20 200)
+# MIX=statuses appends, instead of the profiles, a delivered and a read status for every fourth message, in the same
+# round as their message. BASELINE=<git revision> also runs that revision's statements (named base:…), interleaved with
+# today's in the same run, so that a change to SequencerSql.cs is measured against its past. ONLY=<name> runs one of the
+# three (and its base), so that each gets more rounds in the same time.
+# Usage: [PORT=55438] [SECONDS_PER_SIZE=20] [MIX=profiles|statuses] [BASELINE=rev] [ONLY=Drain|DrainPlain|EventsOnly]
+#        bench/sequencer-statements.sh [N ...]
+#        (N: messages per round; default 1 20 200)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sizes=("$@"); [ $# -eq 0 ] && sizes=(1 20 200)
 port=${PORT:-55438}
 work=$(mktemp -d)
 trap 'bash "$root/scripts/postgres-local.sh" stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+baseline=""
+if [ -n "${BASELINE:-}" ]; then
+  baseline="$work/baseline.cs"
+  git -C "$root" show "$BASELINE:src/Memo.Ingest/Sequencing/SequencerSql.cs" > "$baseline"
+fi
 bash "$root/scripts/postgres-local.sh" start "$work/pg" "$port" >/dev/null
 bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)")
 sql() { PGOPTIONS="-c client_min_messages=warning" "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 sql -c "CREATE DATABASE bench"
 for migration in "$root"/src/Memo.Ingest/Storage/Migrations/*.sql; do sql -d bench -f "$migration" >/dev/null; done
 
-# The statements as C# builds them (const strings whose {{Fragment}} holes name other consts), as pgbench scripts.
-python3 - "$root/src/Memo.Ingest/Sequencing/SequencerSql.cs" "$work" <<'PY'
+# The statements as C# builds them (const strings whose {{Fragment}} holes name other consts), as pgbench scripts
+# numbered in the order of the names written to $work/names.
+python3 - "$root/src/Memo.Ingest/Sequencing/SequencerSql.cs" "$work" "${MIX:-profiles}" "$baseline" "${ONLY:-}" <<'PY'
 import re, sys
-source, out = open(sys.argv[1]).read(), sys.argv[2]
-consts = {m[1]: m[2] for m in re.finditer(r'const string (\w+) = \$*"""\n(.*?)\n\s*""";', source, re.S)}
-expand = lambda name: re.sub(r'\{\{(\w+)\}\}', lambda m: expand(m[1]), consts[name])
-append = """INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
+out, mix, only = sys.argv[2], sys.argv[3], sys.argv[5]
+profiles = """INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
 SELECT k.kind, 'PNbench' || (g % 20), '15550001111', 'WABA1',
        CASE WHEN k.kind = 1 THEN 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid() END, '4915' || (g % 1000),
        CASE WHEN k.kind = 1 THEN '4915' || (g % 1000) END, CASE WHEN k.kind = 1 THEN 1700000000 + g END,
@@ -36,22 +46,46 @@ SELECT k.kind, 'PNbench' || (g % 20), '15550001111', 'WABA1',
 FROM generate_series(1, :n) AS g, (VALUES (3), (1)) AS k(kind)
 ORDER BY g, k.kind DESC;
 """
-statements = {name: '\n'.join(line.split('--')[0].rstrip() for line in expand(name).split('\n')) for name in ('Drain', 'DrainPlain')}
-# DrainPlain's rows without the item columns and the joins that fetch them (same writes, same events): the statement
-# of rounds whose events nobody can receive.
-statements['EventsOnly'] = '\n'.join(line.split('--')[0].rstrip() for line in expand('DrainPlainEventsOnly').split('\n'))
-for name, text in statements.items():
-    text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
-    open(f'{out}/{name}.sql', 'w').write(append + text.strip() + ';\n')
+statuses = """WITH m AS (SELECT g, 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid() AS wamid FROM generate_series(1, :n) AS g)
+INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
+SELECT k.kind, 'PNbench' || (g % 20), '15550001111', 'WABA1', wamid, '4915' || (g % 1000),
+       CASE WHEN k.kind = 1 THEN '4915' || (g % 1000) END, 1700000000 + g + k.step,
+       CASE WHEN k.kind = 1 THEN 'text' WHEN k.step = 1 THEN 'delivered' ELSE 'read' END,
+       CASE WHEN k.kind = 1 THEN 'Hello, is this still available? I would like to order two.' END,
+       convert_to('{"from":"4915' || (g % 1000) || '","id":"wamid.HBgL' || g || '","timestamp":"1700000000","text":{"body":"' || repeat('x', 450) || '"},"type":"text"}', 'UTF8')
+FROM m, (VALUES (1, 0), (2, 1), (2, 2)) AS k(kind, step)
+WHERE k.kind = 1 OR g % 4 = 0
+ORDER BY g, k.step;
+"""
+append = statuses if mix == 'statuses' else profiles
+names = []
+for prefix, path in (('', sys.argv[1]), ('base:', sys.argv[4])):
+    if not path:
+        continue
+    source = open(path).read()
+    consts = {m[1]: m[2] for m in re.finditer(r'const string (\w+) = \$*"""\n(.*?)\n\s*""";', source, re.S)}
+    expand = lambda name: re.sub(r'\{\{(\w+)\}\}', lambda m: expand(m[1]), consts[name])
+    # EventsOnly is DrainPlain's rows without the item columns and the joins that fetch them (same writes, same events):
+    # the statement of rounds whose events nobody can receive.
+    for name, const in (('Drain', 'Drain'), ('DrainPlain', 'DrainPlain'), ('EventsOnly', 'DrainPlainEventsOnly')):
+        if only and name != only:
+            continue
+        text = '\n'.join(line.split('--')[0].rstrip() for line in expand(const).split('\n'))
+        text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
+        open(f'{out}/{len(names) + 1}.sql', 'w').write(append + text.strip() + ';\n')
+        names.append(prefix + name)
+open(f'{out}/names', 'w').write(' '.join(names))
 PY
 echo "VACUUM inbox;" > "$work/vacuum.sql"
 
 shards="{$(seq -s, 0 63)}"
+scripts=()
+for i in $(seq 1 "$(wc -w < "$work/names")"); do scripts+=(-f "$work/$i.sql@20"); done
 for n in "${sizes[@]}"; do
   PGOPTIONS='-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off' \
     "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T "${SECONDS_PER_SIZE:-20}" -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
-      -f "$work/Drain.sql@20" -f "$work/DrainPlain.sql@20" -f "$work/EventsOnly.sql@20" -f "$work/vacuum.sql@1" bench 2>&1 \
-    | awk -v n="$n" -v names="Drain DrainPlain EventsOnly" 'BEGIN { split(names, name) }
+      "${scripts[@]}" -f "$work/vacuum.sql@1" bench 2>&1 \
+    | awk -v n="$n" -v names="$(cat "$work/names")" 'BEGIN { split(names, name) }
                      /^SQL script [0-9]+:/ { script = $3 + 0 }
-                     /WITH (taken|barrier) AS/ && script { printf "%d messages per round: %-10s %8.3f ms per round\n", n, name[script], $1; script = 0 }'
+                     /WITH (taken|barrier) AS/ && script { printf "%d messages per round: %-15s %8.3f ms per round\n", n, name[script], $1; script = 0 }'
 done

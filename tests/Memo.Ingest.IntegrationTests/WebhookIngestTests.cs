@@ -140,6 +140,33 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Post_StatusesOutOfOrderInOneWebhook_MessageKeepsFurthestOfTheRound()
+    {
+        // One webhook, so one sequencer round: the round itself must pick each message's furthest status.
+        string account = NewAccount();
+        string body = WebhookPayloads.Envelope(account, statuses:
+        [
+            WebhookPayloads.Status("wamid.round1", "read", 1700000030, "4915111"),
+            WebhookPayloads.Status("wamid.round1", "sent", 1700000010, "4915111"),
+            WebhookPayloads.Status("wamid.round1", "delivered", 1700000020, "4915111"),
+            WebhookPayloads.Status("wamid.round2", "failed", 1700000040, "4915222", withErrors: true),
+            WebhookPayloads.Status("wamid.round2", "delivered", 1700000041, "4915222"),
+        ]);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.PostWebhookAsync(body)).StatusCode);
+
+        List<JsonElement> messages = await SyncClient.GetAllAsync(_gateway.Client, account, "messages");
+        JsonElement read = messages.Single(x => x.GetProperty("wamid").GetString() == "wamid.round1");
+        Assert.Equal("read", read.GetProperty("status").GetString());
+        Assert.Equal(1700000030, read.GetProperty("status_timestamp").GetInt64());
+        Assert.Equal("4915111", read.GetProperty("to").GetString());
+        JsonElement failed = messages.Single(x => x.GetProperty("wamid").GetString() == "wamid.round2");
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Equal(1700000040, failed.GetProperty("status_timestamp").GetInt64());
+        Assert.Equal(131047, failed.GetProperty("status_errors")[0].GetProperty("code").GetInt32());
+        Assert.Equal(5, await Database.CountAsync(_connectionString, "SELECT count(*) FROM message_statuses WHERE account = $1", account));
+    }
+
+    [Fact]
     public async Task Post_StatusChange_GivesMessageANewSeq()
     {
         string account = NewAccount();
