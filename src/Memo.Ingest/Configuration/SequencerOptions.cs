@@ -26,7 +26,8 @@ public sealed class SequencerOptions
     /// another instance waits.</summary>
     public int PollMilliseconds { get; set; } = 100;
 
-    /// <summary>How often a loop re-counts the live sequencer sessions and takes or gives up shards to match.</summary>
+    /// <summary>How often a loop re-counts the live sequencer sessions, reports its shards' event rates, and takes or gives
+    /// up shards to match the leader's assignment (the leader, the session with the lowest member slot, rewrites it then).</summary>
     public int RebalanceMilliseconds { get; set; } = 1000;
 
     /// <summary>Records acknowledged but not yet sequenced, beyond which writers hold each batch back (up to

@@ -48,6 +48,7 @@ internal sealed class IngestMetrics
     private long _liveFailures;
     private long _writerRestarts;
     private long _sequencerErrors;
+    private long _shardMoves;
     private long _deadLetteredAck;
     private long _deadLetteredSequencer;
 
@@ -122,6 +123,8 @@ internal sealed class IngestMetrics
             "Writers that failed unexpectedly and were restarted (their webhooks answered 503).");
         _meter.CreateObservableCounter("memo.sequencer.errors", () => Volatile.Read(ref _sequencerErrors), "{error}",
             "Sequencer rounds that failed for a reason other than refused data (the session is reopened).");
+        _meter.CreateObservableCounter("memo.sequencer.shard.moves", () => Volatile.Read(ref _shardMoves), "{shard}",
+            "Shards this instance's leading sequencer session assigned anew: moved to a less busy session, or given an owner when theirs had gone (all 64 when the first session starts). A moved shard waits up to a rebalance interval for its new owner.");
         _meter.CreateObservableCounter("memo.ingest.dead_letters", () => (Measurement<long>[])
             [
                 new(Volatile.Read(ref _deadLetteredAck), new KeyValuePair<string, object?>("memo.stage", "ack")),
@@ -219,6 +222,8 @@ internal sealed class IngestMetrics
     }
 
     public void SequencerFailed() => Interlocked.Increment(ref _sequencerErrors);
+
+    public void ShardsMoved(int shards) => Interlocked.Add(ref _shardMoves, shards);
 
     public void WriterRestarted() => Interlocked.Increment(ref _writerRestarts);
 

@@ -65,6 +65,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private long _nextHistoryCheck;
     private int _historyWoken;
     private readonly BackfillYield _backfillYield = BackfillYield.Default();
+    private readonly ShardLoad _shardLoad = new();
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
         IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
@@ -233,18 +234,21 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         await using (NpgsqlDataReader reader = await statement.ExecuteReaderAsync())
         {
             // Every row: taken, oldest_us, identified, then the event (null in a round without events) with its item;
-            // the plain statement's rows end with whether a record for the general statement is waiting.
+            // the plain statement's rows go on with whether a record for the general statement is waiting; all end with
+            // the event's shard.
+            int shardAt = reader.FieldCount - 1;
             while (await reader.ReadAsync())
             {
                 taken = reader.GetInt64(0);
                 oldestMicroseconds = reader.GetInt64(1);
                 identified = reader.GetInt64(2);
-                blocked = plain && reader.GetBoolean(reader.FieldCount - 1);
+                blocked = plain && reader.GetBoolean(shardAt - 1);
                 if (reader.IsDBNull(3))
                 {
                     continue;
                 }
 
+                _shardLoad.Count(reader.GetInt32(shardAt));
                 var kind = (EventKind)reader.GetInt16(5);
                 if (withItems)
                 {
@@ -384,7 +388,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
-    /// <summary>Takes the shards assigned to this session and gives up the others (between rounds only).</summary>
+    /// <summary>
+    /// Reports the load of the shards this session holds, reads the assignment (and, as the leader, rewrites it first:
+    /// <see cref="ShardAssignment"/>), then takes the shards assigned to this session and gives up the others (between
+    /// rounds only).
+    /// </summary>
     private async Task RebalanceAsync()
     {
         _members.Clear();
@@ -397,7 +405,54 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             }
         }
 
-        ShardAssignment.For(_members.IndexOf(_memberSlot), _members.Count, SequencerSql.ShardCount, _assigned);
+        int[] owners = new int[SequencerSql.ShardCount];
+        double[] rates = new double[SequencerSql.ShardCount];
+        Array.Fill(owners, -1);
+        int[] held = _owned;
+        float[] heldRates = _shardLoad.Rates(held);
+        await using (NpgsqlCommand report = new(SequencerSql.ReportAndReadAssignment, _connection))
+        {
+            report.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = held });
+            report.Parameters.Add(new NpgsqlParameter<float[]> { TypedValue = heldRates });
+            report.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _memberSlot });
+            await using NpgsqlDataReader reader = await report.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                int shard = reader.GetInt32(0);
+                if ((uint)shard < (uint)owners.Length)
+                {
+                    owners[shard] = reader.GetInt32(1);
+                    rates[shard] = reader.GetFloat(2);
+                }
+            }
+        }
+
+        // The statement's snapshot predates its own report: this session's rates as it just reported them.
+        for (int i = 0; i < held.Length; i++)
+        {
+            rates[held[i]] = heldRates[i];
+        }
+
+        // The leader (the lowest live member slot) decides for everyone; the others follow what it wrote.
+        int moved = _members.Count > 0 && _members[0] == _memberSlot ? ShardAssignment.Balance(_members, owners, rates) : 0;
+        if (moved > 0)
+        {
+            _metrics.ShardsMoved(moved);
+            await using NpgsqlCommand write = new(SequencerSql.WriteAssignment, _connection);
+            write.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. Enumerable.Range(0, owners.Length)] });
+            write.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = owners });
+            await write.ExecuteNonQueryAsync();
+        }
+
+        _assigned.Clear();
+        for (int shard = 0; shard < owners.Length; shard++)
+        {
+            if (owners[shard] == _memberSlot && _memberSlot >= 0)
+            {
+                _assigned.Add(shard);
+            }
+        }
+
         List<int> owned = [.. _owned];
         int[] release = [.. _owned.Where(s => !_assigned.Contains(s))];
         int[] acquire = [.. _assigned.Where(s => !_owned.Contains(s))];
@@ -416,7 +471,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                owned.Add(reader.GetInt32(0));
+                int shard = reader.GetInt32(0);
+                owned.Add(shard);
+                _shardLoad.Seed(shard, rates[shard]);
             }
         }
 

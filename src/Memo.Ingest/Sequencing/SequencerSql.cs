@@ -29,10 +29,12 @@ internal static class SequencerSql
     /// <summary>Shards of accounts; fixed by the inbox's generated <c>shard</c> column (migration 0003).</summary>
     public const int ShardCount = 64;
 
-    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM2" in ASCII): one lock per shard, one per live
-    // sequencer session. Strings, so that the statements below stay constants.
+    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM3" in ASCII): one lock per shard, one per live
+    // sequencer session. Strings, so that the statements below stay constants. Sessions that took shards by
+    // `shard % members` (before migration 0012) held member slots in "MEM2": a session of theirs is no member here, so
+    // during a rolling upgrade the leader never assigns a shard to one that would not take it (DECISIONS 38).
     private const string ShardLockSpace = "1296387377";
-    private const string MemberLockSpace = "1296387378";
+    private const string MemberLockSpace = "1296387379";
 
     /// <summary>
     /// The general statement: live records of every kind (with $3 = 0) or a slice of the history backfill (with $2 = 0).
@@ -243,7 +245,7 @@ internal static class SequencerSql
                    count(*) FILTER (WHERE kind IN (1, 2)) AS identified
             FROM taken
         )
-        SELECT s.taken, s.oldest_us, s.identified, e.*
+        SELECT s.taken, s.oldest_us, s.identified, e.*, {{EventShard}}
         FROM summary s
         LEFT JOIN (
         {{ItemColumns}}
@@ -280,7 +282,7 @@ internal static class SequencerSql
     public const string DrainPlain = $$"""
         -- memo sequencer: plain round (DrainPlain)
         {{PlainRound}}
-        SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked
+        SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked, {{EventShard}}
         FROM summary s
         LEFT JOIN (
         {{ItemColumns}}
@@ -302,9 +304,17 @@ internal static class SequencerSql
     public const string DrainPlainEventsOnly = $$"""
         -- memo sequencer: plain round without items (DrainPlainEventsOnly)
         {{PlainRound}}
-        SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked
+        SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked, {{EventShard}}
         FROM summary s
         LEFT JOIN (SELECT n.account, n.seq, n.event_kind::smallint AS kind FROM numbered n) e ON true
+        """;
+
+    /// <summary>
+    /// The last column of every sequencer statement's rows: the shard of the event's account, the inbox's own expression
+    /// (migration 0003), counted by the session to report how busy each shard is (<see cref="ShardAssignment"/>).
+    /// </summary>
+    private const string EventShard = """
+        (hashtext(e.account) & 63)::int AS shard
         """;
 
     /// <summary><see cref="DrainPlain"/>'s round: everything but the rows it returns.</summary>
@@ -591,6 +601,28 @@ internal static class SequencerSql
         WHERE locktype = 'advisory' AND granted AND classid = {MemberLockSpace} AND objsubid = 2
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY objid
+        """;
+
+    /// <summary>
+    /// Reports the event rates of the shards this session holds ($1 shards, $2 events per second, $3 its member slot)
+    /// and reads the whole assignment: every shard's assigned member slot and rate (its own reports as they were before
+    /// this statement). Rows are written in shard order, like <see cref="WriteAssignment"/>'s, so that the two never
+    /// wait for each other in a cycle.
+    /// </summary>
+    public const string ReportAndReadAssignment = """
+        WITH reported AS (
+            INSERT INTO sequencer_shards AS a (shard, member_slot, events_per_second)
+            SELECT shard, $3, rate FROM unnest($1::int[], $2::real[]) AS r(shard, rate) ORDER BY shard
+            ON CONFLICT (shard) DO UPDATE SET events_per_second = EXCLUDED.events_per_second
+        )
+        SELECT shard, member_slot, events_per_second FROM sequencer_shards
+        """;
+
+    /// <summary>The leader's assignment: shard $1[i] goes to member slot $2[i].</summary>
+    public const string WriteAssignment = """
+        INSERT INTO sequencer_shards AS a (shard, member_slot)
+        SELECT shard, slot FROM unnest($1::int[], $2::int[]) AS n(shard, slot) ORDER BY shard
+        ON CONFLICT (shard) DO UPDATE SET member_slot = EXCLUDED.member_slot WHERE a.member_slot <> EXCLUDED.member_slot
         """;
 
     /// <summary>Tries to take the shards in $1 (none of which this session holds); returns those it now holds.</summary>

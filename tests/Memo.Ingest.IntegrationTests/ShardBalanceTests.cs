@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using Memo.Ingest.TestSupport;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>Sequencer sessions share the busy accounts by their load (Sequencing/ShardAssignment.cs).</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractions.ITestOutputHelper output)
+{
+    // Accounts whose shards (hashtext & 63: 18, 28, 8, 4) are all even and below 32: the old `shard % 2`, and the even
+    // split of idle shards either way round (alternating, or the lowest 32 to a session that joins), put all four on one
+    // of two sessions, so only their load can split them.
+    private static readonly string[] EvenShardAccounts = ["PNrecv0", "PNrecv1", "PNrecv2", "PNrecv4"];
+
+    [Fact]
+    public async Task TwoSessions_BusyAccountsOnEvenShards_AreSplitBetweenThem_AndEveryMessageIsStoredOnce()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("shardbalance");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database,
+            "--Memo:Sequencer:Loops=2", "--Memo:Sequencer:RebalanceMilliseconds=200");
+        Assert.Equal(4, await Database.CountAsync(database,
+            "SELECT count(DISTINCT hashtext(a) & 63) FROM unnest($1::text[]) AS a WHERE (hashtext(a) & 63) % 2 = 0", (object)EvenShardAccounts));
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(40));
+        long posted = 0;
+        Task[] senders = [.. Enumerable.Range(0, 4).Select(sender => Task.Run(async () =>
+        {
+            for (int n = 0; !stop.IsCancellationRequested; n++)
+            {
+                string account = EvenShardAccounts[(sender + n) % EvenShardAccounts.Length];
+                var messages = Enumerable.Range(0, 20).Select(m => WebhookPayloads.TextMessage($"wamid.balance.{sender}.{n}.{m}", "4917000", 1700000000 + n, "busy"));
+                byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: messages));
+                using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Interlocked.Add(ref posted, 20);
+            }
+        }))];
+
+        // Held by two sessions, two shards each, while the traffic goes on.
+        const string SessionsHoldingTwo = """
+            SELECT count(*) FROM (
+                SELECT pid FROM pg_locks
+                WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND objid = ANY (ARRAY(SELECT hashtext(a) & 63 FROM unnest($1::text[]) AS a)::oid[])
+                GROUP BY pid HAVING count(*) = 2) AS s
+            """;
+        var waited = Stopwatch.StartNew();
+        long split = 0;
+        while (!stop.IsCancellationRequested && (split = await Database.CountAsync(database, SessionsHoldingTwo, (object)EvenShardAccounts)) != 2)
+        {
+            await Task.Delay(100);
+        }
+
+        TimeSpan toSplit = waited.Elapsed;
+        output.WriteLine($"split after {toSplit.TotalSeconds:F1} s, {Interlocked.Read(ref posted)} messages posted by then");
+        await stop.CancelAsync();
+        await Task.WhenAll(senders);
+        Assert.True(split == 2, $"the four busy shards were not split two and two between the sessions within {toSplit.TotalSeconds:F1} s");
+
+        await SequencedWait.UntilSequencedAsync(database);
+        Assert.Equal(Interlocked.Read(ref posted), await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
+    }
+
+    /// <summary>
+    /// An older version's sequencer session (a member slot in the "MEM2" lock space, holding the even shards as
+    /// `shard % 2 == 0` gave them) is still running when this version starts: the new session leads its own group, takes
+    /// every shard the older one does not hold, and the older one's shards once it has gone.
+    /// </summary>
+    [Fact]
+    public async Task DuringARollingUpgrade_AnOlderSessionsShards_AreTakenOverWhenItLeaves_AndNothingElseWaitsForIt()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("shardupgrade");
+        var older = new Npgsql.NpgsqlConnection(database);
+        await older.OpenAsync();
+        await using (var take = new Npgsql.NpgsqlCommand(
+            "SELECT pg_advisory_lock(1296387378, 0), count(pg_advisory_lock(1296387377, s)) FROM generate_series(0, 62, 2) AS s", older))
+        {
+            await take.ExecuteNonQueryAsync();
+        }
+
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Sequencer:RebalanceMilliseconds=200");
+        await PostAsync(gateway, "PNrecv5", "wamid.upgrade.odd"); // shard 55
+        await PostAsync(gateway, "PNrecv0", "wamid.upgrade.even"); // shard 18, held by the older session
+
+        await WaitForAsync(database, "PNrecv5", "a message on a shard nobody else holds is sequenced while the older session runs");
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNrecv0'"));
+
+        await older.DisposeAsync(); // the older session leaves, and PostgreSQL drops its locks
+        await WaitForAsync(database, "PNrecv0", "the older session's shard is taken over once it has gone");
+    }
+
+    private static async Task PostAsync(GatewayHost gateway, string account, string wamid)
+    {
+        byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "4917000", 1700000000, "upgrade")]));
+        using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    private static async Task WaitForAsync(string database, string account, string what)
+    {
+        var waited = Stopwatch.StartNew();
+        while (await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = $1", account) == 0)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(15), what);
+            await Task.Delay(50);
+        }
+    }
+}
