@@ -274,9 +274,9 @@ internal static class SequencerSql
     /// one that <see cref="NeedsGeneralStatement"/> (so records are still numbered in arrival order), writes exactly what
     /// <see cref="Drain"/> would write for them, and returns the same rows, with one more column before the last (the
     /// shard): whether such a record is waiting, so that the sequencer runs <see cref="Drain"/> next. Without the echo,
-    /// history, contact book, edit and placeholder parts, PostgreSQL starts and runs a smaller plan: measured with pgbench, interleaved in one
-    /// run (bench/sequencer-statements.sh), 25-32 % less time per round of one message, 17-19 % for 20 and 8-10 % for 200
-    /// (docs/PERFORMANCE.md, "The write path against its own past").
+    /// history, contact book, edit and placeholder parts, PostgreSQL starts and runs a smaller plan: measured with
+    /// pgbench, interleaved in one run (bench/sequencer-statements.sh), 25-32 % less time per round of one message, 17-19 %
+    /// for 20 and 8-10 % for 200 (docs/PERFORMANCE.md, "The write path against its own past").
     /// Parameters: $1 the owned shards, $2 the most live records to take.
     /// </summary>
     public const string DrainPlain = $$"""
