@@ -439,7 +439,6 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         {
             _metrics.ShardsMoved(moved);
             await using NpgsqlCommand write = new(SequencerSql.WriteAssignment, _connection);
-            write.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. Enumerable.Range(0, owners.Length)] });
             write.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = owners });
             await write.ExecuteNonQueryAsync();
         }

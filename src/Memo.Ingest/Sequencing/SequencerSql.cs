@@ -611,17 +611,17 @@ internal static class SequencerSql
     /// </summary>
     public const string ReportAndReadAssignment = """
         WITH reported AS (
-            INSERT INTO sequencer_shards AS a (shard, member_slot, events_per_second)
+            INSERT INTO sequencer_shards (shard, member_slot, events_per_second)
             SELECT shard, $3, rate FROM unnest($1::int[], $2::real[]) AS r(shard, rate) ORDER BY shard
             ON CONFLICT (shard) DO UPDATE SET events_per_second = EXCLUDED.events_per_second
         )
         SELECT shard, member_slot, events_per_second FROM sequencer_shards
         """;
 
-    /// <summary>The leader's assignment: shard $1[i] goes to member slot $2[i].</summary>
+    /// <summary>The leader's assignment: $1 holds each shard's member slot, in shard order (shard 0 first).</summary>
     public const string WriteAssignment = """
         INSERT INTO sequencer_shards AS a (shard, member_slot)
-        SELECT shard, slot FROM unnest($1::int[], $2::int[]) AS n(shard, slot) ORDER BY shard
+        SELECT (n.position - 1)::int, n.slot FROM unnest($1::int[]) WITH ORDINALITY AS n(slot, position) ORDER BY n.position
         ON CONFLICT (shard) DO UPDATE SET member_slot = EXCLUDED.member_slot WHERE a.member_slot <> EXCLUDED.member_slot
         """;
 

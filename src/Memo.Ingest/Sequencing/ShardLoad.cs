@@ -33,7 +33,6 @@ internal sealed class ShardLoad
         if ((uint)shard < (uint)_rates.Length)
         {
             _rates[shard] = eventsPerSecond;
-            _events[shard] = 0;
         }
     }
 
