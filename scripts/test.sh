@@ -46,3 +46,9 @@ dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- overload --n
 echo "Load run (short form):"
 dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- run --rates 300 --step-seconds 20 --subscribers 100 \
   --strict --native "$MEMO_NATIVE_BINARY" --report-dir artifacts/load/ci
+
+# Issue 19's shape: a closed loop of 16 connections posting one fresh message each, 20 live clients over 20 accounts,
+# for 5 s. The same checks (loss, order, only 200s); its report sets webhook → event beside the ack latency.
+echo "Closed-loop run (short form):"
+dotnet run -c Release --no-build --project load/Memo.Ingest.Load -- run --closed-loop 16 --step-seconds 5 --accounts 20 --subscribers 20 \
+  --duplicates 0 --statuses 0 --strict --native "$MEMO_NATIVE_BINARY" --report-dir artifacts/load/ci-closed-loop

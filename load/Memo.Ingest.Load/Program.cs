@@ -12,6 +12,7 @@ using Memo.Ingest.Load.Run;
 //   run    [--rates 200,400] [--step-seconds 10] [--warmup-seconds 2] [--messages-per-post 1] [--accounts 8] [--text-share 0.7] [--duplicates 0.05]
 //          [--statuses 0.2] [--subscribers 0] [--backfill 0] [--connections 256] [--client sockets|httpclient] [--p99 50] [--native PATH] [--no-redis]
 //          [--report-dir DIR] [--strict] [--set KEY=VALUE …]                   open-model load run (docs/PERFORMANCE.md)
+//          [--closed-loop N1,N2]                                               closed-loop steps of N connections instead of rates
 //   ceilings copy|http|broadcast|receiver|open [--rounds 3] [--seconds 10] [--native PATH] [--client httpclient|wrk (receiver)]
 //            [--rates R1,R2,… (open)]
 //                                                                              each figure beside the machine's ceiling
@@ -23,7 +24,7 @@ using Memo.Ingest.Load.Run;
 //   faults [--long] [--native PATH] [--report FILE]                            the fault suite (docs/RELIABILITY.md)
 //   overload [--long] [--max-rate R] [--factors 2,5] [--native PATH] [--report FILE] [--set KEY=VALUE …]
 //                                                                              load beyond capacity (docs/PERFORMANCE.md)
-const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,...] [--step-seconds N] [--warmup-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
+const string Usage = "usage: Memo.Ingest.Load run [--rates R1,R2,... | --closed-loop N1,N2,...] [--step-seconds N] [--warmup-seconds N] [--messages-per-post N] [--accounts N] [--duplicates RATIO]\n" +
                      "           [--statuses RATIO] [--subscribers N] [--backfill MESSAGES] [--connections N] [--client sockets|httpclient] [--p99 MS] [--native PATH] [--no-redis] [--report-dir DIR] [--set KEY=VALUE ...] [--strict]\n" +
                      "       Memo.Ingest.Load ceilings copy|http|broadcast|receiver|open [--rounds N] [--seconds N] [--native PATH] [--client httpclient|wrk] [--rates R1,R2,...]\n" +
                      "       Memo.Ingest.Load storm [--seconds N] [--rounds N] [--duplicates RATIO] [--concurrency N]\n" +
@@ -88,6 +89,7 @@ static Task<int> RunLoadAsync(string[] options)
         settings = options[i] switch
         {
             "--rates" => settings with { Rates = ParseList(Next()) },
+            "--closed-loop" => settings with { ClosedLoop = [.. ParseList(Next()).Select(static c => (int)c)] },
             "--step-seconds" => settings with { StepSeconds = NextInt() },
             "--warmup-seconds" => settings with { WarmUpSeconds = NextInt() },
             "--messages-per-post" => settings with { MessagesPerPost = NextInt() },

@@ -38,6 +38,32 @@ internal sealed class RawHttpConnection : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sends one request over <paramref name="connection"/>, opened first when it is null, and returns the connection to
+    /// use next: null when it broke (the request's status is then 0, no answer) or the server closes it.
+    /// </summary>
+    public static async ValueTask<(RawHttpConnection? Next, short Status, bool RetryAfter)> SendAsync(RawHttpConnection? connection, EndPoint server,
+        ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            connection ??= await OpenAsync(server, cancellationToken);
+            (short status, bool retryAfter) = await connection.ExchangeAsync(request, cancellationToken);
+            if (!connection.Reusable)
+            {
+                connection.Dispose();
+                connection = null;
+            }
+
+            return (connection, status, retryAfter);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+        {
+            connection?.Dispose();
+            return (null, 0, false);
+        }
+    }
+
     /// <summary>Sends one request and reads its answer. Throws <see cref="IOException"/> on a broken or malformed answer.</summary>
     public async ValueTask<(short Status, bool RetryAfter)> ExchangeAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
     {

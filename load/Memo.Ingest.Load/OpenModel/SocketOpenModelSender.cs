@@ -60,26 +60,8 @@ internal sealed class SocketOpenModelSender(Uri gateway, int connections, Prepar
             {
                 while (due.TryRead(out Due next))
                 {
-                    short status = 0;
-                    bool retryAfter = false;
-                    try
-                    {
-                        connection ??= await RawHttpConnection.OpenAsync(server, drain);
-                        (status, retryAfter) = await connection.ExchangeAsync(requests.Prepare(next.Index, (long)next.Intended.TotalMicroseconds), drain);
-                    }
-                    catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
-                    {
-                        status = 0;
-                        connection?.Dispose();
-                        connection = null;
-                    }
-
-                    if (connection is { Reusable: false })
-                    {
-                        connection.Dispose();
-                        connection = null;
-                    }
-
+                    (connection, short status, bool retryAfter) = await RawHttpConnection.SendAsync(connection, server,
+                        requests.Prepare(next.Index, (long)next.Intended.TotalMicroseconds), drain);
                     long latency = (long)(clock.Elapsed - next.Intended).TotalMicroseconds;
                     samples[next.Index] = new RequestSample(next.Step, (long)next.Intended.TotalMicroseconds, (int)Math.Min(latency, int.MaxValue), status,
                         retryAfter, status == (short)HttpStatusCode.OK ? messagesOf(next.Index) : 0);

@@ -39,6 +39,7 @@ internal sealed class RunReport
             int refused = ofStep.Count(static s => s.Status == 503);
             _steps[i] = new StepFigures(
                 steps[i].Rate,
+                steps[i].Label,
                 steps[i].WarmUp,
                 ofStep.Length,
                 ofStep.Count(static s => s.Status == 200),
@@ -73,22 +74,23 @@ internal sealed class RunReport
     public double SubscriberDeliveriesPerSecond { get; init; }
 
     /// <summary>The highest step rate that held the p99 bound with nothing but 200s, if any.</summary>
-    public double? MaxSustainableRate => _steps.Where(static s => s.Sustainable).Select(static s => (double?)s.Rate).Max();
+    public double? MaxSustainableRate => _settings.ClosedLoop.Length > 0 ? null
+        : _steps.Where(static s => s.Sustainable).Select(static s => (double?)s.Rate).Max();
 
     public string Markdown()
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Load run: {_settings.MessagesPerPost} message(s) per POST, {_settings.Accounts} accounts, {_settings.DuplicateRatio:P0} duplicate POSTs, " +
-            $"{_settings.StatusRatio:P0} status POSTs, {_settings.Connections} connections ({_settings.Client}), {_settings.Subscribers} subscribers, " +
+            $"{_settings.StatusRatio:P0} status POSTs, {(_settings.ClosedLoop.Length > 0 ? "closed loop (latency from each request's send)" : $"{_settings.Connections} connections ({_settings.Client})")}, {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step{WarmUpNote()}.");
         text.AppendLine();
-        text.AppendLine("| POSTs/s offered | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | PostgreSQL's WAL flushes/s × ms each | p99 ≤ bound, all 200 |");
+        text.AppendLine("| POSTs/s offered (or closed loop ×connections) | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | PostgreSQL's WAL flushes/s × ms each | p99 ≤ bound, all 200 |");
         text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {(s.WarmUp ? "warm-up " : "")}{s.Rate:F0} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {s.Wal.PerSecond:F0} × {s.Wal.MillisecondsEach:F2} | {(s.Sustainable ? "yes" : "no")} |");
+                $"| {(s.WarmUp ? "warm-up " : "")}{s.Label} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {s.Wal.PerSecond:F0} × {s.Wal.MillisecondsEach:F2} | {(s.Sustainable ? "yes" : "no")} |");
         }
 
         text.AppendLine();
@@ -102,7 +104,9 @@ internal sealed class RunReport
               (slow.Length > 20 ? string.Create(CultureInfo.InvariantCulture, $" and {slow.Length - 20} more.") : ".");
         text.AppendLine(CultureInfo.InvariantCulture, $"Seconds with ack p99 over {_settings.P99BoundMilliseconds} ms (from the run's start): {listed}");
         StepFigures? best = _steps.Where(static s => s.Sustainable).MaxBy(static s => s.Rate);
-        text.AppendLine(best is null
+        text.AppendLine(_settings.ClosedLoop.Length > 0
+            ? "Closed loop: each sender waits for its answer, so the rate is what the gateway sustained; no maximum is sought."
+            : best is null
             ? string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): none of the steps.")
             : string.Create(CultureInfo.InvariantCulture,
                 $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): {best.Rate:F0} POSTs/s, {best.MessagesPerSecond:F0} messages/s; ack {best.Sender}; webhook → event {best.EndToEnd}."));
@@ -166,7 +170,7 @@ internal sealed class RunReport
         return svg.ToString();
     }
 
-    private sealed record StepFigures(double Rate, bool WarmUp, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
+    private sealed record StepFigures(double Rate, string Label, bool WarmUp, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
         string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, double MachineBusyPercent,
         double MachineStolenPercent, WalFlushes Wal, bool Sustainable);
 

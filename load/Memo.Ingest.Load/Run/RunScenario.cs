@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Memo.Ingest.Load.ClosedLoop;
 using Memo.Ingest.Load.OpenModel;
 using Memo.Ingest.TestSupport;
 
@@ -38,19 +39,26 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
         BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Prepare(gateway.Address, settings.BackfillMessages) : null;
         var clock = Stopwatch.StartNew();
-        LoadStep[] steps =
-        [
-            .. settings.WarmUpSeconds > 0 ? [LoadStep.WarmUpAt(settings.Rates[0], settings.WarmUpSeconds)] : Array.Empty<LoadStep>(),
-            .. settings.Rates.Select(rate => LoadStep.At(rate, settings.StepSeconds)),
-        ];
-        IOpenModelSender sender = settings.Client switch
+        bool closedLoop = settings.ClosedLoop.Length > 0;
+        LoadStep[] steps = closedLoop
+            ?
+            [
+                .. settings.WarmUpSeconds > 0 ? [LoadStep.ClosedLoop(settings.ClosedLoop[0], settings.WarmUpSeconds, warmUp: true)] : Array.Empty<LoadStep>(),
+                .. settings.ClosedLoop.Select(connections => LoadStep.ClosedLoop(connections, settings.StepSeconds)),
+            ]
+            :
+            [
+                .. settings.WarmUpSeconds > 0 ? [LoadStep.WarmUpAt(settings.Rates[0], settings.WarmUpSeconds)] : Array.Empty<LoadStep>(),
+                .. settings.Rates.Select(rate => LoadStep.At(rate, settings.StepSeconds)),
+            ];
+        // Only subscribers read a message's send time: without them, every body is signed before the run.
+        PreparedRequests Prepare() => PreparedRequests.Make(steps.Sum(static s => s.Requests),
+            index => mix.Body(index, settings.Subscribers > 0 ? PreparedRequests.StampPlaceholder : PreparedRequests.UnreadStamp), GatewayHost.Secret,
+            gateway.Address, WebhookRequest.Path);
+        IOpenModelSender sender = (closedLoop, settings.Client) switch
         {
-            OpenModelClient.Sockets => new SocketOpenModelSender(gateway.Address, settings.Connections,
-                // Only subscribers read a message's send time: without them, every body is signed before the run.
-                PreparedRequests.Make(steps.Sum(static s => s.Requests),
-                    index => mix.Body(index, settings.Subscribers > 0 ? PreparedRequests.StampPlaceholder : PreparedRequests.UnreadStamp), GatewayHost.Secret,
-                    gateway.Address, WebhookRequest.Path),
-                mix.MessageCount, clock),
+            (true, _) => new SocketClosedLoopSender(gateway.Address, Prepare(), mix.MessageCount, clock),
+            (false, OpenModelClient.Sockets) => new SocketOpenModelSender(gateway.Address, settings.Connections, Prepare(), mix.MessageCount, clock),
             _ => new OpenModelSender(gateway.Address, settings.Connections,
                 index => WebhookRequest.Create(mix.Body(index, (long)clock.Elapsed.TotalMicroseconds), GatewayHost.Secret), mix.MessageCount, clock),
         };

@@ -9,6 +9,10 @@ internal sealed record RunSettings
 
     public int StepSeconds { get; init; } = 10;
 
+    /// <summary>Instead of <see cref="Rates"/>: closed-loop steps, one per entry, with that many connections each
+    /// (<see cref="ClosedLoop.SocketClosedLoopSender"/>); the warm-up is a closed loop of the first. Empty: the open model.</summary>
+    public int[] ClosedLoop { get; init; } = [];
+
     /// <summary>
     /// Seconds sent at the first step's rate before the steps, reported as their own row and counted in no step or
     /// maximum: the first second of a fresh gateway, PostgreSQL and load tool carries one-time costs (connections'
