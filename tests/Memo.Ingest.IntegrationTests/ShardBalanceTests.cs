@@ -95,6 +95,40 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
         await WaitForAsync(database, "PNrecv0", "the older session's shard is taken over once it has gone");
     }
 
+    /// <summary>
+    /// The outbox leases accounts with advisory locks in a space of its own ("MEM3", Outbox/OutboxSender.cs). A lease is
+    /// no sequencer session: were it counted as one, the leader would give it shards that nobody takes, and their records
+    /// would wait as long as the lease is held.
+    /// </summary>
+    [Fact]
+    public async Task AnOutboxLease_IsNoSequencerSession_AndStallsNoShard()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("shardlease");
+        // Not pooled: a pooled connection would keep its session, and the leases with it, after this test.
+        await using var lease = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(database) { Pooling = false }.ConnectionString);
+        await lease.OpenAsync();
+        await using (var take = new Npgsql.NpgsqlCommand(
+            "SELECT pg_advisory_lock(1296387379, hashtext(a)) FROM unnest(ARRAY['PNlease0', 'PNlease1', 'PNlease2']) AS a", lease))
+        {
+            await take.ExecuteNonQueryAsync();
+        }
+
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Sequencer:RebalanceMilliseconds=200");
+        await Task.Delay(TimeSpan.FromSeconds(1)); // a few rebalances with the leases held
+        string[] accounts = [.. Enumerable.Range(0, 16).Select(static i => $"PNlease{i}")];
+        foreach (string account in accounts)
+        {
+            await PostAsync(gateway, account, $"wamid.lease.{account}");
+        }
+
+        foreach (string account in accounts)
+        {
+            await WaitForAsync(database, account, $"{account}'s message is sequenced while outbox leases are held");
+        }
+
+        Assert.Equal(0, await Database.CountAsync(database, "SELECT count(*) FROM sequencer_shards WHERE member_slot <> 0"));
+    }
+
     private static async Task PostAsync(GatewayHost gateway, string account, string wamid)
     {
         byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage(wamid, "4917000", 1700000000, "upgrade")]));

@@ -195,7 +195,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         // to remember and no sequencer to wake, here or elsewhere.
         if (outcome == IngestOutcome.Committed && InboxAppender.CountUnscreened(batch) > 0)
         {
-            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory));
+            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory), ShardsOf(batch));
             _screen.NoteAppended(batch);
             try
             {
@@ -216,6 +216,28 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         {
             _ = ObserveAsync(redisCall);
         }
+    }
+
+    /// <summary>The shards of the accounts in <paramref name="batch"/>, as a mask (<see cref="AccountShard.MaskOf"/>).</summary>
+    private static ulong ShardsOf(List<ParsedWebhook> batch)
+    {
+        ulong shards = 0;
+        foreach (ParsedWebhook webhook in batch)
+        {
+            ReadOnlySpan<byte> last = default;
+            foreach (ref readonly StagedRecord record in webhook.Records)
+            {
+                ReadOnlySpan<byte> account = webhook.Arena[record.Account];
+                // A webhook's records are nearly always of one account: hash each account once.
+                if (last.IsEmpty || !account.SequenceEqual(last))
+                {
+                    shards |= AccountShard.MaskOf(account);
+                    last = account;
+                }
+            }
+        }
+
+        return shards;
     }
 
     private async Task ObserveAsync(Task redisCall)

@@ -49,6 +49,7 @@ internal sealed class IngestMetrics
     private long _writerRestarts;
     private long _sequencerErrors;
     private long _shardMoves;
+    private long _emptyRounds;
     private long _deadLetteredAck;
     private long _deadLetteredSequencer;
 
@@ -125,6 +126,8 @@ internal sealed class IngestMetrics
             "Sequencer rounds that failed for a reason other than refused data (the session is reopened).");
         _meter.CreateObservableCounter("memo.sequencer.shard.moves", () => Volatile.Read(ref _shardMoves), "{shard}",
             "Shards this instance's leading sequencer session assigned anew: moved to a less busy session, or given an owner when theirs had gone (all 64 when the first session starts). A moved shard waits up to a rebalance interval for its new owner.");
+        _meter.CreateObservableCounter("memo.sequencer.rounds.empty", () => Volatile.Read(ref _emptyRounds), "{round}",
+            "Sequencer statements that found no record to take: an idle session's polls, and wake-ups whose records an earlier round had taken. Each costs PostgreSQL a round's fixed cost.");
         _meter.CreateObservableCounter("memo.ingest.dead_letters", () => (Measurement<long>[])
             [
                 new(Volatile.Read(ref _deadLetteredAck), new KeyValuePair<string, object?>("memo.stage", "ack")),
@@ -224,6 +227,8 @@ internal sealed class IngestMetrics
     public void SequencerFailed() => Interlocked.Increment(ref _sequencerErrors);
 
     public void ShardsMoved(int shards) => Interlocked.Add(ref _shardMoves, shards);
+
+    public void SequencerFoundNothing() => Interlocked.Increment(ref _emptyRounds);
 
     public void WriterRestarted() => Interlocked.Increment(ref _writerRestarts);
 

@@ -70,6 +70,24 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Records of the shards in <paramref name="shards"/> (<see cref="AccountShard.MaskOf"/>) were appended: the local
+    /// sessions that hold any of them run a round soon, and only they. A session woken for shards it does not hold runs
+    /// a statement that finds nothing, at the full fixed cost of a round (docs/PERFORMANCE.md, twenty-fourth session). A
+    /// shard that no local session holds right now is another instance's (woken through Redis) or is moving between
+    /// two sessions here, and the one that takes it runs a round right after (<see cref="SequencerLoop.RunAsync"/>).
+    /// </summary>
+    public void Wake(bool history, ulong shards)
+    {
+        foreach (SequencerLoop loop in _loops)
+        {
+            if ((loop.OwnedMask & shards) != 0)
+            {
+                loop.Wake(history);
+            }
+        }
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _running = [.. Array.ConvertAll(_loops, loop => Task.Run(() => loop.RunAsync(_stopping.Token), CancellationToken.None)),

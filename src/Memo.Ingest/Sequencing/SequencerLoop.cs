@@ -46,6 +46,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     // The shards this session holds, sorted: the sequencer statement's parameter as it is, replaced (never changed in
     // place) by RebalanceAsync, so the gauge can read it from another thread.
     private int[] _owned = [];
+    // The same shards as a mask, read by writers to wake only the sessions that hold what they appended.
+    private ulong _ownedMask;
     private long _recordsSequenced;
     private readonly List<int> _assigned = [];
     private readonly List<int> _members = [];
@@ -87,6 +89,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
     /// <summary>Shards this session holds right now (a gauge).</summary>
     public int OwnedShards => Volatile.Read(ref _owned).Length;
+
+    /// <summary>The shards this session holds right now, as bits of a mask (<see cref="AccountShard.MaskOf"/>).</summary>
+    public ulong OwnedMask => Volatile.Read(ref _ownedMask);
 
     /// <summary>Inbox records this session has taken (and deleted) so far.</summary>
     public long RecordsSequenced => Interlocked.Read(ref _recordsSequenced);
@@ -274,6 +279,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
         if (taken == 0)
         {
+            _metrics.SequencerFoundNothing();
             // A plain round that stopped at once before a record for the general statement: run that one now.
             return blocked;
         }
@@ -477,7 +483,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         owned.Sort();
-        Volatile.Write(ref _owned, [.. owned]);
+        SetOwned([.. owned]);
         // Shards still held by a session that is leaving are retried sooner than the regular interval.
         int interval = _owned.Length < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
         _nextRebalance = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
@@ -529,9 +535,21 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
     }
 
+    private void SetOwned(int[] owned)
+    {
+        ulong mask = 0;
+        foreach (int shard in owned)
+        {
+            mask |= 1UL << shard;
+        }
+
+        Volatile.Write(ref _owned, owned);
+        Volatile.Write(ref _ownedMask, mask);
+    }
+
     private async ValueTask ResetAsync()
     {
-        Volatile.Write(ref _owned, []);
+        SetOwned([]);
         _memberSlot = -1;
         if (_drain is not null)
         {

@@ -29,12 +29,17 @@ internal static class SequencerSql
     /// <summary>Shards of accounts; fixed by the inbox's generated <c>shard</c> column (migration 0003).</summary>
     public const int ShardCount = 64;
 
-    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM3" in ASCII): one lock per shard, one per live
+    // Advisory lock key spaces (the two-int form, "MEM1" and "MEM4" in ASCII): one lock per shard, one per live
     // sequencer session. Strings, so that the statements below stay constants. Sessions that took shards by
     // `shard % members` (before migration 0012) held member slots in "MEM2": a session of theirs is no member here, so
-    // during a rolling upgrade the leader never assigns a shard to one that would not take it (DECISIONS 38).
+    // during a rolling upgrade the leader never assigns a shard to one that would not take it (DECISIONS 38). "MEM3" is
+    // the outbox's account leases (Outbox/OutboxSender.cs); the twenty-third session's member slots were there too, so
+    // that every leased account looked like a sequencer session to the leader.
     private const string ShardLockSpace = "1296387377";
-    private const string MemberLockSpace = "1296387379";
+    private const string MemberLockSpace = "1296387380";
+
+    /// <summary>Member slots a session may take: 0 to this − 1 (<see cref="JoinMembers"/>).</summary>
+    private const string MemberSlots = "1024";
 
     /// <summary>
     /// The general statement: live records of every kind (with $3 = 0) or a slice of the history backfill (with $2 = 0).
@@ -592,13 +597,17 @@ internal static class SequencerSql
     /// session that already holds a slot would take it again (advisory locks are re-entrant).
     /// </summary>
     public const string JoinMembers = $"""
-        SELECT s FROM generate_series(0, 1023) AS s WHERE pg_try_advisory_lock({MemberLockSpace}, s) LIMIT 1
+        SELECT s FROM generate_series(0, {MemberSlots} - 1) AS s WHERE pg_try_advisory_lock({MemberLockSpace}, s) LIMIT 1
         """;
 
-    /// <summary>The member slots held by live sequencer sessions of this database, in order.</summary>
+    /// <summary>
+    /// The member slots held by live sequencer sessions of this database, in order; only slots a session can take, so
+    /// that a lock anything else takes in the same space is never mistaken for a session (which the leader would give
+    /// shards that nobody takes).
+    /// </summary>
     public const string Members = $"""
         SELECT objid::int FROM pg_locks
-        WHERE locktype = 'advisory' AND granted AND classid = {MemberLockSpace} AND objsubid = 2
+        WHERE locktype = 'advisory' AND granted AND classid = {MemberLockSpace} AND objsubid = 2 AND objid < {MemberSlots}
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY objid
         """;

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Memo.Ingest.TestSupport;
+using Xunit;
+
+namespace Memo.Ingest.IntegrationTests;
+
+/// <summary>
+/// A writer wakes only the sequencer session that holds the shard of what it appended (Sequencer.Wake with a mask of
+/// shards): the other session would run a statement that finds nothing, at a round's full fixed cost, for every webhook.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstractions.ITestOutputHelper output)
+{
+    private const int Webhooks = 300;
+
+    [Fact]
+    public async Task TwoSessions_WebhooksOfOneAccount_WakeOnlyTheSessionThatHoldsItsShard()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("sequencerwake");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database,
+            "--Memo:Sequencer:Loops=2", "--Memo:Sequencer:RebalanceMilliseconds=200");
+
+        // Both sessions hold shards (64 in all, the idle ones shared out evenly) before the count starts.
+        const string SessionsHoldingShards = """
+            SELECT count(DISTINCT pid) FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """;
+        var waited = Stopwatch.StartNew();
+        while (await Database.CountAsync(database, SessionsHoldingShards) < 2)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "two sequencer sessions never both held shards");
+            await Task.Delay(100);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1)); // the assignment settles
+        double before = await EmptyRoundsAsync(gateway);
+        var sending = Stopwatch.StartNew();
+        for (int n = 0; n < Webhooks; n++)
+        {
+            byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope("PNrecv0",
+                messages: [WebhookPayloads.TextMessage($"wamid.wake.{n}", "4917000", 1700000000 + n, "wake")]));
+            using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        TimeSpan sent = sending.Elapsed;
+        await SequencedWait.UntilSequencedAsync(database);
+        double empty = await EmptyRoundsAsync(gateway) - before;
+
+        // Idle polls (two sessions, one every 100 ms each) and the owner's own empty rounds (a wake-up whose record a
+        // round already in progress took) are expected; one empty round of the other session per webhook is not.
+        double polls = 2 * (sending.Elapsed.TotalMilliseconds / 100 + 1);
+        output.WriteLine($"{Webhooks} webhooks in {sent.TotalSeconds:F2} s: {empty} empty rounds ({polls:F0} polls at most)");
+        Assert.True(empty < polls + Webhooks / 3,
+            $"{empty} statements found nothing while {Webhooks} webhooks of one account were sequenced: the session that does not hold its shard was woken too");
+        Assert.Equal(Webhooks, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNrecv0'"));
+    }
+
+    private static async Task<double> EmptyRoundsAsync(GatewayHost gateway)
+    {
+        string metrics = await gateway.Client.GetStringAsync("/metrics");
+        string line = metrics.Split('\n').Single(static l => l.StartsWith("memo_sequencer_rounds_empty_total", StringComparison.Ordinal));
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    }
+}
