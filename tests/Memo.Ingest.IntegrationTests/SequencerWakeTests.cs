@@ -8,8 +8,9 @@ using Xunit;
 namespace Memo.Ingest.IntegrationTests;
 
 /// <summary>
-/// A writer wakes only the sequencer session that holds the shard of what it appended (Sequencer.Wake with a mask of
-/// shards): the other session would run a statement that finds nothing, at a round's full fixed cost, for every webhook.
+/// A writer wakes only the sequencer sessions that hold the shards of what it appended (Sequencer.Wake with a mask of
+/// shards), here and on other instances through Redis: another session would run a statement that finds nothing, at a
+/// round's full fixed cost, for every webhook.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstractions.ITestOutputHelper output)
@@ -23,20 +24,7 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
         await using GatewayHost gateway = await GatewayHost.StartAsync(database,
             "--Memo:Sequencer:Loops=2", "--Memo:Sequencer:RebalanceMilliseconds=200");
 
-        // Both sessions hold shards (64 in all, the idle ones shared out evenly) before the count starts.
-        const string SessionsHoldingShards = """
-            SELECT count(DISTINCT pid) FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """;
-        var waited = Stopwatch.StartNew();
-        while (await Database.CountAsync(database, SessionsHoldingShards) < 2)
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "two sequencer sessions never both held shards");
-            await Task.Delay(100);
-        }
-
-        await Task.Delay(TimeSpan.FromSeconds(1)); // the assignment settles
+        await WaitForTwoSessionsAsync(database);
         double before = await EmptyRoundsAsync(gateway);
         var sending = Stopwatch.StartNew();
         for (int n = 0; n < Webhooks; n++)
@@ -58,6 +46,57 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
         Assert.True(empty < polls + Webhooks / 3,
             $"{empty} statements found nothing while {Webhooks} webhooks of one account were sequenced: the session that does not hold its shard was woken too");
         Assert.Equal(Webhooks, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNrecv0'"));
+    }
+
+    /// <summary>
+    /// Two instances, one session each, woken across through Redis: the instance whose session does not hold the
+    /// account's shard is not woken for its webhooks, whichever instance acknowledged them.
+    /// </summary>
+    [Fact]
+    public async Task TwoInstances_WebhooksOfOneAccount_WakeOnlyTheInstanceThatHoldsItsShard()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("sequencerwakeredis");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost first = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200");
+        await using GatewayHost second = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200");
+        await WaitForTwoSessionsAsync(database);
+
+        const int PerInstance = 200;
+        double before = await EmptyRoundsAsync(first) + await EmptyRoundsAsync(second);
+        var sending = Stopwatch.StartNew();
+        for (int n = 0; n < 2 * PerInstance; n++)
+        {
+            byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope("PNrecv0",
+                messages: [WebhookPayloads.TextMessage($"wamid.wakeredis.{n}", "4917000", 1700000000 + n, "wake")]));
+            using HttpResponseMessage response = await (n % 2 == 0 ? first : second).Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        await SequencedWait.UntilSequencedAsync(database);
+        double empty = await EmptyRoundsAsync(first) + await EmptyRoundsAsync(second) - before;
+        double polls = 2 * (sending.Elapsed.TotalMilliseconds / 100 + 1);
+        output.WriteLine($"{2 * PerInstance} webhooks in {sending.Elapsed.TotalSeconds:F2} s: {empty} empty rounds ({polls:F0} polls at most)");
+        Assert.True(empty < polls + PerInstance / 2,
+            $"{empty} statements found nothing while {2 * PerInstance} webhooks of one account were sequenced: the instance that does not hold its shard was woken through Redis");
+        Assert.Equal(2 * PerInstance, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNrecv0'"));
+    }
+
+    /// <summary>Until two sequencer sessions both hold shards (the idle ones shared out evenly), and the assignment has settled.</summary>
+    private static async Task WaitForTwoSessionsAsync(string database)
+    {
+        const string SessionsHoldingShards = """
+            SELECT count(DISTINCT pid) FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """;
+        var waited = Stopwatch.StartNew();
+        while (await Database.CountAsync(database, SessionsHoldingShards) < 2)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "two sequencer sessions never both held shards");
+            await Task.Delay(100);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
     }
 
     private static async Task<double> EmptyRoundsAsync(GatewayHost gateway)

@@ -15,14 +15,34 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
     // of two sessions, so only their load can split them.
     private static readonly string[] EvenShardAccounts = ["PNrecv0", "PNrecv1", "PNrecv2", "PNrecv4"];
 
-    [Fact]
-    public async Task TwoSessions_BusyAccountsOnEvenShards_AreSplitBetweenThem_AndEveryMessageIsStoredOnce()
+    // Accounts whose shards (18, 28, 55, 49) are two even and below 32, two odd and above: however the idle shards were
+    // first shared (alternating, or the lowest 32 to a session that joins), two are on each session.
+    private static readonly string[] SplitShardAccounts = ["PNrecv0", "PNrecv1", "PNrecv5", "PNload006"];
+
+    /// <summary>
+    /// With sessions that count as behind as soon as their rounds take a record (the threshold at 1), busy accounts that
+    /// all start on one session are spread; with the default threshold, the same load is one that one session keeps up
+    /// with, and busy accounts that start on both are gathered on one.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task TwoSessions_BusyAccounts_AreSplitWhileASessionIsBehind_AndGatheredOtherwise(bool behind)
     {
         string database = await postgres.Server.CreateDatabaseAsync("shardbalance");
         await using GatewayHost gateway = await GatewayHost.StartAsync(database,
-            "--Memo:Sequencer:Loops=2", "--Memo:Sequencer:RebalanceMilliseconds=200");
+            "--Memo:Sequencer:Loops=2", "--Memo:Sequencer:RebalanceMilliseconds=200",
+            $"--Memo:Sequencer:SplitAboveRecordsPerRound={(behind ? 1 : 500)}");
+        string[] accounts = behind ? EvenShardAccounts : SplitShardAccounts;
         Assert.Equal(4, await Database.CountAsync(database,
             "SELECT count(DISTINCT hashtext(a) & 63) FROM unnest($1::text[]) AS a WHERE (hashtext(a) & 63) % 2 = 0", (object)EvenShardAccounts));
+        string sessionsHoldingTwo = SessionsHolding(2);
+        var joining = Stopwatch.StartNew();
+        while (!behind && await Database.CountAsync(database, sessionsHoldingTwo, (object)accounts) != 2)
+        {
+            Assert.True(joining.Elapsed < TimeSpan.FromSeconds(20), "the two sessions never held two of the accounts each before the load");
+            await Task.Delay(100);
+        }
 
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(40));
         long posted = 0;
@@ -30,7 +50,7 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
         {
             for (int n = 0; !stop.IsCancellationRequested; n++)
             {
-                string account = EvenShardAccounts[(sender + n) % EvenShardAccounts.Length];
+                string account = accounts[(sender + n) % accounts.Length];
                 var messages = Enumerable.Range(0, 20).Select(m => WebhookPayloads.TextMessage($"wamid.balance.{sender}.{n}.{m}", "4917000", 1700000000 + n, "busy"));
                 byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account, messages: messages));
                 using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
@@ -39,27 +59,26 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
             }
         }))];
 
-        // Held by two sessions, two shards each, while the traffic goes on.
-        const string SessionsHoldingTwo = """
-            SELECT count(*) FROM (
-                SELECT pid FROM pg_locks
-                WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND objid = ANY (ARRAY(SELECT hashtext(a) & 63 FROM unnest($1::text[]) AS a)::oid[])
-                GROUP BY pid HAVING count(*) = 2) AS s
-            """;
+        // Spread: held by two sessions, two shards each, while the traffic goes on. Gathered: all four by one session, as
+        // seen three times in a row (half a second).
+        string sessionsHolding = SessionsHolding(behind ? 2 : 4);
+        long expected = behind ? 2 : 1;
+        int needed = behind ? 1 : 3;
         var waited = Stopwatch.StartNew();
-        long split = 0;
-        while (!stop.IsCancellationRequested && (split = await Database.CountAsync(database, SessionsHoldingTwo, (object)EvenShardAccounts)) != 2)
+        int seen = 0;
+        while (!stop.IsCancellationRequested && seen < needed)
         {
-            await Task.Delay(100);
+            seen = await Database.CountAsync(database, sessionsHolding, (object)accounts) == expected ? seen + 1 : 0;
+            await Task.Delay(seen == 0 ? 100 : 250);
         }
 
-        TimeSpan toSplit = waited.Elapsed;
-        output.WriteLine($"split after {toSplit.TotalSeconds:F1} s, {Interlocked.Read(ref posted)} messages posted by then");
+        TimeSpan settled = waited.Elapsed;
+        output.WriteLine($"{(behind ? "split" : "gathered")} after {settled.TotalSeconds:F1} s, {Interlocked.Read(ref posted)} messages posted by then");
         await stop.CancelAsync();
         await Task.WhenAll(senders);
-        Assert.True(split == 2, $"the four busy shards were not split two and two between the sessions within {toSplit.TotalSeconds:F1} s");
+        Assert.True(seen >= needed, behind
+            ? $"the four busy shards were not split two and two between the sessions within {settled.TotalSeconds:F1} s"
+            : $"the four busy shards were not gathered on one session within {settled.TotalSeconds:F1} s");
 
         await SequencedWait.UntilSequencedAsync(database);
         Assert.Equal(Interlocked.Read(ref posted), await Database.CountAsync(database, "SELECT count(*) FROM messages"));
@@ -128,6 +147,16 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
 
         Assert.Equal(0, await Database.CountAsync(database, "SELECT count(*) FROM sequencer_shards WHERE member_slot <> 0"));
     }
+
+    /// <summary>How many sessions hold exactly <paramref name="shards"/> of the shards of the accounts in $1.</summary>
+    private static string SessionsHolding(int shards) => $"""
+        SELECT count(*) FROM (
+            SELECT pid FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND objid = ANY (ARRAY(SELECT hashtext(a) & 63 FROM unnest($1::text[]) AS a)::oid[])
+            GROUP BY pid HAVING count(*) = {shards}) AS s
+        """;
 
     private static async Task PostAsync(GatewayHost gateway, string account, string wamid)
     {

@@ -127,8 +127,10 @@ public sealed class ShardAssignmentTests
         }
     }
 
-    [Fact]
-    public void AnyInput_GivesEveryShardExactlyOneLiveSession()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AnyInput_GivesEveryShardExactlyOneLiveSession(bool spread)
     {
         var random = new Random(5);
         for (int trial = 0; trial < 500; trial++)
@@ -137,12 +139,46 @@ public sealed class ShardAssignmentTests
             int[] owners = [.. Enumerable.Range(0, Shards).Select(_ => random.Next(-1, 18))];
             double[] rates = [.. Enumerable.Range(0, Shards).Select(_ => random.Next(4) == 0 ? random.NextDouble() * 5000 : 0)];
 
-            ShardAssignment.Balance(members, owners, rates);
+            ShardAssignment.Balance(members, owners, rates, spread);
 
             Assert.All(owners, owner => Assert.Contains(owner, members));
+            if (!spread)
+            {
+                // Gathered: every busy shard on the same session.
+                Assert.True(Enumerable.Range(0, Shards).Where(s => rates[s] >= ShardAssignment.IdleEventsPerSecond).Select(s => owners[s]).Distinct().Count() <= 1);
+            }
+
             // Applied again to its own result, the assignment is a fixed point.
-            Assert.Equal(0, ShardAssignment.Balance(members, owners, rates));
+            Assert.Equal(0, ShardAssignment.Balance(members, owners, rates, spread));
         }
+    }
+
+    [Fact]
+    public void SessionsThatKeepUp_HaveTheBusyShardsGathered_OnTheOneThatHeldMostOfTheirLoad()
+    {
+        int[] owners = Modulo(2);
+        double[] rates = Rates(BenchmarkShards, 3000);
+        rates[55] = 4000; // the one odd busy shard, on session 1, is not enough to make it the heavier
+
+        int moved = ShardAssignment.Balance([0, 1], owners, rates, spread: false);
+
+        Assert.All(BenchmarkShards, shard => Assert.Equal(0, owners[shard]));
+        Assert.InRange(owners.Count(o => o == 0), 32, 33);
+        Assert.Equal(0, ShardAssignment.Balance([0, 1], owners, rates, spread: false));
+        Assert.Equal(2, moved); // shard 55 over, and one idle shard back to even out the count
+    }
+
+    [Fact]
+    public void BusyShards_AreSpreadWhileASessionIsBehind_AndGatheredOnlyOnceTheLoadHasHalved()
+    {
+        Assert.Equal(0, ShardAssignment.SpreadAt(sessionBehind: false, busyLoad: 20_000, spreadAt: 0));
+        double spreadAt = ShardAssignment.SpreadAt(sessionBehind: true, busyLoad: 20_000, spreadAt: 0);
+        Assert.Equal(20_000, spreadAt);
+        // Spread, the sessions keep up: they stay spread while the load is near what one session could not take.
+        Assert.Equal(20_000, ShardAssignment.SpreadAt(sessionBehind: false, busyLoad: 24_000, spreadAt));
+        Assert.Equal(20_000, ShardAssignment.SpreadAt(sessionBehind: false, busyLoad: 10_001, spreadAt));
+        Assert.Equal(20_000, ShardAssignment.SpreadAt(sessionBehind: true, busyLoad: 30_000, spreadAt));
+        Assert.Equal(0, ShardAssignment.SpreadAt(sessionBehind: false, busyLoad: 9_999, spreadAt));
     }
 
     private static int[] Unowned() => [.. Enumerable.Repeat(-1, Shards)];

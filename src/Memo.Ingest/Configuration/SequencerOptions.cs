@@ -29,6 +29,12 @@ public sealed class SequencerOptions
     /// another instance waits.</summary>
     public int PollMilliseconds { get; set; } = 100;
 
+    /// <summary>Records a session's live rounds take on average (smoothed over a few seconds) from which it counts as
+    /// unable to keep up: only then does the leader spread busy shards over several sessions; otherwise it keeps them on
+    /// one, because each session's rounds pay the statement's fixed cost (docs/DECISIONS.md 38). Rounds carry about ten
+    /// records at the one-message webhooks of a saturated 2-core box, thousands when the sequencer is what limits.</summary>
+    public double SplitAboveRecordsPerRound { get; set; } = 500;
+
     /// <summary>How often a loop re-counts the live sequencer sessions, reports its shards' event rates, and takes or gives
     /// up shards to match the leader's assignment (the leader, the session with the lowest member slot, rewrites it then).</summary>
     public int RebalanceMilliseconds { get; set; } = 1000;

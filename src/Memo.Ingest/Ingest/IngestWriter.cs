@@ -195,11 +195,12 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         // to remember and no sequencer to wake, here or elsewhere.
         if (outcome == IngestOutcome.Committed && InboxAppender.CountUnscreened(batch) > 0)
         {
-            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory), ShardsOf(batch));
+            ulong shards = ShardsOf(batch);
+            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory), shards);
             _screen.NoteAppended(batch);
             try
             {
-                redisCall = RememberAndWake(batch);
+                redisCall = RememberAndWake(batch, shards);
             }
             catch (Exception e)
             {
@@ -254,7 +255,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    private Task? RememberAndWake(List<ParsedWebhook> committed)
+    private Task? RememberAndWake(List<ParsedWebhook> committed, ulong shards)
     {
         IDatabase? redis = _redis.Commands;
         if (redis is null)
@@ -263,7 +264,7 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Task? remember = _screen.RememberAsync(committed, _appender?.DatabaseIdentity ?? []);
-        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.Origin);
+        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
         return remember is null ? wake : Task.WhenAll(remember, wake);
     }
 

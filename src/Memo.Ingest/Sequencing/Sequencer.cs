@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Memo.Ingest.Configuration;
 using Memo.Ingest.Events;
 using Memo.Ingest.Observability;
@@ -55,8 +56,22 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     }
 
 
-    /// <summary>Identifies this instance's wake-ups, which it has already delivered locally.</summary>
+    /// <summary>This instance's id alone: a wake-up of every shard for the other instances (its own were delivered locally).</summary>
     public RedisValue Origin => _origin;
+
+    /// <summary>
+    /// What a writer publishes to wake the other instances' sessions for records of <paramref name="shards"/>: this
+    /// instance's id (its own wake-ups were delivered locally) and the mask, so that only the sessions holding one of
+    /// the shards run a round (<see cref="OnWakeup"/>). Instances of versions before the mask read any payload that is
+    /// not their own id as "every shard"; a payload of an id alone still means that here.
+    /// </summary>
+    public RedisValue WakePayload(ulong shards)
+    {
+        byte[] payload = new byte[_origin.Length + sizeof(ulong)];
+        _origin.CopyTo(payload, 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(_origin.Length), shards);
+        return payload;
+    }
 
     /// <summary>
     /// Records were appended to the inbox (with <paramref name="history"/>, records of a backfill among them): every
@@ -142,10 +157,13 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
 
     private void OnWakeup(RedisChannel channel, RedisValue payload)
     {
-        if (!((ReadOnlyMemory<byte>)payload).Span.SequenceEqual(_origin))
+        ReadOnlySpan<byte> bytes = ((ReadOnlyMemory<byte>)payload).Span;
+        if (bytes.StartsWith(_origin))
         {
-            Wake();
+            return;
         }
+
+        Wake(history: false, bytes.Length == _origin.Length + sizeof(ulong) ? BinaryPrimitives.ReadUInt64LittleEndian(bytes[_origin.Length..]) : ulong.MaxValue);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

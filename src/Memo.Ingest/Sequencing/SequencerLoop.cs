@@ -68,6 +68,9 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private int _historyWoken;
     private readonly BackfillYield _backfillYield = BackfillYield.Default();
     private readonly ShardLoad _shardLoad = new();
+    // As the leader: the busy load at which busy shards were spread over the sessions, or 0 while they are gathered on
+    // one (ShardAssignment.SpreadAt). A new leader starts gathered and spreads again if a session is behind.
+    private double _spreadAt;
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
         IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
@@ -285,6 +288,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         Interlocked.Add(ref _recordsSequenced, taken);
+        if (!history)
+        {
+            _shardLoad.Round((int)taken);
+        }
+
         // Messages and statuses taken that made no event were copies of something already stored (or repeated here).
         int duplicates = (int)(identified - summary.MessagesCreated - summary.StatusEvents);
         _metrics.DuplicatesScreened(0, duplicates);
@@ -413,6 +421,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
         int[] owners = new int[SequencerSql.ShardCount];
         double[] rates = new double[SequencerSql.ShardCount];
+        double[] roundRecords = new double[SequencerSql.ShardCount];
         Array.Fill(owners, -1);
         int[] held = _owned;
         float[] heldRates = _shardLoad.Rates(held);
@@ -421,6 +430,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
             report.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = held });
             report.Parameters.Add(new NpgsqlParameter<float[]> { TypedValue = heldRates });
             report.Parameters.Add(new NpgsqlParameter<int> { TypedValue = _memberSlot });
+            report.Parameters.Add(new NpgsqlParameter<float> { TypedValue = (float)_shardLoad.RecordsPerRound });
             await using NpgsqlDataReader reader = await report.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
@@ -429,18 +439,36 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 {
                     owners[shard] = reader.GetInt32(1);
                     rates[shard] = reader.GetFloat(2);
+                    roundRecords[shard] = reader.GetFloat(3);
                 }
             }
         }
 
-        // The statement's snapshot predates its own report: this session's rates as it just reported them.
+        // The statement's snapshot predates its own report: this session's figures as it just reported them.
         for (int i = 0; i < held.Length; i++)
         {
             rates[held[i]] = heldRates[i];
+            roundRecords[held[i]] = _shardLoad.RecordsPerRound;
         }
 
         // The leader (the lowest live member slot) decides for everyone; the others follow what it wrote.
-        int moved = _members.Count > 0 && _members[0] == _memberSlot ? ShardAssignment.Balance(_members, owners, rates) : 0;
+        int moved = 0;
+        if (_members.Count > 0 && _members[0] == _memberSlot)
+        {
+            bool sessionBehind = false;
+            for (int shard = 0; shard < owners.Length; shard++)
+            {
+                sessionBehind |= _members.Contains(owners[shard]) && roundRecords[shard] >= _options.SplitAboveRecordsPerRound;
+            }
+
+            _spreadAt = ShardAssignment.SpreadAt(sessionBehind, rates.Sum(), _spreadAt);
+            moved = ShardAssignment.Balance(_members, owners, rates, spread: _spreadAt > 0);
+        }
+        else
+        {
+            _spreadAt = 0;
+        }
+
         if (moved > 0)
         {
             _metrics.ShardsMoved(moved);

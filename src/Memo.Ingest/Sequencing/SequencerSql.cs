@@ -614,17 +614,18 @@ internal static class SequencerSql
 
     /// <summary>
     /// Reports the event rates of the shards this session holds ($1 shards, $2 events per second, $3 its member slot)
-    /// and reads the whole assignment: every shard's assigned member slot and rate (its own reports as they were before
-    /// this statement). Rows are written in shard order, like <see cref="WriteAssignment"/>'s, so that the two never
-    /// wait for each other in a cycle.
+    /// and the records its live rounds took on average ($4, on each of those rows), and reads the whole assignment:
+    /// every shard's assigned member slot, rate and round size (its own reports as they were before this statement).
+    /// Rows are written in shard order, like <see cref="WriteAssignment"/>'s, so that the two never wait for each other
+    /// in a cycle.
     /// </summary>
     public const string ReportAndReadAssignment = """
         WITH reported AS (
-            INSERT INTO sequencer_shards (shard, member_slot, events_per_second)
-            SELECT shard, $3, rate FROM unnest($1::int[], $2::real[]) AS r(shard, rate) ORDER BY shard
-            ON CONFLICT (shard) DO UPDATE SET events_per_second = EXCLUDED.events_per_second
+            INSERT INTO sequencer_shards (shard, member_slot, events_per_second, round_records)
+            SELECT shard, $3, rate, $4 FROM unnest($1::int[], $2::real[]) AS r(shard, rate) ORDER BY shard
+            ON CONFLICT (shard) DO UPDATE SET events_per_second = EXCLUDED.events_per_second, round_records = EXCLUDED.round_records
         )
-        SELECT shard, member_slot, events_per_second FROM sequencer_shards
+        SELECT shard, member_slot, events_per_second, round_records FROM sequencer_shards
         """;
 
     /// <summary>The leader's assignment: $1 holds each shard's member slot, in shard order (shard 0 first).</summary>

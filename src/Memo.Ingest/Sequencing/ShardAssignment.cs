@@ -12,6 +12,11 @@ namespace Memo.Ingest.Sequencing;
 /// shards even out the count. A balanced assignment is a fixed point, so noise in the rates moves nothing; each move
 /// leaves its shard unowned until the new owner's next rebalance (up to
 /// <see cref="Configuration.SequencerOptions.RebalanceMilliseconds"/>), and its records wait that long.
+///
+/// Busy shards are spread only while a session cannot keep up (<see cref="SpreadAt"/>); otherwise they are gathered on
+/// one session. Every session's rounds pay the statement's fixed cost, so two sessions sharing one-message webhooks
+/// that one session keeps up with cost 6-26 % of the throughput on two cores, while a sequencer that is the limit (50
+/// messages per webhook) gains 17-26 % from a second (docs/PERFORMANCE.md, twenty-fourth session).
 /// </summary>
 internal static class ShardAssignment
 {
@@ -29,12 +34,35 @@ internal static class ShardAssignment
     /// as large as the gap back and forth).</summary>
     public const double SmallestGain = 0.01;
 
+    /// <summary>Busy shards spread when the busy load was L are gathered again once it is below this share of L.</summary>
+    public const double GatherBelowShareOfSpreadLoad = 0.5;
+
+    /// <summary>
+    /// Whether busy shards are spread: the busy load at which they were spread, or 0 while they are kept on one session.
+    /// They are spread as soon as a session cannot keep up (<paramref name="sessionBehind"/>), and stay spread until the
+    /// load has fallen below half of what it was then: a load one session could not keep up with is about what it can
+    /// take, and the margin keeps a load near it from being gathered and spread again every few seconds.
+    /// </summary>
+    /// <param name="sessionBehind">A session's live rounds take <see cref="Configuration.SequencerOptions.SplitAboveRecordsPerRound"/> records or more.</param>
+    /// <param name="busyLoad">The events per second of every shard together.</param>
+    /// <param name="spreadAt">This function's last answer (0 at first).</param>
+    public static double SpreadAt(bool sessionBehind, double busyLoad, double spreadAt)
+    {
+        if (sessionBehind)
+        {
+            return spreadAt > 0 ? spreadAt : Math.Max(busyLoad, MinimumBusyEventsPerSecond);
+        }
+
+        return busyLoad < GatherBelowShareOfSpreadLoad * spreadAt ? 0 : spreadAt;
+    }
+
     /// <summary>
     /// Rewrites <paramref name="owners"/> (the member slot of each shard, or -1 for none) into the new assignment over the
-    /// live <paramref name="members"/> (their slots), given each shard's <paramref name="eventsPerSecond"/>. Returns how
-    /// many shards changed owner.
+    /// live <paramref name="members"/> (their slots), given each shard's <paramref name="eventsPerSecond"/>: busy shards
+    /// balanced over the sessions (<paramref name="spread"/>) or gathered on the one that holds the most of their load.
+    /// Returns how many shards changed owner.
     /// </summary>
-    public static int Balance(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond)
+    public static int Balance(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond, bool spread = true)
     {
         if (members.Count == 0)
         {
@@ -81,9 +109,22 @@ internal static class ShardAssignment
             plan.Place(shard, least);
         }
 
+        if (!spread)
+        {
+            // Busy shards together on the session that holds the most of their load (the first of equals).
+            int home = Extremes(load).Largest;
+            for (int shard = 0; shard < owners.Length; shard++)
+            {
+                if (member[shard] != home && Rate(eventsPerSecond, shard) >= IdleEventsPerSecond)
+                {
+                    plan.Move(shard, home);
+                }
+            }
+        }
+
         // Busy shards from the busiest session to the least busy, each time the one that narrows the gap most. Every
         // move lowers the busiest session's load, so this ends; the cap is a guard.
-        for (int moves = 0; moves < owners.Length; moves++)
+        for (int moves = 0; spread && moves < owners.Length; moves++)
         {
             (int busiest, int idlest) = Extremes(load);
             double gap = load[busiest] - load[idlest];

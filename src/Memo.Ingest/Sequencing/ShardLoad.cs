@@ -4,8 +4,10 @@ namespace Memo.Ingest.Sequencing;
 
 /// <summary>
 /// How busy each shard held by one sequencer session is: the events its rounds assigned, as events per second smoothed
-/// over a few seconds. The session reports the rates of the shards it holds at every rebalance, and the leader's
-/// <see cref="ShardAssignment"/> balances by them. Used by the session's own task only.
+/// over a few seconds; and how far behind the session is: the records its live rounds took on average, smoothed the
+/// same way (a session that keeps up takes what arrived since its last round, a few records; one that cannot takes
+/// thousands). The session reports both at every rebalance, and the leader's <see cref="ShardAssignment"/> decides by
+/// them. Used by the session's own task only.
 /// </summary>
 internal sealed class ShardLoad
 {
@@ -16,6 +18,19 @@ internal sealed class ShardLoad
     private readonly long[] _events = new long[SequencerSql.ShardCount];
     private readonly double[] _rates = new double[SequencerSql.ShardCount];
     private long _since = Stopwatch.GetTimestamp();
+    private long _roundRecords;
+    private long _rounds;
+    private double _recordsPerRound;
+
+    /// <summary>The records a live round took on average, smoothed (as of the last <see cref="Rates"/>).</summary>
+    public double RecordsPerRound => _recordsPerRound;
+
+    /// <summary>A live round took <paramref name="records"/> records (rounds that found none are not counted).</summary>
+    public void Round(int records)
+    {
+        _roundRecords += records;
+        _rounds++;
+    }
 
     /// <summary>An event of <paramref name="shard"/> was assigned.</summary>
     public void Count(int shard)
@@ -36,13 +51,18 @@ internal sealed class ShardLoad
         }
     }
 
-    /// <summary>Folds the events counted since the last call into the rates and returns those of <paramref name="shards"/>.</summary>
+    /// <summary>Folds the events and rounds counted since the last call into the rates and <see cref="RecordsPerRound"/>,
+    /// and returns the rates of <paramref name="shards"/>.</summary>
     public float[] Rates(int[] shards)
     {
         long now = Stopwatch.GetTimestamp();
         double seconds = Stopwatch.GetElapsedTime(_since, now).TotalSeconds;
         _since = now;
         double weight = seconds > 0 ? 1 - Math.Exp(-seconds / TimeConstantSeconds) : 0;
+        double recordsPerRound = _rounds > 0 ? (double)_roundRecords / _rounds : 0;
+        _recordsPerRound += (recordsPerRound - _recordsPerRound) * weight;
+        _roundRecords = 0;
+        _rounds = 0;
         for (int shard = 0; shard < _rates.Length; shard++)
         {
             if (seconds > 0)
