@@ -20,7 +20,9 @@ try {
   if (await shows(olderText)) throw new Error("the oldest history was loaded at once");
   for (let clicks = 0; !(await shows(olderText)); clicks++) {
     if (clicks === 20 || await page.isHidden("#older")) throw new Error(`"${olderText}" never loaded`);
-    await page.click("#older");
+    // A click's window can arrive after the wait below on a busy machine and hide the button (no more history) while
+    // the next click waits for it: that click gives up, and the loop looks again.
+    await page.click("#older", { timeout: 2000 }).catch(() => {});
     await page.waitForTimeout(200);
   }
   console.log("OLDER");
