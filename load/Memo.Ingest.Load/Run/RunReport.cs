@@ -74,7 +74,7 @@ internal sealed class RunReport
     public double SubscriberDeliveriesPerSecond { get; init; }
 
     /// <summary>The highest step rate that held the p99 bound with nothing but 200s, if any.</summary>
-    public double? MaxSustainableRate => _settings.ClosedLoop.Length > 0 ? null
+    public double? MaxSustainableRate => _settings.IsClosedLoop ? null
         : _steps.Where(static s => s.Sustainable).Select(static s => (double?)s.Rate).Max();
 
     public string Markdown()
@@ -82,7 +82,7 @@ internal sealed class RunReport
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Load run: {_settings.MessagesPerPost} message(s) per POST, {_settings.Accounts} accounts, {_settings.DuplicateRatio:P0} duplicate POSTs, " +
-            $"{_settings.StatusRatio:P0} status POSTs, {(_settings.ClosedLoop.Length > 0 ? "closed loop (latency from each request's send)" : $"{_settings.Connections} connections ({_settings.Client})")}, {_settings.Subscribers} subscribers, " +
+            $"{_settings.StatusRatio:P0} status POSTs, {(_settings.IsClosedLoop ? "closed loop (latency from each request's send)" : $"{_settings.Connections} connections ({_settings.Client})")}, {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step{WarmUpNote()}.");
         text.AppendLine();
         text.AppendLine("| POSTs/s offered (or closed loop ×connections) | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | PostgreSQL's WAL flushes/s × ms each | p99 ≤ bound, all 200 |");
@@ -104,7 +104,7 @@ internal sealed class RunReport
               (slow.Length > 20 ? string.Create(CultureInfo.InvariantCulture, $" and {slow.Length - 20} more.") : ".");
         text.AppendLine(CultureInfo.InvariantCulture, $"Seconds with ack p99 over {_settings.P99BoundMilliseconds} ms (from the run's start): {listed}");
         StepFigures? best = _steps.Where(static s => s.Sustainable).MaxBy(static s => s.Rate);
-        text.AppendLine(_settings.ClosedLoop.Length > 0
+        text.AppendLine(_settings.IsClosedLoop
             ? "Closed loop: each sender waits for its answer, so the rate is what the gateway sustained; no maximum is sought."
             : best is null
             ? string.Create(CultureInfo.InvariantCulture, $"Maximum sustainable rate (ack p99 ≤ {_settings.P99BoundMilliseconds} ms, only 200s): none of the steps.")

@@ -39,8 +39,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         // A history backfill (coexistence) beside the live load: what it must not do is slow the live traffic down.
         BackfillSender? backfill = settings.BackfillMessages > 0 ? BackfillSender.Prepare(gateway.Address, settings.BackfillMessages) : null;
         var clock = Stopwatch.StartNew();
-        bool closedLoop = settings.ClosedLoop.Length > 0;
-        LoadStep[] steps = closedLoop
+        LoadStep[] steps = settings.IsClosedLoop
             ?
             [
                 .. settings.WarmUpSeconds > 0 ? [LoadStep.ClosedLoop(settings.ClosedLoop[0], settings.WarmUpSeconds, warmUp: true)] : Array.Empty<LoadStep>(),
@@ -55,7 +54,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         PreparedRequests Prepare() => PreparedRequests.Make(steps.Sum(static s => s.Requests),
             index => mix.Body(index, settings.Subscribers > 0 ? PreparedRequests.StampPlaceholder : PreparedRequests.UnreadStamp), GatewayHost.Secret,
             gateway.Address, WebhookRequest.Path);
-        IOpenModelSender sender = (closedLoop, settings.Client) switch
+        IOpenModelSender sender = (settings.IsClosedLoop, settings.Client) switch
         {
             (true, _) => new SocketClosedLoopSender(gateway.Address, Prepare(), mix.MessageCount, clock),
             (false, OpenModelClient.Sockets) => new SocketOpenModelSender(gateway.Address, settings.Connections, Prepare(), mix.MessageCount, clock),

@@ -13,6 +13,8 @@ internal sealed record RunSettings
     /// (<see cref="ClosedLoop.SocketClosedLoopSender"/>); the warm-up is a closed loop of the first. Empty: the open model.</summary>
     public int[] ClosedLoop { get; init; } = [];
 
+    public bool IsClosedLoop => ClosedLoop.Length > 0;
+
     /// <summary>
     /// Seconds sent at the first step's rate before the steps, reported as their own row and counted in no step or
     /// maximum: the first second of a fresh gateway, PostgreSQL and load tool carries one-time costs (connections'

@@ -74,16 +74,10 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Records were appended to the inbox (with <paramref name="history"/>, records of a backfill among them): every
-    /// local session runs a round soon.
+    /// Records of any shard may have been appended (with <paramref name="history"/>, records of a backfill among them):
+    /// every local session that holds shards runs a round soon.
     /// </summary>
-    public void Wake(bool history = false)
-    {
-        foreach (SequencerLoop loop in _loops)
-        {
-            loop.Wake(history);
-        }
-    }
+    public void Wake(bool history = false) => Wake(history, ulong.MaxValue);
 
     /// <summary>
     /// Records of the shards in <paramref name="shards"/> (<see cref="AccountShard.MaskOf"/>) were appended: the local
