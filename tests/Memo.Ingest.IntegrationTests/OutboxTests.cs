@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using Memo.Ingest.TestSupport;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -111,6 +112,39 @@ public sealed class OutboxTests(PostgresFixture postgres) : IAsyncLifetime
         JsonElement conversation = Assert.Single(await SyncClient.GetAllAsync(gateway.Client, account, "conversations"));
         Assert.Equal(key, Text(conversation.GetProperty("last_message"), "wamid"));
         Assert.Equal(0, conversation.GetProperty("unread_count").GetInt64());
+    }
+
+    [Fact]
+    public async Task AReplyIsSentOnlyOnceItsClaimIsCommitted_SoMetasAnswerIsAlwaysRecorded()
+    {
+        // PostgreSQL sends a large row to the client as soon as it is produced, before the statement's implicit
+        // transaction commits. A sender that started a send on reading its claimed row could record Meta's answer
+        // before the claim committed: the outcome's UPDATE still saw the row 'queued', changed nothing, and the reply
+        // stayed 'sending' until another instance took the lease and declared it 'unknown' (a CI run saw 10 of 300).
+        // A deferred trigger makes the claim's commit take 0.3 s per reply here, so that the window is wide open.
+        const string account = "PNclaim";
+        string connectionString = await postgres.Server.CreateDatabaseAsync("outbox_claim");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(connectionString, OutboxArguments());
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("""
+                CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+                CREATE CONSTRAINT TRIGGER claim_commits_slowly AFTER UPDATE ON outbox DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW WHEN (OLD.state = 'queued' AND NEW.state = 'sending') EXECUTE FUNCTION slow_commit();
+                """, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // PostgreSQL 15 sends its 8 KB output buffer each time it fills: claims of several replies of about 6 KB each
+        // (the claim returns the request) reach the client row by row while the commit is still to come. The first
+        // reply's slow claim lets the others queue up and be claimed together.
+        const int replies = 6;
+        await Parallel.ForAsync(0, replies, async (i, _) =>
+            await ReplyClient.QueueAsync(gateway.Client, account, ReplyClient.Text($"1555010{i}", new string('€', 1000)), $"large-{i}"));
+        await Eventually.TrueAsync(async () => await Database.CountAsync(connectionString, "SELECT count(*) FROM outbox WHERE state = 'accepted'") == replies,
+            "every reply is accepted", seconds: 30);
+        Assert.Equal(replies, _graph.Sends.Count);
     }
 
     [Fact]

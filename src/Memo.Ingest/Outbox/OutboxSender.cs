@@ -368,10 +368,15 @@ internal sealed partial class OutboxSender : BackgroundService
             ?? (coexistence || own?.Coexistence == true ? _options.CoexistenceMessagesPerSecond : _options.MessagesPerSecond);
     }
 
-    /// <summary>Marks the planned replies sending (one statement) and starts their sends.</summary>
+    /// <summary>
+    /// Marks the planned replies sending (one statement) and, once that is committed, starts their sends. Not before:
+    /// PostgreSQL sends rows as its output buffer fills, ahead of the commit, and an answer recorded before the claim
+    /// committed would find the row still 'queued', change nothing, and leave it 'sending' for good (its next lease
+    /// holder then declares it 'unknown').
+    /// </summary>
     private async Task ClaimAndSendAsync(NpgsqlConnection connection, Dictionary<long, (long Slot, long Interval)> slots)
     {
-        bool announced = false;
+        var claims = new List<Claim>(slots.Count);
         await using (var command = new NpgsqlCommand(OutboxSql.Claim, connection))
         {
             command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. slots.Keys] });
@@ -379,14 +384,22 @@ internal sealed partial class OutboxSender : BackgroundService
             while (await reader.ReadAsync())
             {
                 (long slot, long interval) = slots[reader.GetInt64(0)];
-                var claim = new Claim(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<byte[]>(3),
-                    reader.GetInt32(4), reader.GetDouble(5), slot, interval);
-                announced |= claim.Attempts == 1;
-                // Registered before it starts, so that its own removal (when it ends) always comes after.
-                var send = new Task<Task>(() => SendAsync(claim));
-                _inFlight[claim.Id] = (claim.Account, send.Unwrap());
-                send.Start(TaskScheduler.Default);
+                claims.Add(new Claim(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<byte[]>(3),
+                    reader.GetInt32(4), reader.GetDouble(5), slot, interval));
             }
+
+            // Reading to the end consumes ReadyForQuery: only then is the statement's implicit transaction committed.
+            await reader.NextResultAsync();
+        }
+
+        bool announced = false;
+        foreach (Claim claim in claims)
+        {
+            announced |= claim.Attempts == 1;
+            // Registered before it starts, so that its own removal (when it ends) always comes after.
+            var send = new Task<Task>(() => SendAsync(claim));
+            _inFlight[claim.Id] = (claim.Account, send.Unwrap());
+            send.Start(TaskScheduler.Default);
         }
 
         if (announced)
