@@ -148,6 +148,60 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
         Assert.Equal(0, await Database.CountAsync(database, "SELECT count(*) FROM sequencer_shards WHERE member_slot <> 0"));
     }
 
+    /// <summary>
+    /// With rebalances ten minutes apart, only the announcements can move shards in this test: the instance that held
+    /// every shard stops and says so through Redis; the other instance's first session, now the leader, gives the
+    /// orphaned shards to its two sessions at once, and the second session takes its half as soon as the leader has
+    /// written it (a local announcement: an instance ignores its own on Redis).
+    /// </summary>
+    [Fact]
+    public async Task AnInstanceThatStops_ItsShardsAreTakenOverAtOnce_NotAtTheNextRebalance()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("shardhandoff");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        const string Rarely = "--Memo:Sequencer:RebalanceMilliseconds=600000";
+        GatewayHost first = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, Rarely);
+        try
+        {
+            await Eventually.TrueAsync(async () => await Database.CountAsync(database, ShardHolders) == 1 && await Database.CountAsync(database, HeldShards) == 64,
+                "the first instance's session holds every shard", seconds: 20);
+            await using GatewayHost second = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, Rarely, "--Memo:Sequencer:Loops=2");
+            await Eventually.TrueAsync(async () => await Database.CountAsync(database, Members) == 3, "the second instance's two sessions are members", seconds: 20);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.Equal(1, await Database.CountAsync(database, ShardHolders));
+
+            await first.DisposeAsync();
+            var handoff = Stopwatch.StartNew();
+            await Eventually.TrueAsync(async () => await Database.CountAsync(database, ShardHolders) == 2 && await Database.CountAsync(database, HeldShards) == 64,
+                "the second instance's two sessions hold every shard between them", seconds: 20);
+            output.WriteLine($"taken over {handoff.ElapsedMilliseconds} ms after the first instance had stopped");
+            await PostAsync(second, "PNrecv0", "wamid.handoff.even");
+            await PostAsync(second, "PNrecv5", "wamid.handoff.odd");
+            await WaitForAsync(database, "PNrecv0", "a message of a shard taken over is sequenced");
+            await WaitForAsync(database, "PNrecv5", "a message of a shard taken over is sequenced");
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+    }
+
+    private const string ShardLocks = """
+        FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """;
+
+    private const string ShardHolders = "SELECT count(DISTINCT pid) " + ShardLocks;
+
+    private const string HeldShards = "SELECT count(DISTINCT objid) " + ShardLocks;
+
+    private const string Members = """
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND classid = 1296387380 AND objsubid = 2
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """;
+
     /// <summary>How many sessions hold exactly <paramref name="shards"/> of the shards of the accounts in $1.</summary>
     private static string SessionsHolding(int shards) => $"""
         SELECT count(*) FROM (

@@ -127,6 +127,42 @@ public sealed class ShardAssignmentTests
         }
     }
 
+    [Fact]
+    public void BetweenRegularRebalances_OnlyTheShardsOfASessionThatLeft_Move()
+    {
+        // Session 0 holds seven of the eight busy shards and 1 the eighth: a regular rebalance would spread them. Between
+        // two, only session 2's shards (gone) are placed, the least loaded session first.
+        int[] owners = Modulo(2);
+        for (int shard = 0; shard < Shards; shard += 8)
+        {
+            owners[shard] = 2;
+        }
+
+        double[] rates = Rates(BenchmarkShards, 3000);
+        int[] before = [.. owners];
+
+        int moved = ShardAssignment.PlaceOrphans([0, 1], owners, rates);
+
+        Assert.Equal(8, moved);
+        for (int shard = 0; shard < Shards; shard++)
+        {
+            if (before[shard] == 2)
+            {
+                Assert.Contains(owners[shard], (int[])[0, 1]);
+            }
+            else
+            {
+                Assert.Equal(before[shard], owners[shard]);
+            }
+        }
+
+        Assert.Equal(1, owners[8]); // busy orphans to the least loaded session
+        Assert.Equal(1, owners[40]);
+
+        Assert.Equal(0, ShardAssignment.PlaceOrphans([0, 1], owners, rates));
+        Assert.True(ShardAssignment.Balance([0, 1], owners, rates) > 0);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -264,8 +264,9 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Task? remember = _screen.RememberAsync(committed, _appender?.DatabaseIdentity ?? []);
-        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
-        return remember is null ? wake : Task.WhenAll(remember, wake);
+        // An empty mask (a batch without records) would ask every session to rebalance (Sequencer.WakePayload).
+        Task? wake = shards == 0 ? null : redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
+        return remember is null ? wake : wake is null ? remember : Task.WhenAll(remember, wake);
     }
 
     /// <summary>Appends every unscreened record of the batch to the inbox in one transaction; the outcome is final.</summary>

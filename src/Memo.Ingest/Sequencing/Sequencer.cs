@@ -45,7 +45,8 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         _loops = new SequencerLoop[Math.Max(0, options.Value.Loops)];
         for (int i = 0; i < _loops.Length; i++)
         {
-            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(hub, redis, metrics, faults), screen, logger);
+            _loops[i] = new SequencerLoop(i, dataSource, database, options.Value, metrics, new CommittedEventPublisher(hub, redis, metrics, faults), screen, logger,
+                AssignmentChanged);
         }
 
         metrics.ObserveSequencer(() => _loops.Sum(static l => l.OwnedShards));
@@ -63,7 +64,8 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     /// What a writer publishes to wake the other instances' sessions for records of <paramref name="shards"/>: this
     /// instance's id (its own wake-ups were delivered locally) and the mask, so that only the sessions holding one of
     /// the shards run a round (<see cref="OnWakeup"/>). Instances of versions before the mask read any payload that is
-    /// not their own id as "every shard"; a payload of an id alone still means that here.
+    /// not their own id as "every shard"; a payload of an id alone still means that here. An empty mask wakes no round:
+    /// it asks every session to rebalance (<see cref="AssignmentChanged"/>), which versions before it ignore.
     /// </summary>
     public RedisValue WakePayload(ulong shards)
     {
@@ -94,6 +96,30 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
             {
                 loop.Wake(history);
             }
+        }
+    }
+
+    /// <summary>
+    /// A local session (<paramref name="from"/>) changed the assignment as the leader, gave shards up, or left: the
+    /// other local sessions and every other instance's rebalance now (<see cref="SequencerLoop.RequestRebalance"/>).
+    /// </summary>
+    private void AssignmentChanged(int from)
+    {
+        foreach (SequencerLoop loop in _loops)
+        {
+            if (loop.Id != from)
+            {
+                loop.RequestRebalance();
+            }
+        }
+
+        try
+        {
+            _redis.Commands?.Publish(_redis.InboxChannel, WakePayload(0), CommandFlags.FireAndForget);
+        }
+        catch (Exception e) when (e is RedisException or ObjectDisposedException)
+        {
+            // Not announced: the other instances follow at their next rebalance.
         }
     }
 
@@ -157,7 +183,18 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
             return;
         }
 
-        Wake(history: false, bytes.Length == _origin.Length + sizeof(ulong) ? BinaryPrimitives.ReadUInt64LittleEndian(bytes[_origin.Length..]) : ulong.MaxValue);
+        ulong shards = bytes.Length == _origin.Length + sizeof(ulong) ? BinaryPrimitives.ReadUInt64LittleEndian(bytes[_origin.Length..]) : ulong.MaxValue;
+        if (shards == 0)
+        {
+            foreach (SequencerLoop loop in _loops)
+            {
+                loop.RequestRebalance();
+            }
+
+            return;
+        }
+
+        Wake(history: false, shards);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -37,6 +37,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private readonly CommittedEventPublisher _publisher;
     private readonly DuplicateScreen _screen;
     private readonly ILogger _logger;
+    private readonly Action<int> _assignmentChanged;
     private readonly Channel<bool> _wakeups = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
     {
         FullMode = BoundedChannelFullMode.DropWrite,
@@ -59,6 +60,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private bool _generalNext;
     private int _memberSlot = -1;
     private long _nextRebalance;
+    // Another session changed the assignment or gave shards up: follow it now rather than at the next rebalance.
+    private int _rebalanceRequested;
     private long _lastRoundStarted;
     private int _limit;
     private int _historyLimit;
@@ -73,7 +76,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     private double _spreadAt;
 
     public SequencerLoop(int id, WriterDataSource dataSource, DatabaseState database, SequencerOptions options,
-        IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger)
+        IngestMetrics metrics, CommittedEventPublisher publisher, DuplicateScreen screen, ILogger logger, Action<int> assignmentChanged)
     {
         _id = id;
         _dataSource = dataSource;
@@ -83,12 +86,16 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _publisher = publisher;
         _screen = screen;
         _logger = logger;
+        _assignmentChanged = assignmentChanged;
         _limit = Math.Max(1, options.MaxBatchRecords);
         _historyLimit = HistorySlice;
     }
 
     /// <summary>History records a history statement takes at most (<see cref="SequencerOptions.HistoryRecordsPerRound"/>).</summary>
     private int HistorySlice => Math.Max(1, _options.HistoryRecordsPerRound);
+
+    /// <summary>This session's number within its instance (0 to <see cref="SequencerOptions.Loops"/> − 1).</summary>
+    public int Id => _id;
 
     /// <summary>Shards this session holds right now (a gauge).</summary>
     public int OwnedShards => Volatile.Read(ref _owned).Length;
@@ -115,6 +122,19 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     }
 
     /// <summary>
+    /// The leader rewrote the assignment, or a session gave shards up (or left): rebalance before the next round, so
+    /// that a moved shard waits for its new owner for milliseconds, not for up to
+    /// <see cref="SequencerOptions.RebalanceMilliseconds"/>. Such a rebalance follows the assignment; as the leader it
+    /// only places shards whose owner has left, and leaves balancing by load to the regular rebalance (so that one move
+    /// can never set off another).
+    /// </summary>
+    public void RequestRebalance()
+    {
+        Volatile.Write(ref _rebalanceRequested, 1);
+        _wakeups.Writer.TryWrite(true);
+    }
+
+    /// <summary>
     /// Runs until <paramref name="stopping"/> is cancelled, then runs rounds until its shards are drained (or the
     /// database refuses), so that what this instance acknowledged before a graceful stop is visible when it exits.
     /// </summary>
@@ -131,9 +151,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 if (_database.SchemaReady)
                 {
                     await EnsureSessionAsync();
-                    if (Stopwatch.GetTimestamp() >= _nextRebalance)
+                    bool requested = Interlocked.Exchange(ref _rebalanceRequested, 0) != 0;
+                    bool due = Stopwatch.GetTimestamp() >= _nextRebalance;
+                    if (due || requested)
                     {
-                        await RebalanceAsync();
+                        await RebalanceAsync(regular: due);
                     }
 
                     if (_owned.Length > 0)
@@ -172,6 +194,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
             if (stopRequested && !full)
             {
+                // Drained: give the shards up now, while the other sessions can still be told (Redis is still up).
+                await ResetAsync();
                 return;
             }
 
@@ -405,9 +429,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
     /// <summary>
     /// Reports the load of the shards this session holds, reads the assignment (and, as the leader, rewrites it first:
     /// <see cref="ShardAssignment"/>), then takes the shards assigned to this session and gives up the others (between
-    /// rounds only).
+    /// rounds only). A rebalance that is not <paramref name="regular"/> (<see cref="RequestRebalance"/>) balances nothing
+    /// by load and keeps the regular schedule. A change to the assignment and shards given up are announced to the other
+    /// sessions, here and on other instances, which follow at once.
     /// </summary>
-    private async Task RebalanceAsync()
+    private async Task RebalanceAsync(bool regular)
     {
         _members.Clear();
         await using (NpgsqlCommand members = new(SequencerSql.Members, _connection))
@@ -461,8 +487,15 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 sessionBehind |= _members.Contains(owners[shard]) && roundRecords[shard] >= _options.SplitAboveRecordsPerRound;
             }
 
-            _spreadAt = ShardAssignment.SpreadAt(sessionBehind, rates.Sum(), _spreadAt);
-            moved = ShardAssignment.Balance(_members, owners, rates, spread: _spreadAt > 0);
+            if (regular)
+            {
+                _spreadAt = ShardAssignment.SpreadAt(sessionBehind, rates.Sum(), _spreadAt);
+                moved = ShardAssignment.Balance(_members, owners, rates, spread: _spreadAt > 0);
+            }
+            else
+            {
+                moved = ShardAssignment.PlaceOrphans(_members, owners, rates);
+            }
         }
         else
         {
@@ -512,12 +545,20 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
         owned.Sort();
         SetOwned([.. owned]);
-        // Shards still held by a session that is leaving are retried sooner than the regular interval.
+        // Shards still held by a session that is leaving are retried sooner than the regular interval (and at once when
+        // it announces that it gave them up).
         int interval = _owned.Length < _assigned.Count ? Math.Min(250, _options.RebalanceMilliseconds) : _options.RebalanceMilliseconds;
-        _nextRebalance = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
+        long next = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
+        _nextRebalance = regular ? next : Math.Min(_nextRebalance, next);
         if (release.Length > 0 || acquire.Length > 0)
         {
             Log.Rebalanced(_logger, _id, _members.Count, _owned.Length);
+        }
+
+        if (moved > 0 || release.Length > 0)
+        {
+            // Committed (each statement above is its own transaction): the other sessions can follow now.
+            _assignmentChanged(_id);
         }
     }
 
@@ -577,6 +618,8 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
 
     private async ValueTask ResetAsync()
     {
+        // A session that leaves gives its shards (and, as the leader, the lead) to the others at once.
+        bool leaving = _owned.Length > 0 || _memberSlot >= 0;
         SetOwned([]);
         _memberSlot = -1;
         if (_drain is not null)
@@ -601,6 +644,11 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         {
             await EndSessionAsync(_connection);
             _connection = null;
+        }
+
+        if (leaving)
+        {
+            _assignmentChanged(_id);
         }
     }
 

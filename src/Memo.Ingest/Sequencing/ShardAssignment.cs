@@ -9,9 +9,11 @@ namespace Memo.Ingest.Sequencing;
 /// the work while the other idled; the rates let the leader spread a few busy accounts instead. The assignment changes
 /// only what needs to change, starting from the current one: shards of sessions that are gone go to the least loaded,
 /// then busy shards move from the busiest session to the least busy while that narrows a gap worth closing, then idle
-/// shards even out the count. A balanced assignment is a fixed point, so noise in the rates moves nothing; each move
-/// leaves its shard unowned until the new owner's next rebalance (up to
-/// <see cref="Configuration.SequencerOptions.RebalanceMilliseconds"/>), and its records wait that long.
+/// shards even out the count. A balanced assignment is a fixed point, so noise in the rates moves nothing. A move is
+/// announced (<see cref="SequencerLoop.RequestRebalance"/>, through Redis to other instances): the old owner gives the
+/// shard up and announces that in turn, and the new owner takes it, within milliseconds; without Redis, sessions on
+/// other instances follow at their next rebalance (up to <see cref="Configuration.SequencerOptions.RebalanceMilliseconds"/>),
+/// and the shard's records wait that long.
 ///
 /// Busy shards are spread only while a session cannot keep up (<see cref="SpreadAt"/>); otherwise they are gathered on
 /// one session. Every session's rounds pay the statement's fixed cost, so two sessions sharing one-message webhooks
@@ -57,12 +59,23 @@ internal static class ShardAssignment
     }
 
     /// <summary>
+    /// Gives the shards without a live owner to the live <paramref name="members"/> (as <see cref="Balance"/> does first)
+    /// and moves nothing else: what the leader does between its regular rebalances, when a session has left. Returns how
+    /// many shards changed owner.
+    /// </summary>
+    public static int PlaceOrphans(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond) =>
+        Balance(members, owners, eventsPerSecond, spread: false, orphansOnly: true);
+
+    /// <summary>
     /// Rewrites <paramref name="owners"/> (the member slot of each shard, or -1 for none) into the new assignment over the
     /// live <paramref name="members"/> (their slots), given each shard's <paramref name="eventsPerSecond"/>: busy shards
     /// balanced over the sessions (<paramref name="spread"/>) or gathered on the one that holds the most of their load.
     /// Returns how many shards changed owner.
     /// </summary>
-    public static int Balance(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond, bool spread = true)
+    public static int Balance(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond, bool spread = true) =>
+        Balance(members, owners, eventsPerSecond, spread, orphansOnly: false);
+
+    private static int Balance(IReadOnlyList<int> members, int[] owners, double[] eventsPerSecond, bool spread, bool orphansOnly)
     {
         if (members.Count == 0)
         {
@@ -107,6 +120,11 @@ internal static class ShardAssignment
             }
 
             plan.Place(shard, least);
+        }
+
+        if (orphansOnly)
+        {
+            return plan.Apply(owners, members);
         }
 
         if (!spread)
@@ -180,14 +198,7 @@ internal static class ShardAssignment
             plan.Move(idle, fewest);
         }
 
-        int changed = 0;
-        for (int shard = 0; shard < owners.Length; shard++)
-        {
-            changed += owners[shard] != members[member[shard]] ? 1 : 0;
-            owners[shard] = members[member[shard]];
-        }
-
-        return changed;
+        return plan.Apply(owners, members);
     }
 
     /// <summary>The assignment being worked out: each shard's session (an index into the members, or -1), and each
@@ -218,6 +229,19 @@ internal static class ShardAssignment
             Load[from] -= Rate(eventsPerSecond, shard);
             Count[from]--;
             Place(shard, to);
+        }
+
+        /// <summary>Writes the plan into <paramref name="owners"/> (member slots); returns how many shards changed owner.</summary>
+        public int Apply(int[] owners, IReadOnlyList<int> members)
+        {
+            int changed = 0;
+            for (int shard = 0; shard < owners.Length; shard++)
+            {
+                changed += owners[shard] != members[Member[shard]] ? 1 : 0;
+                owners[shard] = members[Member[shard]];
+            }
+
+            return changed;
         }
     }
 
