@@ -87,11 +87,16 @@ public static partial class GatewayApplication
         // must allow longer (deploy/kubernetes: terminationGracePeriodSeconds).
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(ingest.ShutdownTimeoutSeconds));
 
-        builder.Services.AddSingleton(PostgresDataSource.Create(builder.Configuration));
+        // Registered by factory, so that the container disposes them with the host and their pooled connections close
+        // (an instance handed to AddSingleton is never disposed: every host started in one process kept its connections
+        // open until the pool pruned them minutes later).
+        NpgsqlDataSource reads = PostgresDataSource.Create(builder.Configuration);
+        builder.Services.AddSingleton(_ => reads);
         // The write path's own pool: writers (live and history), sequencer sessions, the backlog probe, the outbox sender's lease session
         // and one spare.
-        builder.Services.AddSingleton(PostgresDataSource.CreateWriter(builder.Configuration,
-            Math.Max(1, ingest.Writers) + Math.Max(0, ingest.HistoryWriters) + Math.Max(1, sequencer.Loops) + 3));
+        WriterDataSource writes = PostgresDataSource.CreateWriter(builder.Configuration,
+            Math.Max(1, ingest.Writers) + Math.Max(0, ingest.HistoryWriters) + Math.Max(1, sequencer.Loops) + 3);
+        builder.Services.AddSingleton(_ => writes);
         builder.Services.AddSingleton(new FaultInjector(builder.Configuration));
         builder.Services.AddSingleton<DatabaseState>();
         builder.Services.AddHostedService<DatabaseBootstrapper>();

@@ -57,8 +57,10 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
     {
         string database = await postgres.Server.CreateDatabaseAsync("sequencerwakeredis");
         await using RedisServer redis = await RedisServer.StartAsync();
-        await using GatewayHost first = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200");
-        await using GatewayHost second = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200");
+        await using GatewayHost first = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200",
+            "--Memo:Sequencer:Loops=1");
+        await using GatewayHost second = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:RebalanceMilliseconds=200",
+            "--Memo:Sequencer:Loops=1");
         await WaitForTwoSessionsAsync(database);
 
         const int PerInstance = 200;
