@@ -232,10 +232,10 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
     public async Task ARoundNobodyCanReceive_LeavesTheItemsOut_AndAFollowerGetsThemBack()
     {
         string database = await postgres.Server.CreateDatabaseAsync("live_items");
-        // No Redis (no other instance can listen), and no history rounds or shard rebalancing in between: the sequencer
-        // session's last statement is the last live round's.
+        // No Redis (no other instance can listen), one sequencer session, and no history rounds or shard rebalancing in
+        // between: the session's last statement is the last live round's.
         await using GatewayHost gateway = await GatewayHost.StartAsync(database, "--Memo:Sequencer:PollMilliseconds=600000",
-            "--Memo:Sequencer:RebalanceMilliseconds=600000");
+            "--Memo:Sequencer:RebalanceMilliseconds=600000", "--Memo:Sequencer:Loops=1");
         // A sequencer's first cycle also runs a history round (the general statement), whenever it comes: after this
         // webhook it has surely come.
         await PostAndSequenceAsync(gateway, database, "PNitems", 0);
