@@ -86,13 +86,8 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
     /// <summary>Until two sequencer sessions both hold shards (the idle ones shared out evenly), and the assignment has settled.</summary>
     private static async Task WaitForTwoSessionsAsync(string database)
     {
-        const string SessionsHoldingShards = """
-            SELECT count(DISTINCT pid) FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND classid = 1296387377 AND objsubid = 2
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """;
         var waited = Stopwatch.StartNew();
-        while (await Database.CountAsync(database, SessionsHoldingShards) < 2)
+        while (await Database.CountAsync(database, ShardBalanceTests.ShardHolders) < 2)
         {
             Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "two sequencer sessions never both held shards");
             await Task.Delay(100);

@@ -193,7 +193,8 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         """;
 
-    private const string ShardHolders = "SELECT count(DISTINCT pid) " + ShardLocks;
+    /// <summary>How many sequencer sessions hold shards.</summary>
+    internal const string ShardHolders = "SELECT count(DISTINCT pid) " + ShardLocks;
 
     private const string HeldShards = "SELECT count(DISTINCT objid) " + ShardLocks;
 

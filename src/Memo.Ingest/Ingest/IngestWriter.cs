@@ -264,9 +264,11 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Task? remember = _screen.RememberAsync(committed, _appender?.DatabaseIdentity ?? []);
-        // An empty mask (a batch without records) would ask every session to rebalance (Sequencer.WakePayload).
-        Task? wake = shards == 0 ? null : redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
-        return remember is null ? wake : wake is null ? remember : Task.WhenAll(remember, wake);
+        // Never empty (the batch appended records, and every record has a shard): an empty mask asks every session to
+        // rebalance instead (Sequencer.WakePayload).
+        Debug.Assert(shards != 0);
+        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
+        return remember is null ? wake : Task.WhenAll(remember, wake);
     }
 
     /// <summary>Appends every unscreened record of the batch to the inbox in one transaction; the outcome is final.</summary>

@@ -105,14 +105,7 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     /// </summary>
     private void AssignmentChanged(int from)
     {
-        foreach (SequencerLoop loop in _loops)
-        {
-            if (loop.Id != from)
-            {
-                loop.RequestRebalance();
-            }
-        }
-
+        RequestRebalance(except: from);
         try
         {
             _redis.Commands?.Publish(_redis.InboxChannel, WakePayload(0), CommandFlags.FireAndForget);
@@ -186,15 +179,23 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
         ulong shards = bytes.Length == _origin.Length + sizeof(ulong) ? BinaryPrimitives.ReadUInt64LittleEndian(bytes[_origin.Length..]) : ulong.MaxValue;
         if (shards == 0)
         {
-            foreach (SequencerLoop loop in _loops)
-            {
-                loop.RequestRebalance();
-            }
-
+            RequestRebalance(except: -1);
             return;
         }
 
         Wake(history: false, shards);
+    }
+
+    /// <summary>Every local session but <paramref name="except"/> (a loop id, or -1 for none) rebalances before its next round.</summary>
+    private void RequestRebalance(int except)
+    {
+        foreach (SequencerLoop loop in _loops)
+        {
+            if (loop.Id != except)
+            {
+                loop.RequestRebalance();
+            }
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -481,14 +481,14 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         int moved = 0;
         if (_members.Count > 0 && _members[0] == _memberSlot)
         {
-            bool sessionBehind = false;
-            for (int shard = 0; shard < owners.Length; shard++)
-            {
-                sessionBehind |= _members.Contains(owners[shard]) && roundRecords[shard] >= _options.SplitAboveRecordsPerRound;
-            }
-
             if (regular)
             {
+                bool sessionBehind = false;
+                for (int shard = 0; shard < owners.Length; shard++)
+                {
+                    sessionBehind |= _members.Contains(owners[shard]) && roundRecords[shard] >= _options.SplitAboveRecordsPerRound;
+                }
+
                 _spreadAt = ShardAssignment.SpreadAt(sessionBehind, rates.Sum(), _spreadAt);
                 moved = ShardAssignment.Balance(_members, owners, rates, spread: _spreadAt > 0);
             }
