@@ -12,9 +12,9 @@ public sealed class SequencerOptions
     /// instance; each has its own PostgreSQL connection from the write pool. Busy shards are gathered on one session
     /// while it keeps up and spread only while it cannot (docs/DECISIONS.md 38), so a second session works when the
     /// sequencer is the limit (50-message webhooks sustained 17-30 % more on 2 cores) and idles otherwise
-    /// (docs/PERFORMANCE.md, twenty-fifth session; not the default yet, see there). 0: this instance sequences nothing
+    /// (docs/PERFORMANCE.md, twenty-fifth and twenty-sixth sessions). 0: this instance sequences nothing
     /// (it still acknowledges and serves reads), for a deployment that keeps sequencing on other instances.</summary>
-    public int Loops { get; set; } = 1;
+    public int Loops { get; set; } = 2;
 
     /// <summary>The most inbox records one sequencer statement takes. Larger rounds cost PostgreSQL less per message
     /// (42 µs at 1,000, 0.5 ms for a single record) but hold the records' visibility back for longer.</summary>
