@@ -191,12 +191,12 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
             await PostAndSequenceAsync(gateway, database, "PNalone", i);
         }
 
-        // Each acknowledged batch PUBLISHes one wake-up on the inbox channel; the rounds' frames add at most one probe a
-        // second (every round's frame was published before: 80 or so).
+        // The rounds' frames are published at most once a second, as probes (every round's frame was published before:
+        // 40 or so), and the batches publish no wake-up: this instance's session holds every shard (SequencerWakeTests).
         long published = await PublishCallsAsync(server) - before;
-        long bound = Webhooks + (long)Math.Ceiling(elapsed.Elapsed.TotalSeconds) + 1;
+        long bound = (long)Math.Ceiling(elapsed.Elapsed.TotalSeconds) + 1;
         output.WriteLine($"{published} PUBLISH calls for {Webhooks} webhooks in {elapsed.Elapsed.TotalSeconds:F1} s");
-        Assert.InRange(published, Webhooks, bound);
+        Assert.InRange(published, 0, bound);
     }
 
     [Fact]

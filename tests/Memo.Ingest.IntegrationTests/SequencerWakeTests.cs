@@ -1,8 +1,12 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Memo.Ingest.Sequencing;
 using Memo.Ingest.TestSupport;
+using StackExchange.Redis;
 using Xunit;
 
 namespace Memo.Ingest.IntegrationTests;
@@ -81,6 +85,65 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
         Assert.True(empty < polls + PerInstance / 2,
             $"{empty} statements found nothing while {2 * PerInstance} webhooks of one account were sequenced: the instance that does not hold its shard was woken through Redis");
         Assert.Equal(2 * PerInstance, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE account = 'PNrecv0'"));
+    }
+
+    /// <summary>
+    /// A wake-up goes through Redis only for shards that no session of the appending instance holds: the instance that
+    /// holds every shard publishes none for its own webhooks, and one without sessions wakes the holder. The holder polls
+    /// once a minute and rebalances every ten, so that only the wake-up can explain its prompt rounds.
+    /// </summary>
+    [Fact]
+    public async Task AWakeUpGoesThroughRedis_OnlyForShardsHeldElsewhere()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("sequencerwakeelsewhere");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var wakeUps = new ConcurrentQueue<ulong>();
+        await probe.GetSubscriber().SubscribeAsync(RedisChannel.Literal("memo:inbox"), (_, payload) =>
+        {
+            // The origin's id and the mask of shards to wake (an empty mask is a rebalance request, not a wake-up).
+            byte[] bytes = (byte[])payload!;
+            if (bytes.Length > sizeof(ulong) && BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(bytes.Length - sizeof(ulong))) is ulong mask and not 0)
+            {
+                wakeUps.Enqueue(mask);
+            }
+        });
+
+        await using GatewayHost holder = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=1",
+            "--Memo:Sequencer:PollMilliseconds=60000", "--Memo:Sequencer:RebalanceMilliseconds=600000");
+        await Eventually.TrueAsync(async () => await Database.CountAsync(database, ShardBalanceTests.HeldShards) == 64,
+            "the holder's session holds every shard", seconds: 20);
+        await using GatewayHost acknowledger = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
+
+        async Task PostAsync(GatewayHost gateway, string account)
+        {
+            for (int n = 0; n < 20; n++)
+            {
+                byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account,
+                    messages: [WebhookPayloads.TextMessage($"wamid.{account}.{n}", "4917000", 1700000000 + n, "wake")]));
+                using HttpResponseMessage response = await gateway.Client.SendAsync(WebhookRequest.Create(body, GatewayHost.Secret));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        ulong heldShard = AccountShard.MaskOf("PNheld"u8);
+        ulong elsewhereShard = AccountShard.MaskOf("PNelsewhere"u8);
+        Assert.NotEqual(heldShard, elsewhereShard);
+
+        // The holder's own webhooks: its session is woken in-process, and nothing goes through Redis.
+        await PostAsync(holder, "PNheld");
+        await SequencedWait.UntilSequencedAsync(database, seconds: 10);
+        await Task.Delay(300);
+        Assert.Empty(wakeUps);
+
+        // The acknowledger holds no shard: each of its batches wakes the holder, for that account's shard alone.
+        await PostAsync(acknowledger, "PNelsewhere");
+        await SequencedWait.UntilSequencedAsync(database, seconds: 10);
+        await Task.Delay(300);
+        output.WriteLine($"{wakeUps.Count} wake-ups through Redis for the acknowledger's 20 webhooks");
+        Assert.InRange(wakeUps.Count, 1, 20);
+        Assert.All(wakeUps, mask => Assert.Equal(elsewhereShard, mask));
+        Assert.Equal(40, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
     }
 
     /// <summary>Until two sequencer sessions both hold shards (the idle ones shared out evenly), and the assignment has settled.</summary>

@@ -196,7 +196,7 @@ public sealed class ShardBalanceTests(PostgresFixture postgres, Xunit.Abstractio
     /// <summary>How many sequencer sessions hold shards.</summary>
     internal const string ShardHolders = "SELECT count(DISTINCT pid) " + ShardLocks;
 
-    private const string HeldShards = "SELECT count(DISTINCT objid) " + ShardLocks;
+    internal const string HeldShards = "SELECT count(DISTINCT objid) " + ShardLocks;
 
     private const string MemberLocks = """
         FROM pg_locks

@@ -195,12 +195,11 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         // to remember and no sequencer to wake, here or elsewhere.
         if (outcome == IngestOutcome.Committed && InboxAppender.CountUnscreened(batch) > 0)
         {
-            ulong shards = ShardsOf(batch);
-            _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory), shards);
+            ulong elsewhere = _sequencer.Wake(history: batch.Exists(static w => w.CarriesHistory), ShardsOf(batch));
             _screen.NoteAppended(batch);
             try
             {
-                redisCall = RememberAndWake(batch, shards);
+                redisCall = RememberAndWake(batch, elsewhere);
             }
             catch (Exception e)
             {
@@ -255,7 +254,12 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
     }
 
-    private Task? RememberAndWake(List<ParsedWebhook> committed, ulong shards)
+    /// <summary>
+    /// Remembers the batch's ids, and wakes the other instances' sessions for the shards of <paramref name="elsewhere"/>
+    /// (those no local session holds). A batch whose shards are all held here publishes no wake-up: a single instance
+    /// never does, where every PUBLISH used to go to Redis and straight back to this process to be dropped.
+    /// </summary>
+    private Task? RememberAndWake(List<ParsedWebhook> committed, ulong elsewhere)
     {
         IDatabase? redis = _redis.Commands;
         if (redis is null)
@@ -264,10 +268,13 @@ internal sealed partial class IngestWriter : IAsyncDisposable
         }
 
         Task? remember = _screen.RememberAsync(committed, _appender?.DatabaseIdentity ?? []);
-        // Never empty (the batch appended records, and every record has a shard): an empty mask asks every session to
-        // rebalance instead (Sequencer.WakePayload).
-        Debug.Assert(shards != 0);
-        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(shards));
+        if (elsewhere == 0)
+        {
+            // An empty mask would ask every session to rebalance instead (Sequencer.WakePayload).
+            return remember;
+        }
+
+        Task wake = redis.PublishAsync(_redis.InboxChannel, _sequencer.WakePayload(elsewhere));
         return remember is null ? wake : Task.WhenAll(remember, wake);
     }
 

@@ -84,19 +84,26 @@ internal sealed partial class Sequencer : IHostedService, IAsyncDisposable
     /// <summary>
     /// Records of the shards in <paramref name="shards"/> (<see cref="AccountShard.MaskOf"/>) were appended: the local
     /// sessions that hold any of them run a round soon, and only they. A session woken for shards it does not hold runs
-    /// a statement that finds nothing, at the full fixed cost of a round (docs/PERFORMANCE.md, twenty-fourth session). A
-    /// shard that no local session holds right now is another instance's (woken through Redis) or is moving between
-    /// two sessions here, and the one that takes it runs a round right after (<see cref="SequencerLoop.RunAsync"/>).
+    /// a statement that finds nothing, at the full fixed cost of a round (docs/PERFORMANCE.md, twenty-fourth session).
+    /// Returns the shards that no local session holds right now: another instance's, to wake through Redis, or moving
+    /// (the session that takes a shard runs a round right after, <see cref="SequencerLoop.RunAsync"/>). A session
+    /// takes a shard out of its mask before it unlocks it, so a shard held here is never another instance's yet.
     /// </summary>
-    public void Wake(bool history, ulong shards)
+    public ulong Wake(bool history, ulong shards)
     {
+        ulong held = 0;
         foreach (SequencerLoop loop in _loops)
         {
-            if ((loop.OwnedMask & shards) != 0)
+            ulong owned = loop.OwnedMask;
+            if ((owned & shards) != 0)
             {
                 loop.Wake(history);
             }
+
+            held |= owned;
         }
+
+        return shards & ~held;
     }
 
     /// <summary>

@@ -524,10 +524,13 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         int[] acquire = [.. _assigned.Where(s => !_owned.Contains(s))];
         if (release.Length > 0)
         {
+            // Out of the mask before the locks go: from now on writers wake these shards' next owner, wherever it is
+            // (Sequencer.Wake), rather than taking them for this session's.
+            owned.RemoveAll(release.Contains);
+            SetOwned([.. owned]);
             await using NpgsqlCommand command = new(SequencerSql.Release, _connection);
             command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = release });
             await command.ExecuteScalarAsync();
-            owned.RemoveAll(release.Contains);
         }
 
         if (acquire.Length > 0)
