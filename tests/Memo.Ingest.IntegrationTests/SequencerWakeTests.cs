@@ -4,8 +4,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Memo.Ingest.Redis;
 using Memo.Ingest.Sequencing;
 using Memo.Ingest.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 using Xunit;
 
@@ -97,9 +99,11 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
     {
         string database = await postgres.Server.CreateDatabaseAsync("sequencerwakeelsewhere");
         await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost holder = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=1",
+            "--Memo:Sequencer:PollMilliseconds=60000", "--Memo:Sequencer:RebalanceMilliseconds=600000");
         await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var wakeUps = new ConcurrentQueue<ulong>();
-        await probe.GetSubscriber().SubscribeAsync(RedisChannel.Literal("memo:inbox"), (_, payload) =>
+        await probe.GetSubscriber().SubscribeAsync(holder.App.Services.GetRequiredService<GatewayRedis>().InboxChannel, (_, payload) =>
         {
             // The origin's id and the mask of shards to wake (an empty mask is a rebalance request, not a wake-up).
             byte[] bytes = (byte[])payload!;
@@ -109,8 +113,6 @@ public sealed class SequencerWakeTests(PostgresFixture postgres, Xunit.Abstracti
             }
         });
 
-        await using GatewayHost holder = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=1",
-            "--Memo:Sequencer:PollMilliseconds=60000", "--Memo:Sequencer:RebalanceMilliseconds=600000");
         await Eventually.TrueAsync(async () => await Database.CountAsync(database, ShardBalanceTests.HeldShards) == 64,
             "the holder's session holds every shard", seconds: 20);
         await using GatewayHost acknowledger = await RedisDeduplicationTests.StartWithRedisAsync(database, redis, "--Memo:Sequencer:Loops=0");
