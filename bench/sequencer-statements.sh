@@ -11,8 +11,10 @@
 # round as their message. BASELINE=<git revision> also runs that revision's statements (named base:…), interleaved with
 # today's in the same run, so that a change to SequencerSql.cs is measured against its past. ONLY=<name> runs one of the
 # three (and its base), so that each gets more rounds in the same time.
+# The sessions take the writer sessions' settings from Storage/PostgresDataSource.cs (WriterSessionOptions);
+# EXTRA_PGOPTIONS adds or overrides some (e.g. "-c work_mem=4MB", to measure a setting against the shipped one).
 # Usage: [PORT=55438] [SECONDS_PER_SIZE=20] [MIX=profiles|statuses] [BASELINE=rev] [ONLY=Drain|DrainPlain|EventsOnly]
-#        bench/sequencer-statements.sh [N ...]
+#        [EXTRA_PGOPTIONS=...] bench/sequencer-statements.sh [N ...]
 #        (N: messages per round; default 1 20 200)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,10 +81,18 @@ PY
 echo "VACUUM inbox;" > "$work/vacuum.sql"
 
 shards="{$(seq -s, 0 63)}"
+# The C# constant is two concatenated verbatim/regular string literals; their contents joined are the options.
+writer_options=$(python3 - "$root/src/Memo.Ingest/Storage/PostgresDataSource.cs" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+body = re.search(r'WriterSessionOptions\s*=\s*(.*?);', text, re.S).group(1)
+print(''.join(re.findall(r'@?"((?:[^"\\]|\\.)*)"', body)).strip())
+PY
+)
 scripts=()
 for i in $(seq 1 "$(wc -w < "$work/names")"); do scripts+=(-f "$work/$i.sql@20"); done
 for n in "${sizes[@]}"; do
-  PGOPTIONS='-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off' \
+  PGOPTIONS="$writer_options ${EXTRA_PGOPTIONS:-}" \
     "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T "${SECONDS_PER_SIZE:-20}" -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
       "${scripts[@]}" -f "$work/vacuum.sql@1" bench 2>&1 \
     | awk -v n="$n" -v names="$(cat "$work/names")" 'BEGIN { split(names, name) }

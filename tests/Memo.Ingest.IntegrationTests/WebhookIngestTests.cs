@@ -76,6 +76,57 @@ public sealed class WebhookIngestTests(PostgresFixture postgres) : IAsyncLifetim
         Assert.Equal("wamid.every-referral", conversation.GetProperty("last_message").GetProperty("wamid").GetString());
     }
 
+    /// <summary>
+    /// A webhook of more records than <see cref="Storage.InboxAppender.CopyFromRows"/> is appended by binary COPY, whose
+    /// rows the gateway encodes itself (<see cref="Storage.InboxRow.WriteBinary"/>): every column must come back as sent
+    /// (numbers, texts with escapes and a NUL, the raw JSON byte for byte, a status's errors, nulls).
+    /// </summary>
+    [Fact]
+    public async Task Post_WebhookBigEnoughForCopy_EveryColumnStoredAsSent()
+    {
+        string account = NewAccount();
+        var corpus = Enumerable.Range(0, 4).SelectMany(k => WebhookPayloads.MessageOfEveryType($"wamid.copy{k}", "4915111", 1700000000 + (100 * k))).ToList();
+        string nul = WebhookPayloads.TextMessage("wamid.copy-nul", "4915222", 1700000999, "a\\u0000b");
+        string status = WebhookPayloads.Status("wamid.copy0-text", "failed", 1700001000, "4915111", withErrors: true);
+        string body = WebhookPayloads.Envelope(account, messages: [.. corpus.Select(static m => m.Json), nul], statuses: [status],
+            contacts: [WebhookPayloads.Contact("4915111", "J\\u00f6rg"), WebhookPayloads.Contact("4915222", "N\\u0000")]);
+        Assert.True(corpus.Count + 4 >= Storage.InboxAppender.CopyFromRows);
+
+        using HttpResponseMessage response = await _gateway.PostWebhookAsync(body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        List<JsonElement> items = await SyncClient.GetAllAsync(_gateway.Client, account, "messages");
+        Assert.Equal(corpus.Count + 1, items.Count);
+        for (int i = 0; i < corpus.Count; i++)
+        {
+            string wamid = JsonDocument.Parse(corpus[i].Json).RootElement.GetProperty("id").GetString()!;
+            JsonElement item = items.Single(x => x.GetProperty("wamid").GetString() == wamid);
+            Assert.Equal("4915111", item.GetProperty("from").GetString());
+            Assert.Equal(JsonDocument.Parse(corpus[i].Json).RootElement.GetProperty("timestamp").GetString(), item.GetProperty("timestamp").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(corpus[i].Type, item.GetProperty("type").GetString());
+            Assert.Equal(corpus[i].ExpectedText, item.GetProperty("text").ValueKind == JsonValueKind.Null ? null : item.GetProperty("text").GetString());
+            Assert.Equal(Encoding.UTF8.GetBytes(corpus[i].Json), await PayloadAsync(wamid));
+        }
+
+        JsonElement failed = items.Single(static x => x.GetProperty("wamid").GetString() == "wamid.copy0-text");
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Equal(131047, failed.GetProperty("status_errors")[0].GetProperty("code").GetInt32());
+        Assert.Equal("a\uFFFDb", items.Single(static x => x.GetProperty("wamid").GetString() == "wamid.copy-nul").GetProperty("text").GetString());
+        Assert.Equal(Encoding.UTF8.GetBytes(nul), await PayloadAsync("wamid.copy-nul"));
+        Dictionary<string, string?> names = (await SyncClient.GetAllAsync(_gateway.Client, account, "contacts"))
+            .ToDictionary(static c => c.GetProperty("wa_id").GetString()!, static c => c.GetProperty("profile_name").GetString());
+        Assert.Equal(new Dictionary<string, string?> { ["4915111"] = "Jörg", ["4915222"] = "N\uFFFD" }, names);
+    }
+
+    private async Task<byte[]> PayloadAsync(string wamid)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("SELECT payload FROM messages WHERE wamid = $1", connection);
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = wamid });
+        return (byte[])(await command.ExecuteScalarAsync())!;
+    }
+
     [Fact]
     public async Task Post_SeqOrder_ContactThenMessageThenConversation()
     {

@@ -112,13 +112,16 @@ internal static class WritePathProfile
                 return;
             }
 
-            await using NpgsqlBinaryImporter importer = await connection.BeginBinaryImportAsync(InboxSql.Copy);
+            // As the gateway's InboxAppender does: rows encoded into one buffer, sent by raw binary COPY.
+            using var copy = new BinaryCopyBuffer(batch.Count * 512);
             foreach (ParsedWebhook webhook in batch)
             {
-                await InboxRow.WriteAsync(importer, webhook.Arena, webhook[0], CancellationToken.None);
+                InboxRow.WriteBinary(copy, null, webhook.Arena, in webhook[0]);
             }
 
-            await importer.CompleteAsync();
+            copy.Finish();
+            await using NpgsqlRawCopyStream stream = await connection.BeginRawBinaryCopyAsync(InboxSql.Copy);
+            await stream.WriteAsync(copy.Written);
         }
     }
 

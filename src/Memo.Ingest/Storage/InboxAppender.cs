@@ -92,7 +92,7 @@ internal sealed class InboxAppender : IAsyncDisposable
 
         if (count >= CopyFromRows)
         {
-            await CopyAsync(batch);
+            await CopyAsync(batch, count);
             return;
         }
 
@@ -125,14 +125,17 @@ internal sealed class InboxAppender : IAsyncDisposable
     }
 
     /// <summary>
-    /// Writes the batch's unscreened records in one binary COPY; with <paramref name="ids"/> (<see cref="CopyWithLaneIdsAsync"/>),
-    /// each row also gets its lane's next id: live ones from index 0, history ones from <paramref name="live"/>.
+    /// Writes the batch's unscreened records (<paramref name="rows"/>) in one binary COPY; with <paramref name="ids"/>
+    /// (<see cref="CopyWithLaneIdsAsync"/>), each row also gets its lane's next id: live ones from index 0, history ones
+    /// from <paramref name="live"/>. The rows are encoded by <see cref="InboxRow.WriteBinary"/> into one buffer and sent
+    /// through Npgsql's raw binary COPY: its typed importer binds and writes every value through a parameter of its own,
+    /// which took 17 % of the gateway's CPU with 50-message webhooks (docs/PERFORMANCE.md, twenty-seventh session).
     /// </summary>
-    private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch, long[]? ids = null, int live = 0)
+    private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch, int rows, long[]? ids = null, int live = 0)
     {
         int nextLive = 0;
         int nextHistory = live;
-        await using NpgsqlBinaryImporter importer = await _connection.BeginBinaryImportAsync(ids is null ? InboxSql.Copy : InboxSql.CopyWithIds);
+        using var copy = new BinaryCopyBuffer(rows * 512);
         foreach (ParsedWebhook webhook in batch)
         {
             for (int i = 0; i < webhook.Count; i++)
@@ -142,19 +145,14 @@ internal sealed class InboxAppender : IAsyncDisposable
                     continue;
                 }
 
-                if (ids is null)
-                {
-                    await InboxRow.WriteAsync(importer, webhook.Arena, webhook[i], CancellationToken.None);
-                }
-                else
-                {
-                    long id = InboxRow.IsHistoryLane(webhook[i]) ? ids[nextHistory++] : ids[nextLive++];
-                    await InboxRow.WriteAsync(importer, id, webhook.Arena, webhook[i], CancellationToken.None);
-                }
+                long? id = ids is null ? null : InboxRow.IsHistoryLane(webhook[i]) ? ids[nextHistory++] : ids[nextLive++];
+                InboxRow.WriteBinary(copy, id, webhook.Arena, in webhook[i]);
             }
         }
 
-        await importer.CompleteAsync();
+        copy.Finish();
+        await using NpgsqlRawCopyStream stream = await _connection.BeginRawBinaryCopyAsync(ids is null ? InboxSql.Copy : InboxSql.CopyWithIds);
+        await stream.WriteAsync(copy.Written);
     }
 
     /// <summary>
@@ -187,7 +185,7 @@ internal sealed class InboxAppender : IAsyncDisposable
             // Each lane's ids ascending, so that they follow the records' order (the sequencer numbers by id).
             ids.AsSpan(0, live).Sort();
             ids.AsSpan(live, history).Sort();
-            await CopyAsync(batch, ids, live);
+            await CopyAsync(batch, live + history, ids, live);
         }
         finally
         {

@@ -1,5 +1,4 @@
 using Memo.Ingest.Webhooks.Parsing;
-using Npgsql;
 using NpgsqlTypes;
 
 namespace Memo.Ingest.Storage;
@@ -7,8 +6,8 @@ namespace Memo.Ingest.Storage;
 /// <summary>
 /// One parsed record as a row of <c>inbox</c>, in the column order of <see cref="InboxSql.Columns"/>: the one mapping
 /// that both ways in (prepared INSERTs and binary COPY, <see cref="InboxAppender"/>) use. Text and the raw JSON are
-/// written straight from the webhook's UTF-8 arena as <see cref="ReadOnlyMemory{T}"/> (no string per value); the raw
-/// JSON goes in as bytea, byte for byte (no jsonb parse on the acknowledgement).
+/// written straight from the webhook's UTF-8 arena (no string per value); the raw JSON goes in as bytea, byte for byte
+/// (no jsonb parse on the acknowledgement).
 /// </summary>
 internal static class InboxRow
 {
@@ -60,40 +59,48 @@ internal static class InboxRow
     /// </summary>
     public static bool IsHistoryLane(in StagedRecord record) => record.Origin == MessageOrigin.History;
 
-    /// <summary>Writes <paramref name="record"/> as a row of <see cref="InboxSql.Copy"/>.</summary>
-    public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes <paramref name="record"/> as a row of <see cref="InboxSql.Copy"/>, or with <paramref name="id"/> as a row of
+    /// <see cref="InboxSql.CopyWithIds"/>: the binary format of each column's type (smallint, bigint; text and bytea as
+    /// their bytes).
+    /// </summary>
+    public static void WriteBinary(BinaryCopyBuffer copy, long? id, Utf8Arena arena, in StagedRecord record)
     {
-        await importer.StartRowAsync(cancellationToken);
-        await WriteColumnsAsync(importer, arena, record, cancellationToken);
-    }
+        // Every field's length prefix, the fixed-size values, then the slices' bytes.
+        int size = (id is null ? 0 : sizeof(int) + sizeof(long)) + (Columns * sizeof(int)) + sizeof(short) + sizeof(long) + sizeof(short);
+        for (int i = 0; i < Slices; i++)
+        {
+            size += Math.Max(Slice(record, i).Length, 0);
+        }
 
-    /// <summary>Writes <paramref name="record"/> as a row of <see cref="InboxSql.CopyWithIds"/>.</summary>
-    public static async ValueTask WriteAsync(NpgsqlBinaryImporter importer, long id, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
-    {
-        await importer.StartRowAsync(cancellationToken);
-        await importer.WriteAsync(id, NpgsqlDbType.Bigint, cancellationToken);
-        await WriteColumnsAsync(importer, arena, record, cancellationToken);
-    }
+        copy.StartRow((short)(id is null ? Columns : Columns + 1), size);
+        if (id is long value)
+        {
+            copy.Write(value);
+        }
 
-    private static async ValueTask WriteColumnsAsync(NpgsqlBinaryImporter importer, Utf8Arena arena, StagedRecord record, CancellationToken cancellationToken)
-    {
-        await importer.WriteAsync(Kind(record), NpgsqlDbType.Smallint, cancellationToken);
+        copy.Write(Kind(record));
         if (Timestamp(record) is long timestamp)
         {
-            await importer.WriteAsync(timestamp, NpgsqlDbType.Bigint, cancellationToken);
+            copy.Write(timestamp);
         }
         else
         {
-            await importer.WriteNullAsync(cancellationToken);
+            copy.WriteNull();
         }
 
-        await importer.WriteAsync(Flags(record), NpgsqlDbType.Smallint, cancellationToken);
+        copy.Write(Flags(record));
         for (int i = 0; i < Slices; i++)
         {
-            Utf8Range value = Slice(record, i);
-            await (value.IsNull
-                ? importer.WriteNullAsync(cancellationToken)
-                : importer.WriteAsync(arena.GetMemory(value), SliceType(i), cancellationToken));
+            Utf8Range slice = Slice(record, i);
+            if (slice.IsNull)
+            {
+                copy.WriteNull();
+            }
+            else
+            {
+                copy.Write(arena[slice]);
+            }
         }
     }
 }

@@ -32,12 +32,16 @@ internal static class PostgresDataSource
     /// no other form (WritePathTests walks the plan).</item>
     /// <item>No JIT compilation. It never pays for statements of milliseconds, and a disabled scan's cost (a sequence is
     /// always read by a scan) made PostgreSQL compile the backlog probe on every call: 140 ms of CPU each, measured.</item>
+    /// <item>Sorts of a full round in memory (work_mem 32 MB; the default 4 MB). The sequencer's statement sorts a
+    /// round's records with their raw payloads for its window functions; a round of 5,000 records is several
+    /// megabytes, which the default spilled to temporary files on every large round (docs/PERFORMANCE.md,
+    /// twenty-seventh session). Each sort still spills beyond 32 MB, so a round of huge payloads stays bounded.</item>
     /// <item>TCP keepalives, so that a sequencer whose host vanished without closing its socket gives up its shards
     /// within about 30 s instead of the kernel's two hours.</item>
     /// </list>
     /// </summary>
     public const string WriterSessionOptions =
-        @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off " +
+        @"-c default_transaction_isolation=read\ committed -c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_nestloop=off -c jit=off -c work_mem=32MB " +
         "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
 
     public static WriterDataSource CreateWriter(IConfiguration configuration, int connections)
