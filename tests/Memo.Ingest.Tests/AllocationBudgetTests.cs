@@ -52,6 +52,22 @@ public sealed class AllocationBudgetTests
                 Require(WebhookPayloadReader.Parse(body, webhook) == WebhookRejectionReason.None);
             };
         },
+        ["inbox COPY rows of 100 mixed messages, per batch"] = () =>
+        {
+            var webhook = new ParsedWebhook();
+            Require(WebhookPayloadReader.Parse(RealisticPayloads.Mixed100, webhook) == WebhookRejectionReason.None);
+            return () =>
+            {
+                using var copy = new Storage.BinaryCopyBuffer(webhook.Count * 512);
+                for (int i = 0; i < webhook.Count; i++)
+                {
+                    Storage.InboxRow.WriteBinary(copy, null, webhook.Arena, in webhook[i]);
+                }
+
+                copy.Finish();
+                Require(copy.Written.Length > webhook.Count * 100);
+            };
+        },
         ["metrics: record a webhook and a batch"] = RecordMetrics,
         ["event frame: read one event of an unfollowed account"] = () =>
         {
