@@ -77,6 +77,39 @@ public sealed class RefusedDataTests(PostgresFixture postgres)
         Assert.Contains(logs.Entries, static e => e.EventId.Name == "WebhookDeadLettered" && e.Level == LogLevel.Warning);
     }
 
+    /// <summary>
+    /// The same through the acknowledgement's binary COPY (webhooks of more records than
+    /// <see cref="Storage.InboxAppender.CopyFromRows"/>): PostgreSQL refuses the COPY when it ends, the webhook that holds
+    /// the refused value is kept whole, its neighbours are stored, and the writer's connection goes on working.
+    /// </summary>
+    [Fact]
+    public async Task Post_RefusedInACopy_WebhookKeptWholeInDeadLetters_Answered200_NeighboursStored()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("refused_copy");
+        await using GatewayHost gateway = await GatewayHost.StartAsync(database);
+        await ExecuteAsync(database, "ALTER TABLE inbox ADD CONSTRAINT refuse_poison CHECK (body IS DISTINCT FROM 'poison in a copy')");
+        const string account = "PNrefcopy";
+        int perWebhook = Storage.InboxAppender.CopyFromRows + 6;
+
+        byte[][] bodies = [.. Enumerable.Range(0, 6).Select(w => Encoding.UTF8.GetBytes(WebhookPayloads.Envelope(account,
+            messages: [.. Enumerable.Range(0, perWebhook).Select(i => WebhookPayloads.TextMessage($"wamid.copy{w}.{i}", "491", 1700000000 + i,
+                w == 4 && i == 33 ? "poison in a copy" : "fine"))])))];
+        HttpResponseMessage[] responses = await Task.WhenAll(bodies.Select(b => gateway.PostWebhookAsync(b)));
+
+        Assert.All(responses, static r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        List<JsonElement> stored = await SyncClient.GetAllAsync(gateway.Client, account, "messages");
+        Assert.Equal(5 * perWebhook, stored.Count);
+        Assert.DoesNotContain(stored, static m => m.GetProperty("wamid").GetString()!.StartsWith("wamid.copy4.", StringComparison.Ordinal));
+        (string Stage, string SqlState, byte[] Body) letter = Assert.Single(await DeadLettersAsync(database));
+        Assert.Equal(("ack", "23514"), (letter.Stage, letter.SqlState));
+        Assert.Equal(bodies[4], letter.Body);
+
+        // The writers' connections were not left inside a failed COPY.
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(WebhookPayloads.Envelope(account,
+            messages: [.. Enumerable.Range(0, perWebhook).Select(i => WebhookPayloads.TextMessage($"wamid.after{i}", "491", 1700000100 + i, "after"))]))).StatusCode);
+        Assert.Equal(6 * perWebhook, (await SyncClient.GetAllAsync(gateway.Client, account, "messages")).Count);
+    }
+
     [Fact]
     public async Task Post_RefusedWhenSequenced_RecordKeptInDeadLetters_NeighboursSequenced_ShardGoesOn()
     {

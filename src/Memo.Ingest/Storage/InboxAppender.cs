@@ -129,7 +129,7 @@ internal sealed class InboxAppender : IAsyncDisposable
     /// (<see cref="CopyWithLaneIdsAsync"/>), each row also gets its lane's next id: live ones from index 0, history ones
     /// from <paramref name="live"/>. The rows are encoded by <see cref="InboxRow.WriteBinary"/> into one buffer and sent
     /// through Npgsql's raw binary COPY: its typed importer binds and writes every value through a parameter of its own,
-    /// which took 17 % of the gateway's CPU with 50-message webhooks (docs/PERFORMANCE.md, twenty-seventh session).
+    /// which took 17 % of the gateway's thread-pool CPU with 50-message webhooks (docs/PERFORMANCE.md, twenty-seventh session).
     /// </summary>
     private async Task CopyAsync(IReadOnlyList<ParsedWebhook> batch, int rows, long[]? ids = null, int live = 0)
     {
