@@ -199,6 +199,35 @@ public sealed class LiveEventTests(PostgresFixture postgres, Xunit.Abstractions.
         Assert.InRange(published, 0, bound);
     }
 
+    /// <summary>
+    /// The once-a-second probe of an instance alone on the event channel is still published, but its round is the
+    /// statement without items: nobody could receive its events, so they are neither returned nor encoded (the probe
+    /// used to carry every event of its round).
+    /// </summary>
+    [Fact]
+    public async Task AProbeOfAnInstanceAlone_IsPublished_WithoutItems()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("live_probe");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        // One sequencer session, and no history rounds or shard rebalancing in between: the session's last statement is
+        // the last live round's.
+        await using GatewayHost gateway = await RedisDeduplicationTests.StartWithRedisAsync(database, redis,
+            "--Memo:Sequencer:PollMilliseconds=600000", "--Memo:Sequencer:RebalanceMilliseconds=600000", "--Memo:Sequencer:Loops=1");
+        await using ConnectionMultiplexer admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        IServer server = admin.GetServer(admin.GetEndPoints()[0]);
+        // The first round is published, and its answer (one receiver: this instance's own hub) says it is alone; the
+        // sequencer's first cycle has run its history round by the time the webhook is sequenced.
+        await PostAndSequenceAsync(gateway, database, "PNprobe", 0);
+
+        // The next probe is due a second after the last publish.
+        await Task.Delay(TimeSpan.FromMilliseconds(1200));
+        long before = await PublishCallsAsync(server);
+        await PostAndSequenceAsync(gateway, database, "PNprobe", 1);
+
+        Assert.StartsWith("-- memo sequencer: plain round without items (DrainPlainEventsOnly)", await LastSequencerStatementAsync(database));
+        await Eventually.TrueAsync(async () => await PublishCallsAsync(server) > before, "the probe is published");
+    }
+
     [Fact]
     public async Task AnInstanceThatStarts_IsNoticedByOneThatWasAlone_AndGetsItsRoundsAnnounced()
     {

@@ -19,9 +19,11 @@ namespace Memo.Ingest.Events;
 /// An instance alone on the event channel (PUBLISH answers how many subscribers received a frame, and this instance's
 /// own hub is one of them) does not publish, and encodes only the events of accounts that its own sessions follow:
 /// at 6,000 webhooks a second every round's frame, hundreds of kilobytes, went to Redis and straight back to the same
-/// process to be dropped there (docs/PERFORMANCE.md, fifteenth session). One round a second is published anyway, so an
-/// instance that starts is noticed within a second; what it missed meanwhile its hub repairs from the log, as it does
-/// for any lost announcement.
+/// process to be dropped there (docs/PERFORMANCE.md, fifteenth session). Once a second it publishes a probe, the round's
+/// frame as it is (often only the header), so an instance that starts is noticed within a second; what it missed
+/// meanwhile its hub repairs from the log, as it does for any lost announcement. The probe used to carry every event of
+/// its round, encoded for nobody: with 50-message webhooks a round of thousands of events, with their items, a second
+/// per sequencer session (docs/PERFORMANCE.md, twenty-seventh session).
 /// </summary>
 internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis, IngestMetrics metrics, FaultInjector faults)
 {
@@ -35,6 +37,7 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
     private bool _alone;
     private long _nextProbe;
     private bool _publishing;
+    private bool _probing;
 
     /// <summary>Starts a new round's frame (whatever an unfinished round added is dropped).</summary>
     public void Begin()
@@ -49,7 +52,9 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         EventFrame.WriteHeader(_frame, hub.InstanceId);
         _count = 0;
         // Without a Redis connection no other instance can get this round's frame: only local followers count.
-        _publishing = redis.Commands is not null && (!_alone || Environment.TickCount64 >= _nextProbe);
+        bool connected = redis.Commands is not null;
+        _publishing = connected && !_alone;
+        _probing = connected && _alone && Environment.TickCount64 >= _nextProbe;
     }
 
     /// <summary>Whether this round's events can reach anyone (decided by <see cref="Begin"/>): when not, the sequencer
@@ -72,10 +77,14 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         _count++;
     }
 
-    /// <summary>Announces the round's events; call only once they are committed.</summary>
-    public async ValueTask PublishAsync()
+    /// <summary>
+    /// Announces the round's events; call only once they are committed. <paramref name="roundHadEvents"/>: whether the
+    /// round assigned any seq (whether or not they were added here), so that only a round with events probes, as before
+    /// the probe was emptied, and an idle instance stays quiet.
+    /// </summary>
+    public async ValueTask PublishAsync(bool roundHadEvents)
     {
-        if (_count == 0)
+        if (_count == 0 && !(_probing && roundHadEvents))
         {
             return;
         }
@@ -84,9 +93,13 @@ internal sealed class CommittedEventPublisher(StreamHub hub, GatewayRedis redis,
         // One copy per round, shared by the hub's dispatcher and the Redis client (which may still be sending it
         // when the next round reuses the frame buffer).
         byte[] frame = _frame.WrittenSpan.ToArray();
-        hub.Announce(frame);
+        if (_count > 0)
+        {
+            hub.Announce(frame);
+        }
+
         IDatabase? connection = redis.Commands;
-        if (!_publishing || connection is null || faults.Fires(FaultInjector.LosePublish))
+        if (!(_publishing || _probing) || connection is null || faults.Fires(FaultInjector.LosePublish))
         {
             return;
         }

@@ -259,6 +259,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         }
 
         long taken = 0;
+        int events = 0;
         long oldestMicroseconds = 0;
         long identified = 0;
         bool blocked = false;
@@ -288,6 +289,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
                 }
 
                 summary.Add(kind);
+                events++;
             }
 
             // Reading to the end consumes ReadyForQuery: only then is the statement's implicit transaction committed.
@@ -322,7 +324,7 @@ internal sealed partial class SequencerLoop : IAsyncDisposable
         _metrics.DuplicatesScreened(0, duplicates);
         _screen.DuplicatesBehindScreen(duplicates);
         _metrics.SequencerRound((int)taken, summary, Stopwatch.GetElapsedTime(started), TimeSpan.FromMicroseconds(oldestMicroseconds), history);
-        await _publisher.PublishAsync();
+        await _publisher.PublishAsync(events > 0);
         // Isolating refused data shrank the batch; grow it back once rounds succeed again.
         if (history)
         {
