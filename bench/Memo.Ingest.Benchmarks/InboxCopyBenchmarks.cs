@@ -28,7 +28,7 @@ public class InboxCopyBenchmarks
     [Benchmark(Description = "inbox COPY rows, 100 mixed messages")]
     public int EncodeRows()
     {
-        using var copy = new BinaryCopyBuffer(_webhook.Count * 512);
+        using var copy = new BinaryCopyBuffer(_webhook.Count * InboxRow.TypicalBinaryBytes);
         for (int i = 0; i < _webhook.Count; i++)
         {
             InboxRow.WriteBinary(copy, null, _webhook.Arena, in _webhook[i]);

@@ -58,7 +58,7 @@ public sealed class AllocationBudgetTests
             Require(WebhookPayloadReader.Parse(RealisticPayloads.Mixed100, webhook) == WebhookRejectionReason.None);
             return () =>
             {
-                using var copy = new Storage.BinaryCopyBuffer(webhook.Count * 512);
+                using var copy = new Storage.BinaryCopyBuffer(webhook.Count * Storage.InboxRow.TypicalBinaryBytes);
                 for (int i = 0; i < webhook.Count; i++)
                 {
                     Storage.InboxRow.WriteBinary(copy, null, webhook.Arena, in webhook[i]);

@@ -113,15 +113,13 @@ internal static class WritePathProfile
             }
 
             // As the gateway's InboxAppender does: rows encoded into one buffer, sent by raw binary COPY.
-            using var copy = new BinaryCopyBuffer(batch.Count * 512);
+            using var copy = new BinaryCopyBuffer(batch.Count * InboxRow.TypicalBinaryBytes);
             foreach (ParsedWebhook webhook in batch)
             {
                 InboxRow.WriteBinary(copy, null, webhook.Arena, in webhook[0]);
             }
 
-            copy.Finish();
-            await using NpgsqlRawCopyStream stream = await connection.BeginRawBinaryCopyAsync(InboxSql.Copy);
-            await stream.WriteAsync(copy.Written);
+            await copy.CopyAsync(connection, InboxSql.Copy);
         }
     }
 

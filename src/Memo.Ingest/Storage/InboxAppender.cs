@@ -135,7 +135,7 @@ internal sealed class InboxAppender : IAsyncDisposable
     {
         int nextLive = 0;
         int nextHistory = live;
-        using var copy = new BinaryCopyBuffer(rows * 512);
+        using var copy = new BinaryCopyBuffer(rows * InboxRow.TypicalBinaryBytes);
         foreach (ParsedWebhook webhook in batch)
         {
             for (int i = 0; i < webhook.Count; i++)
@@ -150,9 +150,7 @@ internal sealed class InboxAppender : IAsyncDisposable
             }
         }
 
-        copy.Finish();
-        await using NpgsqlRawCopyStream stream = await _connection.BeginRawBinaryCopyAsync(ids is null ? InboxSql.Copy : InboxSql.CopyWithIds);
-        await stream.WriteAsync(copy.Written);
+        await copy.CopyAsync(_connection, ids is null ? InboxSql.Copy : InboxSql.CopyWithIds);
     }
 
     /// <summary>

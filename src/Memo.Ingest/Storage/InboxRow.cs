@@ -50,6 +50,9 @@ internal static class InboxRow
         _ => record.Payload,
     };
 
+    /// <summary>A size hint per row for a <see cref="BinaryCopyBuffer"/>: a text message's row, its raw JSON included.</summary>
+    public const int TypicalBinaryBytes = 512;
+
     /// <summary>The last two arena columns are raw JSON (bytea); the others text.</summary>
     public static NpgsqlDbType SliceType(int index) => index >= Slices - 2 ? NpgsqlDbType.Bytea : NpgsqlDbType.Text;
 
@@ -66,14 +69,7 @@ internal static class InboxRow
     /// </summary>
     public static void WriteBinary(BinaryCopyBuffer copy, long? id, Utf8Arena arena, in StagedRecord record)
     {
-        // Every field's length prefix, the fixed-size values, then the slices' bytes.
-        int size = (id is null ? 0 : sizeof(int) + sizeof(long)) + (Columns * sizeof(int)) + sizeof(short) + sizeof(long) + sizeof(short);
-        for (int i = 0; i < Slices; i++)
-        {
-            size += Math.Max(Slice(record, i).Length, 0);
-        }
-
-        copy.StartRow((short)(id is null ? Columns : Columns + 1), size);
+        copy.StartRow((short)(id is null ? Columns : Columns + 1));
         if (id is long value)
         {
             copy.Write(value);
