@@ -115,9 +115,8 @@ public sealed class RedisConnectionStringTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
 
         await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(probeOptions);
-        string key = await RedisDeduplicationTests.KeyAsync(database, $"seen:m:{account}:wamid.conn");
-
-        await Eventually.TrueAsync(() => probe.GetDatabase(redisDatabase).KeyExistsAsync(key), "the committed id is remembered in Redis");
+        await Eventually.TrueAsync(() => RedisDeduplicationTests.RememberedAsync(probe.GetDatabase(redisDatabase), database, 1700000000, $"m:{account}:wamid.conn"),
+            "the committed id is remembered in Redis");
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         Assert.Equal(1, duplicates["redis"]);
         Assert.Equal(1, await Database.CountAsync(database, "SELECT count(*) FROM messages"));

@@ -38,7 +38,8 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         // The first delivery is written; only after its commit does Redis learn its ids.
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
         await Eventually.TrueAsync(async () =>
-            await probe.GetDatabase().KeyExistsAsync([await KeyAsync(database, "seen:m:PNstorm:wamid.storm"), await KeyAsync(database, "seen:s:PNstorm:wamid.out:delivered:1700000002")]) == 2,
+            await RememberedAsync(probe.GetDatabase(), database, 1700000001, "m:PNstorm:wamid.storm")
+            && await RememberedAsync(probe.GetDatabase(), database, 1700000002, "s:PNstorm:wamid.out:delivered"),
             "the committed ids are recorded in Redis");
 
         HttpResponseMessage[] storm = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => gateway.PostWebhookAsync(body)));
@@ -52,6 +53,54 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         Assert.Equal(0, redisErrors["screen"]);
         Assert.Equal(200, duplicates["redis"]);
         Assert.Equal(0, duplicates["postgresql"]);
+    }
+
+    /// <summary>
+    /// A webhook of more ids per second than one <c>unpack</c> of the scripts takes (1,000), over two seconds, with
+    /// status events of three more: each id is remembered in its second's set, each set lives for the TTL, and a
+    /// redelivery is screened by Redis id by id.
+    /// </summary>
+    [Fact]
+    public async Task LargeWebhook_EveryIdRememberedInItsSecondsSet_ForTheTtl_AndItsRedeliveryScreenedWhole()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync("storm_large");
+        await using RedisServer redis = await RedisServer.StartAsync();
+        await using GatewayHost gateway = await StartWithRedisAsync(database, redis, PatientScreen);
+        using var duplicates = new CounterRecorder(gateway.App.Services, "memo.ingest.duplicates", Screened);
+        await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        const string account = "PNlarge";
+        string body = WebhookPayloads.Envelope(account,
+            messages: Enumerable.Range(0, 2400).Select(i => WebhookPayloads.TextMessage($"wamid.large.{i}", "49", 1700000000 + (i / 1200), "l")),
+            statuses: Enumerable.Range(0, 300).Select(i => WebhookPayloads.Status($"wamid.sent.{i}", "delivered", 1700000100 + (i % 3), "49")));
+
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(body)).StatusCode);
+
+        IDatabase sets = probe.GetDatabase();
+        string prefix = await KeyAsync(database, "seen:");
+        await Eventually.TrueAsync(async () => await sets.SetLengthAsync(prefix + "1700000102") == 100, "the last set is written");
+        Assert.Equal(1200, await sets.SetLengthAsync(prefix + "1700000000"));
+        Assert.Equal(1200, await sets.SetLengthAsync(prefix + "1700000001"));
+        Assert.Equal(100, await sets.SetLengthAsync(prefix + "1700000100"));
+        Assert.True(await sets.SetContainsAsync(prefix + "1700000001", $"m:{account}:wamid.large.2399"));
+        Assert.True(await sets.SetContainsAsync(prefix + "1700000101", $"s:{account}:wamid.sent.1:delivered"));
+        TimeSpan? ttl = await sets.KeyTimeToLiveAsync(prefix + "1700000000");
+        Assert.InRange(ttl.GetValueOrDefault(), TimeSpan.FromHours(192) - TimeSpan.FromMinutes(5), TimeSpan.FromHours(192));
+
+        // The redelivery comes with 60 new messages between and after the known ones, in timestamps out of order: the
+        // screen's answers (one per id, in the sets' order) must map back to the right records.
+        string redelivery = WebhookPayloads.Envelope(account,
+            messages: Enumerable.Range(0, 2460).Select(i => i % 41 == 40
+                ? WebhookPayloads.TextMessage($"wamid.new.{i}", "49", 1700000001 - (i % 3), "n")
+                : WebhookPayloads.TextMessage($"wamid.large.{i - (i / 41)}", "49", 1700000000 + ((i - (i / 41)) / 1200), "l")),
+            statuses: Enumerable.Range(0, 300).Select(i => WebhookPayloads.Status($"wamid.sent.{i}", "delivered", 1700000100 + (i % 3), "49")));
+        Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(redelivery)).StatusCode);
+
+        Assert.Equal(2700, duplicates["redis"]);
+        Assert.Equal(0, duplicates["postgresql"]);
+        // 2,460 inbound messages and a row for each of the 300 outbound messages the statuses name.
+        Assert.Equal(60, await Database.CountAsync(database, "SELECT count(*) FROM messages WHERE wamid LIKE 'wamid.new.%'"));
+        Assert.Equal(2760, await Database.CountAsync(database, "SELECT count(*) FROM messages"));
+        Assert.Equal("", await Database.SequencedTwiceAsync(database));
     }
 
     [Fact]
@@ -125,8 +174,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         string again = WebhookPayloads.Envelope(account, messages: [WebhookPayloads.TextMessage("wamid.after", "49", 1800000000, "a")]);
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
-        string afterKey = await KeyAsync(database, $"seen:m:{account}:wamid.after");
-        await Eventually.TrueAsync(async () => await probe.GetDatabase().KeyExistsAsync(afterKey), "recorded after reconnect");
+        await Eventually.TrueAsync(() => RememberedAsync(probe.GetDatabase(), database, 1800000000, $"m:{account}:wamid.after"), "recorded after reconnect");
         long screenedBefore = duplicates["redis"];
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostWebhookAsync(again)).StatusCode);
         Assert.Equal(screenedBefore + 1, duplicates["redis"]);
@@ -208,8 +256,7 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
 
             // Redis knows every one of them (under the first database's identity).
             await using ConnectionMultiplexer probe = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-            string lastKey = await KeyAsync(first, $"seen:m:{account}:wamid.identity.39");
-            await Eventually.TrueAsync(async () => await probe.GetDatabase().KeyExistsAsync(lastKey), "the ids are remembered");
+            await Eventually.TrueAsync(() => RememberedAsync(probe.GetDatabase(), first, 1700000039, $"m:{account}:wamid.identity.39"), "the ids are remembered");
         }
 
         string second = scenario == "another database" ? await postgres.Server.CreateDatabaseAsync("redis_identity_new") : await RecreateAsync(first);
@@ -259,6 +306,13 @@ public sealed class RedisDeduplicationTests(PostgresFixture postgres)
         await connection.OpenAsync();
         return "memo:" + System.Text.Encoding.ASCII.GetString(await DatabaseIdentity.ReadAsync(connection)) + key;
     }
+
+    /// <summary>
+    /// Whether Redis remembers <paramref name="member"/> (<c>m:{account}:{wamid}</c> or <c>s:{account}:{wamid}:{status}</c>)
+    /// as committed to <paramref name="database"/>, in the set of the record's <paramref name="timestamp"/>.
+    /// </summary>
+    internal static async Task<bool> RememberedAsync(IDatabase redis, string database, long timestamp, string member) =>
+        await redis.SetContainsAsync(await KeyAsync(database, $"seen:{timestamp}"), member);
 
     internal static Task<GatewayHost> StartWithRedisAsync(string database, RedisServer redis, params string[] extraArguments) =>
         StartWithRedisAsync(database, redis.ConnectionString, extraArguments);

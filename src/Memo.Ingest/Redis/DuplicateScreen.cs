@@ -1,4 +1,3 @@
-using System.Buffers.Text;
 using System.Diagnostics;
 using Memo.Ingest.Observability;
 using Memo.Ingest.Webhooks.Parsing;
@@ -10,24 +9,18 @@ namespace Memo.Ingest.Redis;
 /// Screens retried deliveries out of a batch before it reaches PostgreSQL, and remembers what a batch committed.
 ///
 /// The rule that makes it safe: Redis only ever learns an id after PostgreSQL has committed it
-/// (<see cref="KeysToRemember"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
+/// (<see cref="RememberAsync"/> runs after COMMIT), so a record Redis calls known is certainly stored, and skipping
 /// it loses nothing. Anything Redis misses (expired, evicted, down, slow) is written and PostgreSQL's unique keys
-/// reject it there. Keys: <c>{prefix}{database}seen:m:{account}:{wamid}</c> for messages and
-/// <c>{prefix}{database}seen:s:{account}:{wamid}:{status}:{timestamp}</c> for status events, where <c>{database}</c> is
+/// reject it there. The ids are kept in one set per second of the records' timestamps (<see cref="SeenSets"/>), under
 /// the identity of the database the writer's connection commits to (<see cref="Storage.DatabaseIdentity"/>): what
 /// Redis learnt from one database is never trusted for another, nor for the same one restored from a backup.
 /// </summary>
 internal sealed class DuplicateScreen
 {
-    private static ReadOnlySpan<byte> MessageTag => "seen:m:"u8;
-
-    private static ReadOnlySpan<byte> StatusTag => "seen:s:"u8;
-
     private readonly GatewayRedis _redis;
     private readonly IngestMetrics _metrics;
     private readonly TimeSpan _timeout;
     private readonly long _ttlSeconds;
-    private readonly RedisValue[] _ttlArgument;
 
     public DuplicateScreen(GatewayRedis redis, IngestMetrics metrics)
     {
@@ -35,7 +28,6 @@ internal sealed class DuplicateScreen
         _metrics = metrics;
         _timeout = TimeSpan.FromMilliseconds(redis.Settings.ScreenTimeoutMilliseconds);
         _ttlSeconds = (long)redis.Settings.DedupTtlHours * 3600;
-        _ttlArgument = [_ttlSeconds];
     }
 
     public bool Enabled => _redis.IsConfigured;
@@ -133,68 +125,60 @@ internal sealed class DuplicateScreen
             return 0;
         }
 
-        int keys = 0;
-        foreach (ParsedWebhook webhook in batch)
-        {
-            keys += CountScreenable(webhook);
-        }
-
-        if (keys == 0)
+        int count = CountScreenable(batch);
+        if (count == 0)
         {
             return 0;
         }
 
-        // One key array and one key per record: screening runs only while retries arrive (IsWorthScreening).
-        var asked = new RedisKey[keys];
-        int k = 0;
-        foreach (ParsedWebhook webhook in batch)
+        SeenSets.Position[] positions = SeenSets.Rent(count);
+        try
         {
-            for (int i = 0; i < webhook.Count; i++)
+            CollectScreenable(batch, positions);
+            // Sorted by set: the answers come back in this order.
+            RedisValue[] arguments = SeenSets.Arguments(batch, positions.AsSpan(0, count), _redis.KeyPrefix, database,
+                RedisValue.Null, out RedisKey[] sets);
+            long[]? known;
+            long started = Stopwatch.GetTimestamp();
+            try
             {
-                if (IsScreenable(in webhook[i]))
+                known = (long[]?)await redis.ScriptEvaluateAsync(SeenSets.ScreenScript, sets, arguments).WaitAsync(_timeout);
+                _metrics.RedisScreened(Stopwatch.GetElapsedTime(started));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                _metrics.RedisFailed(RedisOperation.Screen);
+                return 0;
+            }
+
+            if (known is null || known.Length != count)
+            {
+                _metrics.RedisFailed(RedisOperation.Screen);
+                return 0;
+            }
+
+            for (int i = 0; i < count; i++)
+            {
+                if (known[i] == 1)
                 {
-                    asked[k++] = Key(database, webhook.Arena, in webhook[i]);
+                    batch[positions[i].Webhook][positions[i].Record].Screened = true;
                 }
             }
         }
-
-        RedisValue[] known;
-        long started = Stopwatch.GetTimestamp();
-        try
+        finally
         {
-            known = await redis.StringGetAsync(asked).WaitAsync(_timeout);
-            _metrics.RedisScreened(Stopwatch.GetElapsedTime(started));
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException)
-        {
-            _metrics.RedisFailed(RedisOperation.Screen);
-            return 0;
-        }
-
-        if (known.Length != keys)
-        {
-            _metrics.RedisFailed(RedisOperation.Screen);
-            return 0;
+            SeenSets.Return(positions);
         }
 
         int screened = 0;
-        k = 0;
         foreach (ParsedWebhook webhook in batch)
         {
             int screenable = 0;
             int screenedHere = 0;
-            for (int i = 0; i < webhook.Count; i++)
+            foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                ref StagedRecord record = ref webhook[i];
-                if (IsScreenable(in record))
-                {
-                    screenable++;
-                    if (!known[k++].IsNull)
-                    {
-                        record.Screened = true;
-                        screenedHere++;
-                    }
-                }
+                screenable += IsScreenable(in record) ? 1 : 0;
+                screenedHere += IsScreenable(in record) && record.Screened ? 1 : 0;
             }
 
             // The contacts of a webhook whose every message and status is known came with those same deliveries,
@@ -240,63 +224,40 @@ internal sealed class DuplicateScreen
     }
 
     /// <summary>
-    /// The keys to remember for a committed batch: every message and status event that Redis did not already know,
-    /// under the identity of the <paramref name="database"/> that committed it (empty when that is unknown: better
-    /// not to remember than to misattribute). Call only after COMMIT.
-    /// </summary>
-    internal RedisKey[] KeysToRemember(List<ParsedWebhook> committed, byte[] database)
-    {
-        int count = 0;
-        if (database.Length > 0)
-        {
-            foreach (ParsedWebhook webhook in committed)
-            {
-                foreach (ref readonly StagedRecord record in webhook.Records)
-                {
-                    count += IsScreenable(in record) && !record.Screened ? 1 : 0;
-                }
-            }
-        }
-
-        if (count == 0)
-        {
-            return [];
-        }
-
-        var keys = new RedisKey[count];
-        int k = 0;
-        foreach (ParsedWebhook webhook in committed)
-        {
-            foreach (ref readonly StagedRecord record in webhook.Records)
-            {
-                if (IsScreenable(in record) && !record.Screened)
-                {
-                    keys[k++] = Key(database, webhook.Arena, in record);
-                }
-            }
-        }
-
-        return keys;
-    }
-
-    /// <summary>
-    /// Remembers the keys of a committed batch, each for the TTL, in one command: a script of SETs, one round trip and
-    /// one reply to observe whatever the batch size (a pipeline of SETs would cost the client a message and a task per
-    /// id). Null when there is nothing to remember or Redis is not connected. Call only after COMMIT.
+    /// Remembers the committed batch's messages and status events that Redis did not already know, for the TTL, in
+    /// one script (<see cref="SeenSets"/>): one round trip and one reply to observe whatever the batch size (a pipeline
+    /// would cost the client a message and a task per set). The ids go under the identity of the
+    /// <paramref name="database"/> that committed them; nothing is remembered when it is unknown (better not to
+    /// remember than to misattribute). Null when there is nothing to remember or Redis is not connected. Call only
+    /// after COMMIT.
     /// </summary>
     public Task? RememberAsync(List<ParsedWebhook> committed, byte[] database)
     {
         IDatabase? redis = _redis.Commands;
-        if (redis is null)
+        if (redis is null || database.Length == 0)
         {
             return null;
         }
 
-        RedisKey[] keys = KeysToRemember(committed, database);
-        return keys.Length == 0 ? null : redis.ScriptEvaluateAsync(RememberScript, keys, _ttlArgument);
-    }
+        int count = CountScreenable(committed);
+        if (count == 0)
+        {
+            return null;
+        }
 
-    private const string RememberScript = "for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end return #KEYS";
+        SeenSets.Position[] positions = SeenSets.Rent(count);
+        try
+        {
+            CollectScreenable(committed, positions);
+            RedisValue[] arguments = SeenSets.Arguments(committed, positions.AsSpan(0, count), _redis.KeyPrefix, database,
+                _ttlSeconds, out RedisKey[] sets);
+            return redis.ScriptEvaluateAsync(SeenSets.RememberScript, sets, arguments);
+        }
+        finally
+        {
+            SeenSets.Return(positions);
+        }
+    }
 
     /// <summary>
     /// Messages and status events, except history: a backfill's copies are rare (a chunk Meta delivers again) and the
@@ -306,68 +267,34 @@ internal sealed class DuplicateScreen
     private static bool IsScreenable(in StagedRecord record) =>
         record.Kind == RecordKind.Status || (record.Kind == RecordKind.Message && record.Origin != MessageOrigin.History);
 
-    private static int CountScreenable(ParsedWebhook webhook)
+    /// <summary>Messages and status events of the batch that are not screened out yet.</summary>
+    private static int CountScreenable(List<ParsedWebhook> batch)
     {
         int count = 0;
-        foreach (ref readonly StagedRecord record in webhook.Records)
+        foreach (ParsedWebhook webhook in batch)
         {
-            if (IsScreenable(in record))
+            foreach (ref readonly StagedRecord record in webhook.Records)
             {
-                count++;
+                count += IsScreenable(in record) && !record.Screened ? 1 : 0;
             }
         }
 
         return count;
     }
 
-    /// <summary>
-    /// <c>{prefix}{database}seen:m:{account}:{wamid}</c> or <c>{prefix}{database}seen:s:{account}:{wamid}:{status}:{timestamp}</c>,
-    /// built in one array: StackExchange.Redis takes keys as byte arrays or strings, and a byte array skips the UTF-16
-    /// round trip.
-    /// </summary>
-    private byte[] Key(byte[] database, Utf8Arena arena, in StagedRecord record)
+    private static void CollectScreenable(List<ParsedWebhook> batch, SeenSets.Position[] positions)
     {
-        ReadOnlySpan<byte> account = arena[record.Account];
-        ReadOnlySpan<byte> id = arena[record.Id];
-        ReadOnlySpan<byte> tag = record.Kind == RecordKind.Message ? MessageTag : StatusTag;
-        ReadOnlySpan<byte> status = record.Kind == RecordKind.Message ? default : arena[record.Type];
-        Span<byte> timestamp = stackalloc byte[20];
-        int digits = 0;
-        if (record.Kind != RecordKind.Message)
+        int count = 0;
+        for (int w = 0; w < batch.Count; w++)
         {
-            Utf8Formatter.TryFormat(record.Timestamp, timestamp, out digits);
-        }
-
-        int length = _redis.KeyPrefix.Length + database.Length + tag.Length + account.Length + 1 + id.Length
-            + (record.Kind == RecordKind.Message ? 0 : 1 + status.Length + 1 + digits);
-        byte[] key = new byte[length];
-        var writer = new SpanWriter(key);
-        writer.Write(_redis.KeyPrefix);
-        writer.Write(database);
-        writer.Write(tag);
-        writer.Write(account);
-        writer.Write(":"u8);
-        writer.Write(id);
-        if (record.Kind != RecordKind.Message)
-        {
-            writer.Write(":"u8);
-            writer.Write(status);
-            writer.Write(":"u8);
-            writer.Write(timestamp[..digits]);
-        }
-
-        return key;
-    }
-
-    private ref struct SpanWriter(Span<byte> destination)
-    {
-        private readonly Span<byte> _destination = destination;
-        private int _written;
-
-        public void Write(scoped ReadOnlySpan<byte> bytes)
-        {
-            bytes.CopyTo(_destination[_written..]);
-            _written += bytes.Length;
+            ReadOnlySpan<StagedRecord> records = batch[w].Records;
+            for (int r = 0; r < records.Length; r++)
+            {
+                if (IsScreenable(in records[r]) && !records[r].Screened)
+                {
+                    positions[count++] = new SeenSets.Position(records[r].Timestamp, w, r);
+                }
+            }
         }
     }
 }
