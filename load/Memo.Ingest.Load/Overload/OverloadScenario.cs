@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Memo.Ingest.Load.OpenModel;
@@ -227,16 +228,20 @@ internal sealed class OverloadScenario(OverloadSettings settings)
         return violations;
     }
 
+    /// <summary>
+    /// Runs the steps as `run` does (<see cref="SocketOpenModelSender"/>, every request made and signed before the steps):
+    /// made during the overload, 30,000 bodies a second through <see cref="HttpClient"/> took the load tool most of a
+    /// core, beside the gateway on the same two cores (docs/PERFORMANCE.md, twenty-ninth session).
+    /// </summary>
     private async Task<RequestSample[]> RunStepsAsync(GatewayProcess gateway, int phase, LoadStep[] steps)
     {
-        using var sender = new OpenModelSender(gateway.Address, settings.Connections, index => Request(phase, index), static _ => 1);
+        PreparedRequests requests = PreparedRequests.Make(steps.Sum(static s => s.Requests), index => Body(phase, index), GatewayHost.Secret,
+            gateway.Address, WebhookRequest.Path);
+        var sender = new SocketOpenModelSender(gateway.Address, settings.Connections, requests, static _ => 1, Stopwatch.StartNew());
         return await sender.RunAsync(steps);
     }
 
-    private static HttpRequestMessage Request(int phase, long index)
-    {
-        byte[] body = Encoding.UTF8.GetBytes(WebhookPayloads.Envelope($"PNovl{index % 8}",
+    private static byte[] Body(int phase, long index) =>
+        Encoding.UTF8.GetBytes(WebhookPayloads.Envelope($"PNovl{index % 8}",
             messages: [WebhookPayloads.TextMessage(string.Create(CultureInfo.InvariantCulture, $"wamid.ovl.{phase}.{index}"), "4915", 1700000000 + index, "overload")]));
-        return WebhookRequest.Create(body, GatewayHost.Secret);
-    }
 }
