@@ -3,6 +3,8 @@
 #   scripts/postgres-local.sh start DATA_DIR PORT   create the cluster if needed, start it, print a connection string
 #   scripts/postgres-local.sh stop DATA_DIR         stop it (fast shutdown)
 #   scripts/postgres-local.sh crash DATA_DIR        stop it as a crash would (immediate: no checkpoint, recovery at the next start)
+# MEMO_POSTGRES_OPTIONS adds server settings when the cluster starts (e.g. "-c autovacuum=off"), to measure a setting
+# with the load tool, whose clusters this script starts too.
 # initdb refuses to run as root, so as root the cluster is owned by, and run as, the 'postgres' system user.
 set -euo pipefail
 
@@ -44,7 +46,7 @@ case "$cmd" in
     fi
     if ! as_owner "$bin/pg_ctl" -D "$data/pgdata" status >/dev/null 2>&1; then
       as_owner "$bin/pg_ctl" -D "$data/pgdata" -w -t 60 -l "$data/postgres.log" start \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=1000 -c shared_buffers=256MB" >/dev/null \
+        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=1000 -c shared_buffers=256MB ${MEMO_POSTGRES_OPTIONS:-}" >/dev/null \
         || { tail -n 30 "$data/postgres.log" >&2; exit 1; }
     fi
     echo "Host=127.0.0.1;Port=$port;Username=postgres;Database=postgres"
