@@ -73,7 +73,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
                 ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now(),
-                await WalFlushes.ReadAsync(postgres.AdminConnectionString)));
+                await WalFlushes.ReadAsync(postgres.AdminConnectionString), await SequencerBackends.ReadAsync(postgres.AdminConnectionString)));
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;
@@ -157,6 +157,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
 }
 
 /// <summary>What was measured at a step boundary: time, the gateway's histogram, CPU seconds used so far (the load
-/// tool's own: its sender and subscribers, not its child processes; and the machine's), and PostgreSQL's WAL flushes so far.</summary>
+/// tool's own: its sender and subscribers, not its child processes; and the machine's), PostgreSQL's WAL flushes so far,
+/// and the sequencer's backends' time on and waiting for a core.</summary>
 internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds,
-    double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine, WalFlushes Wal);
+    double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine, WalFlushes Wal, SequencerBackends Sequencer);
