@@ -43,9 +43,10 @@ internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanos
         return new SequencerBackends(byProcess);
     }
 
-    /// <summary>Percent of one core the backends present at both readings ran, and waited for a core, in between.</summary>
+    /// <summary>Time on a core and time runnable but waiting for one, each in percent of one core.</summary>
     public readonly record struct Share(double RunPercent, double WaitPercent);
 
+    /// <summary>What the backends present at both readings ran, and waited, in between.</summary>
     public static Share Between(SequencerBackends earlier, SequencerBackends later, double seconds)
     {
         long run = 0, wait = 0;
