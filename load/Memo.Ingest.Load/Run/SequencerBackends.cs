@@ -1,4 +1,5 @@
 using System.Globalization;
+using Memo.Ingest.Sequencing;
 using Npgsql;
 
 namespace Memo.Ingest.Load.Run;
@@ -8,8 +9,8 @@ namespace Memo.Ingest.Load.Run;
 /// waited for one (<c>/proc/&lt;pid&gt;/schedstat</c>). On a box with no idle core that wait stretches the sequencer's
 /// rounds, and every event waits for its round: at 10,000 POSTs/s here the backend waited about 225 ms a second for a
 /// core beside 475-517 ms on one, and more while autovacuum ran (docs/PERFORMANCE.md, thirty-first session). The
-/// backends are the sessions whose latest statement was a sequencer round (each starts with a comment naming it,
-/// Sequencing/SequencerSql.cs); rounds run hundreds of times a second and idle sessions poll, so a session is almost
+/// backends are the sessions whose latest statement was a sequencer round (each starts with
+/// <see cref="SequencerSql.StatementMarker"/>); rounds run hundreds of times a second and idle sessions poll, so a session is almost
 /// never caught between rounds. Linux and a local server only; empty otherwise.
 /// </summary>
 internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanoseconds, long WaitNanoseconds)> ByProcess)
@@ -24,7 +25,8 @@ internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanos
 
         await using var connection = new NpgsqlConnection(adminConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE left(query, 64) LIKE '%-- memo sequencer:%'", connection);
+        await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE starts_with(ltrim(query), $1)", connection);
+        command.Parameters.AddWithValue(SequencerSql.StatementMarker);
         await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {

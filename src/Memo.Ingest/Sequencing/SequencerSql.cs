@@ -21,13 +21,21 @@ namespace Memo.Ingest.Sequencing;
 /// Parameters: $1 the owned shards (smallint[]), $2 the most live records to take, $3 the most history records. The
 /// sequencer runs it with one of the two at 0: live and history records are never taken by the same statement. Most
 /// live rounds run <see cref="DrainPlain"/> instead, the same statement without the coexistence parts.
-/// Each statement starts with a comment that names it: pg_stat_activity shows only a statement's first kilobyte
-/// (track_activity_query_size), where the three look alike.
+/// Each statement starts with a comment that names it (<see cref="StatementMarker"/>).
 /// </summary>
 internal static class SequencerSql
 {
     /// <summary>Shards of accounts; fixed by the inbox's generated <c>shard</c> column (migration 0003).</summary>
     public const int ShardCount = 64;
+
+    /// <summary>
+    /// How every sequencer statement starts: a comment that goes on to name it. pg_stat_activity shows only a
+    /// statement's first kilobyte (track_activity_query_size), where the three look alike, and tools find the
+    /// sequencer's sessions by it (the load tool's <c>Run/SequencerBackends.cs</c>).
+    /// </summary>
+    public const string StatementMarker = """
+        -- memo sequencer:
+        """;
 
     // Advisory lock key spaces (the two-int form, "MEM1" and "MEM4" in ASCII): one lock per shard, one per live
     // sequencer session. Strings, so that the statements below stay constants. Sessions that took shards by
@@ -47,7 +55,7 @@ internal static class SequencerSql
     /// fragments below) and writes the same rows for such records.
     /// </summary>
     public const string Drain = $$"""
-        -- memo sequencer: general round (Drain)
+        {{StatementMarker}} general round (Drain)
         WITH taken AS (
             DELETE FROM inbox
             -- Live records first, then at most $3 of the history backfill (partial indexes inbox_live, inbox_history).
@@ -285,7 +293,7 @@ internal static class SequencerSql
     /// Parameters: $1 the owned shards, $2 the most live records to take.
     /// </summary>
     public const string DrainPlain = $$"""
-        -- memo sequencer: plain round (DrainPlain)
+        {{StatementMarker}} plain round (DrainPlain)
         {{PlainRound}}
         SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked, {{EventShard}}
         FROM summary s
@@ -307,7 +315,7 @@ internal static class SequencerSql
     /// Parameters: $1 the owned shards, $2 the most live records to take.
     /// </summary>
     public const string DrainPlainEventsOnly = $$"""
-        -- memo sequencer: plain round without items (DrainPlainEventsOnly)
+        {{StatementMarker}} plain round without items (DrainPlainEventsOnly)
         {{PlainRound}}
         SELECT s.taken, s.oldest_us, s.identified, e.*, s.blocked, {{EventShard}}
         FROM summary s
