@@ -10,11 +10,14 @@
 # MIX=statuses appends, instead of the profiles, a delivered and a read status for every fourth message, in the same
 # round as their message. BASELINE=<git revision> also runs that revision's statements (named base:…), interleaved with
 # today's in the same run, so that a change to SequencerSql.cs is measured against its past. ONLY=<name> runs one of the
-# three (and its base), so that each gets more rounds in the same time.
+# three (and its base), so that each gets more rounds in the same time. MERGED=1 also runs each statement in one
+# transaction with its append (merged:…: BEGIN; append; statement; COMMIT) and prints, for every script, the append and
+# the round together: what acknowledging and projecting in one transaction would cost (docs/PERFORMANCE.md, thirty-second
+# session).
 # The sessions take the writer sessions' settings from Storage/PostgresDataSource.cs (WriterSessionOptions);
 # EXTRA_PGOPTIONS adds or overrides some (e.g. "-c work_mem=4MB", to measure a setting against the shipped one).
 # Usage: [PORT=55438] [SECONDS_PER_SIZE=20] [MIX=profiles|statuses] [BASELINE=rev] [ONLY=Drain|DrainPlain|EventsOnly]
-#        [EXTRA_PGOPTIONS=...] bench/sequencer-statements.sh [N ...]
+#        [MERGED=1] [EXTRA_PGOPTIONS=...] bench/sequencer-statements.sh [N ...]
 #        (N: messages per round; default 1 20 200)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,9 +38,9 @@ for migration in "$root"/src/Memo.Ingest/Storage/Migrations/*.sql; do sql -d ben
 
 # The statements as C# builds them (const strings whose {{Fragment}} holes name other consts), as pgbench scripts
 # numbered in the order of the names written to $work/names.
-python3 - "$root/src/Memo.Ingest/Sequencing/SequencerSql.cs" "$work" "${MIX:-profiles}" "$baseline" "${ONLY:-}" <<'PY'
+python3 - "$root/src/Memo.Ingest/Sequencing/SequencerSql.cs" "$work" "${MIX:-profiles}" "$baseline" "${ONLY:-}" "${MERGED:-}" <<'PY'
 import re, sys
-out, mix, only = sys.argv[2], sys.argv[3], sys.argv[5]
+out, mix, only, merged = sys.argv[2], sys.argv[3], sys.argv[5], sys.argv[6] == '1'
 profiles = """INSERT INTO inbox (kind, account, display_phone, waba_id, msg_id, wa_id, contact, ts, type, body, payload)
 SELECT k.kind, 'PNbench' || (g % 20), '15550001111', 'WABA1',
        CASE WHEN k.kind = 1 THEN 'wamid.HBgLMTU1NTAwMDAxMTEVAgASGBQ.' || gen_random_uuid() END, '4915' || (g % 1000),
@@ -76,6 +79,9 @@ for prefix, path in (('', sys.argv[1]), ('base:', sys.argv[4])):
         text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
         open(f'{out}/{len(names) + 1}.sql', 'w').write(append + text.strip() + ';\n')
         names.append(prefix + name)
+        if merged:
+            open(f'{out}/{len(names) + 1}.sql', 'w').write('BEGIN;\n' + append + text.strip() + ';\nCOMMIT;\n')
+            names.append('merged:' + prefix + name)
 open(f'{out}/names', 'w').write(' '.join(names))
 PY
 echo "VACUUM inbox;" > "$work/vacuum.sql"
@@ -95,7 +101,9 @@ for n in "${sizes[@]}"; do
   PGOPTIONS="$writer_options ${EXTRA_PGOPTIONS:-}" \
     "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -M prepared -T "${SECONDS_PER_SIZE:-20}" -c 1 -r -D shards="$shards" -D live=100000 -D hist=0 -D n="$n" \
       "${scripts[@]}" -f "$work/vacuum.sql@1" bench 2>&1 \
-    | awk -v n="$n" -v names="$(cat "$work/names")" 'BEGIN { split(names, name) }
+    | awk -v n="$n" -v merged="${MERGED:-}" -v names="$(cat "$work/names")" 'BEGIN { split(names, name) }
                      /^SQL script [0-9]+:/ { script = $3 + 0 }
-                     /WITH (taken|barrier) AS/ && script { printf "%d messages per round: %-15s %8.3f ms per round\n", n, name[script], $1; script = 0 }'
+                     script && /^ +[0-9.]+ +[0-9]+ / { whole[script] += $1 }
+                     /WITH (taken|barrier) AS/ && script { printf "%d messages per round: %-15s %8.3f ms per round\n", n, name[script], $1 }
+                     END { if (merged) for (i = 1; i in name; i++) printf "%d messages per round: %-15s %8.3f ms append and round\n", n, name[i], whole[i] }'
 done

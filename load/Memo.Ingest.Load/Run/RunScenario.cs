@@ -73,7 +73,7 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
             string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
                 ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now(),
-                await WalFlushes.ReadAsync(postgres.AdminConnectionString), await SequencerBackends.ReadAsync(postgres.AdminConnectionString)));
+                await WalFlushes.ReadAsync(postgres.AdminConnectionString), await SequencerBackends.ReadAsync(postgres.AdminConnectionString, boundaries.LastOrDefault()?.Sequencer)));
         }
 
         long runStart = (long)clock.Elapsed.TotalMicroseconds;

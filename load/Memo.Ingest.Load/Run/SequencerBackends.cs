@@ -10,12 +10,13 @@ namespace Memo.Ingest.Load.Run;
 /// rounds, and every event waits for its round: at 10,000 POSTs/s here the backend waited about 225 ms a second for a
 /// core beside 475-517 ms on one, and more while autovacuum ran (docs/PERFORMANCE.md, thirty-first session). The
 /// backends are the sessions whose latest statement was a sequencer round (each starts with
-/// <see cref="SequencerSql.StatementMarker"/>); rounds run hundreds of times a second and idle sessions poll, so a session is almost
-/// never caught between rounds. Linux and a local server only; empty otherwise.
+/// <see cref="SequencerSql.StatementMarker"/>), and those of the reading before: rounds run hundreds of times a second and
+/// idle sessions poll, but a session can be caught between rounds (rebalancing), and one of six runs of the thirty-second
+/// session lost its busy session that way and reported 2 % of a core. Linux and a local server only; empty otherwise.
 /// </summary>
 internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanoseconds, long WaitNanoseconds)> ByProcess)
 {
-    public static async Task<SequencerBackends> ReadAsync(string adminConnectionString)
+    public static async Task<SequencerBackends> ReadAsync(string adminConnectionString, SequencerBackends? before)
     {
         var byProcess = new Dictionary<int, (long, long)>();
         if (!Directory.Exists("/proc"))
@@ -23,14 +24,21 @@ internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanos
             return new SequencerBackends(byProcess);
         }
 
-        await using var connection = new NpgsqlConnection(adminConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE starts_with(ltrim(query), $1)", connection);
-        command.Parameters.AddWithValue(SequencerSql.StatementMarker);
-        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
+        var pids = new HashSet<int>(before?.ByProcess.Keys ?? []);
+        await using (var connection = new NpgsqlConnection(adminConnectionString))
         {
-            int pid = reader.GetInt32(0);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE starts_with(ltrim(query), $1)", connection);
+            command.Parameters.AddWithValue(SequencerSql.StatementMarker);
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                pids.Add(reader.GetInt32(0));
+            }
+        }
+
+        foreach (int pid in pids)
+        {
             try
             {
                 string[] fields = (await File.ReadAllTextAsync($"/proc/{pid}/schedstat")).Split(' ');
@@ -38,7 +46,7 @@ internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanos
             }
             catch (IOException)
             {
-                // The session ended while we looked.
+                // The session has ended.
             }
         }
 
