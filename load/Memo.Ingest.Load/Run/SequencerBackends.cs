@@ -11,7 +11,7 @@ namespace Memo.Ingest.Load.Run;
 /// core beside 475-517 ms on one, and more while autovacuum ran (docs/PERFORMANCE.md, thirty-first session). The
 /// backends are the sessions whose latest statement was a sequencer round (each starts with
 /// <see cref="SequencerSql.StatementMarker"/>), and those of the reading before: rounds run hundreds of times a second and
-/// idle sessions poll, but a session can be caught between rounds (rebalancing), and one of six runs of the thirty-second
+/// idle sessions poll, but a session can be caught between rounds (rebalancing), and one of ten runs of the thirty-second
 /// session lost its busy session that way and reported 2 % of a core. Linux and a local server only; empty otherwise.
 /// </summary>
 internal sealed record SequencerBackends(IReadOnlyDictionary<int, (long RunNanoseconds, long WaitNanoseconds)> ByProcess)
