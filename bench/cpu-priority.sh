@@ -17,7 +17,10 @@
 set -euo pipefail
 target=${1:?sequencer or autovacuum}
 nice=${2:?nice value, -20 to 19}
-marker='-- memo sequencer:'
+# The comment every sequencer statement starts with, read from its one definition (SequencerSql.StatementMarker).
+marker=$(sed -n '/const string StatementMarker = """/{n;s/^ *//;p;q}' \
+  "$(cd "$(dirname "$0")/.." && pwd)/src/Memo.Ingest/Sequencing/SequencerSql.cs")
+[ -n "$marker" ] || { echo "SequencerSql.StatementMarker not found" >&2; exit 1; }
 
 sequencer_pids() {
   local data port
