@@ -27,8 +27,9 @@ done
 [ -n "$port" ] || { echo "no running cluster under /tmp/memo-test-pg-*" >&2; exit 1; }
 
 sample="SELECT pid, state, coalesce(wait_event_type, '-'), coalesce(wait_event, '-') FROM pg_stat_activity WHERE starts_with(ltrim(query), '$marker');"
-# More samples than the time allows (each takes 2-4 ms with its sleep); timeout ends the session.
-for ((i = 0; i < seconds * 1000; i++)); do printf '%s\nSELECT pg_sleep(0.001);\n' "$sample"; done \
+# More samples than the time allows (each takes 2-4 ms with its sleep); timeout ends the session, and the writer stops
+# at the closed pipe.
+(trap '' PIPE; for ((i = 0; i < seconds * 1000; i++)); do printf '%s\nSELECT pg_sleep(0.001);\n' "$sample" 2>/dev/null || break; done) \
   | { timeout "$seconds" psql -X -At -F '|' -h 127.0.0.1 -p "$port" -U postgres -d postgres 2>/dev/null || true; } \
   | awk -F'|' 'NF == 4 { n[$1]++; c[$1 " " $2 "|" $3 "|" $4]++ }
       END {
