@@ -17,16 +17,12 @@
 set -euo pipefail
 target=${1:?sequencer or autovacuum}
 nice=${2:?nice value, -20 to 19}
-# The comment every sequencer statement starts with, read from its one definition (SequencerSql.StatementMarker).
-marker=$(sed -n '/const string StatementMarker = """/{n;s/^ *//;p;q}' \
-  "$(cd "$(dirname "$0")/.." && pwd)/src/Memo.Ingest/Sequencing/SequencerSql.cs")
-[ -n "$marker" ] || { echo "SequencerSql.StatementMarker not found" >&2; exit 1; }
+source "$(dirname "$0")/local-clusters.sh"
+marker=$(sequencer_statement_marker)
 
 sequencer_pids() {
-  local data port
-  for data in /tmp/memo-test-pg-*/pgdata; do
-    [ -f "$data/postmaster.pid" ] || continue
-    port=$(sed -n 4p "$data/postmaster.pid")
+  local port
+  for port in $(local_cluster_ports); do
     # pg_stat_activity lists the sessions of every database of the cluster.
     psql -X -At -h 127.0.0.1 -p "$port" -U postgres -d postgres \
       -c "SELECT pid FROM pg_stat_activity WHERE starts_with(ltrim(query), '$marker')" 2>/dev/null || true

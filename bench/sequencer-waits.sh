@@ -16,14 +16,9 @@
 # Usage: bench/sequencer-waits.sh [SECONDS]   (default 10; e.g. 20 s into `run --closed-loop 16 --step-seconds 30 …`)
 set -euo pipefail
 seconds=${1:-10}
-marker=$(sed -n '/const string StatementMarker = """/{n;s/^ *//;p;q}' \
-  "$(cd "$(dirname "$0")/.." && pwd)/src/Memo.Ingest/Sequencing/SequencerSql.cs")
-[ -n "$marker" ] || { echo "SequencerSql.StatementMarker not found" >&2; exit 1; }
-
-port=""
-for data in /tmp/memo-test-pg-*/pgdata; do
-  [ -f "$data/postmaster.pid" ] && port=$(sed -n 4p "$data/postmaster.pid") && break
-done
+source "$(dirname "$0")/local-clusters.sh"
+marker=$(sequencer_statement_marker)
+port=$(local_cluster_ports | head -n 1)
 [ -n "$port" ] || { echo "no running cluster under /tmp/memo-test-pg-*" >&2; exit 1; }
 
 sample="SELECT pid, state, coalesce(wait_event_type, '-'), coalesce(wait_event, '-') FROM pg_stat_activity WHERE starts_with(ltrim(query), '$marker');"
