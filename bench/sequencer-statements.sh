@@ -8,7 +8,9 @@
 # accounts, 1,000 contacts with fixed names), and runs its statement, which takes them. Prints each statement's average
 # latency per round.
 # MIX=statuses appends, instead of the profiles, a delivered and a read status for every fourth message, in the same
-# round as their message. BASELINE=<git revision> also runs that revision's statements (named base:…), interleaved with
+# round as their message. MIX=both runs every statement twice, after appending the messages with their senders' profiles
+# and after appending the messages alone (named alone:…), interleaved: what the profile records cost a round.
+# BASELINE=<git revision> also runs that revision's statements (named base:…), interleaved with
 # today's in the same run, so that a change to SequencerSql.cs is measured against its past. ONLY=<name> runs one of the
 # three (and its base), so that each gets more rounds in the same time. MERGED=1 also runs each statement in one
 # transaction with its append (merged:…: BEGIN; append; statement; COMMIT) and prints, for every script, the append and
@@ -16,7 +18,7 @@
 # session).
 # The sessions take the writer sessions' settings from Storage/PostgresDataSource.cs (WriterSessionOptions);
 # EXTRA_PGOPTIONS adds or overrides some (e.g. "-c work_mem=4MB", to measure a setting against the shipped one).
-# Usage: [PORT=55438] [SECONDS_PER_SIZE=20] [MIX=profiles|statuses] [BASELINE=rev] [ONLY=Drain|DrainPlain|EventsOnly]
+# Usage: [PORT=55438] [SECONDS_PER_SIZE=20] [MIX=profiles|statuses|both] [BASELINE=rev] [ONLY=Drain|DrainPlain|EventsOnly]
 #        [MERGED=1] [EXTRA_PGOPTIONS=...] bench/sequencer-statements.sh [N ...]
 #        (N: messages per round; default 1 20 200)
 set -euo pipefail
@@ -63,6 +65,7 @@ WHERE k.kind = 1 OR g % 4 = 0
 ORDER BY g, k.step;
 """
 append = statuses if mix == 'statuses' else profiles
+alone = profiles.replace('(VALUES (3), (1))', '(VALUES (1))')
 names = []
 for prefix, path in (('', sys.argv[1]), ('base:', sys.argv[4])):
     if not path:
@@ -79,6 +82,9 @@ for prefix, path in (('', sys.argv[1]), ('base:', sys.argv[4])):
         text = text.replace('$1', ':shards').replace('$2', ':live').replace('$3', ':hist')
         open(f'{out}/{len(names) + 1}.sql', 'w').write(append + text.strip() + ';\n')
         names.append(prefix + name)
+        if mix == 'both':
+            open(f'{out}/{len(names) + 1}.sql', 'w').write(alone + text.strip() + ';\n')
+            names.append('alone:' + prefix + name)
         if merged:
             open(f'{out}/{len(names) + 1}.sql', 'w').write('BEGIN;\n' + append + text.strip() + ';\nCOMMIT;\n')
             names.append('merged:' + prefix + name)
