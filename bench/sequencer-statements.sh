@@ -65,7 +65,9 @@ WHERE k.kind = 1 OR g % 4 = 0
 ORDER BY g, k.step;
 """
 append = statuses if mix == 'statuses' else profiles
+# The same messages without their profile records (MIX=both); fails loudly if the profiles' append changes shape.
 alone = profiles.replace('(VALUES (3), (1))', '(VALUES (1))')
+assert alone != profiles, 'the profiles append no longer lists its kinds as (VALUES (3), (1))'
 names = []
 for prefix, path in (('', sys.argv[1]), ('base:', sys.argv[4])):
     if not path:
