@@ -103,13 +103,16 @@ public static partial class GatewayApplication
         builder.Services.AddSingleton<IngestMetrics>();
         // /metrics: our instruments, the runtime's (GC, thread pool, memory) and ASP.NET Core's (requests,
         // connections), collected by the OpenTelemetry SDK and rendered only when Prometheus scrapes.
-        // Three runtime gauges are named *.count, which Prometheus reserves for histogram and summary series
-        // (promtool rejects them); they say little about the gateway, so they are left out.
+        // Four runtime gauges are named *.count, which Prometheus reserves for histogram and summary series
+        // (promtool rejects them). Three say little about the gateway and are left out; the thread pool's thread count
+        // (worth watching when something blocks its workers) is renamed. Since OpenTelemetry 1.21 the runtime's
+        // up-down counters are gauges (before, they were exported as counters with a _total suffix).
         builder.Services.AddOpenTelemetry().ConfigureResource(static resource => resource.AddService("memo-ingest")).WithMetrics(static metrics => metrics
             .AddMeter(IngestMetrics.MeterName, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddView("dotnet.assembly.count", MetricStreamConfiguration.Drop)
             .AddView("dotnet.process.cpu.count", MetricStreamConfiguration.Drop)
             .AddView("dotnet.timer.count", MetricStreamConfiguration.Drop)
+            .AddView("dotnet.thread_pool.thread.count", new MetricStreamConfiguration { Name = "dotnet.thread_pool.threads" })
             .AddPrometheusExporter(static prometheus =>
             {
                 // Every scrape sees the instruments as they are now (the exporter's default replays a cached answer

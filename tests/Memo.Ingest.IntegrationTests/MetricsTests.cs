@@ -44,6 +44,9 @@ public sealed partial class MetricsTests(PostgresFixture postgres)
         Assert.Matches(@"memo_ingest_duplicates_total\{memo_screened_by=""(redis|postgresql)""\} 1\n", text);
         Assert.Matches(@"dotnet_gc_collections_total\{[^}]*\} \d+", text);
         Assert.Contains("# TYPE dotnet_process_memory_working_set_bytes gauge\n", text, StringComparison.Ordinal);
+        // The runtime's up-down counters are gauges, and its *.count gauge that stays is renamed (promtool above).
+        Assert.Contains("# TYPE dotnet_thread_pool_queue_length gauge\n", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE dotnet_thread_pool_threads gauge\n", text, StringComparison.Ordinal);
     }
 
     [Fact]
