@@ -105,8 +105,7 @@ public static partial class GatewayApplication
         // connections), collected by the OpenTelemetry SDK and rendered only when Prometheus scrapes.
         // Four runtime gauges are named *.count, which Prometheus reserves for histogram and summary series
         // (promtool rejects them). Three say little about the gateway and are left out; the thread pool's thread count
-        // (worth watching when something blocks its workers) is renamed. Since OpenTelemetry 1.21 the runtime's
-        // up-down counters are gauges (before, they were exported as counters with a _total suffix).
+        // (worth watching when something blocks its workers) is renamed (docs/DECISIONS.md 11).
         builder.Services.AddOpenTelemetry().ConfigureResource(static resource => resource.AddService("memo-ingest")).WithMetrics(static metrics => metrics
             .AddMeter(IngestMetrics.MeterName, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddView("dotnet.assembly.count", MetricStreamConfiguration.Drop)
