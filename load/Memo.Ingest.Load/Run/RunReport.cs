@@ -49,6 +49,7 @@ internal sealed class RunReport
                 sender,
                 to.Histogram.QuantileSince(from.Histogram, 0.99),
                 $"{to.Visibility.QuantileSince(from.Visibility, 0.5)} / {to.Visibility.QuantileSince(from.Visibility, 0.99)}",
+                SequencerRounds.Between(from.Rounds, to.Rounds, wall),
                 LatencySummary.Of(endToEnd.Where(e => e.Received >= from.AtMicroseconds && e.Received < to.AtMicroseconds).Select(static e => e.Latency)),
                 100 * (to.GatewayCpuSeconds - from.GatewayCpuSeconds) / wall,
                 100 * (to.PostgresCpuSeconds - from.PostgresCpuSeconds) / wall,
@@ -86,12 +87,12 @@ internal sealed class RunReport
             $"{_settings.StatusRatio:P0} status POSTs, {(_settings.IsClosedLoop ? "closed loop (latency from each request's send)" : $"{_settings.Connections} connections ({_settings.Client})")}, {_settings.Subscribers} subscribers, " +
             $"{(_settings.WithRedis ? "with" : "without")} Redis, {(_settings.NativeBinary is null ? "JIT" : "native")} gateway, {_settings.StepSeconds} s per step{WarmUpNote()}.");
         text.AppendLine();
-        text.AppendLine("| POSTs/s offered (or closed loop ×connections) | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | PostgreSQL's WAL flushes/s × ms each | sequencer's backends: on a core / waiting for one | p99 ≤ bound, all 200 |");
-        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        text.AppendLine("| POSTs/s offered (or closed loop ×connections) | requests | 200 | 503 | other | messages/s acknowledged | ack latency (sender, from intended send) | gateway ack p99 | sequencer delay p50 / p99 (per live round, oldest record) | live rounds/s × ms each, records each | webhook → event (subscribers) | CPU gateway | CPU PostgreSQL | CPU load tool | CPU machine: busy / stolen | PostgreSQL's WAL flushes/s × ms each | sequencer's backends: on a core / waiting for one | p99 ≤ bound, all 200 |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (StepFigures s in _steps)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {(s.WarmUp ? "warm-up " : "")}{s.Label} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {s.Wal.PerSecond:F0} × {s.Wal.MillisecondsEach:F2} | {s.SequencerBackend.RunPercent:F0}% / {s.SequencerBackend.WaitPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
+                $"| {(s.WarmUp ? "warm-up " : "")}{s.Label} | {s.Requests} | {s.Ok} | {s.Refused} | {s.Other} | {s.MessagesPerSecond:F0} | {s.Sender} | {s.GatewayAckP99} | {s.SequencerDelay} | {s.Rounds} | {s.EndToEnd} | {s.GatewayCpuPercent:F0}% | {s.PostgresCpuPercent:F0}% | {s.LoadToolCpuPercent:F0}% | {s.MachineBusyPercent:F0}% / {s.MachineStolenPercent:F0}% | {s.Wal.PerSecond:F0} × {s.Wal.MillisecondsEach:F2} | {s.SequencerBackend.RunPercent:F0}% / {s.SequencerBackend.WaitPercent:F0}% | {(s.Sustainable ? "yes" : "no")} |");
         }
 
         text.AppendLine();
@@ -183,7 +184,7 @@ internal sealed class RunReport
     }
 
     private sealed record StepFigures(double Rate, string Label, bool WarmUp, int Requests, int Ok, int Refused, int Other, double MessagesPerSecond, LatencySummary Sender,
-        string GatewayAckP99, string SequencerDelay, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, double MachineBusyPercent,
+        string GatewayAckP99, string SequencerDelay, SequencerRounds Rounds, LatencySummary EndToEnd, double GatewayCpuPercent, double PostgresCpuPercent, double LoadToolCpuPercent, double MachineBusyPercent,
         double MachineStolenPercent, WalFlushes Wal, SequencerBackends.Share SequencerBackend, bool Sustainable);
 
     private sealed record SecondFigures(int Second, long Messages, int NotOk, double AckP50, double AckP99, double EndToEndP99);

@@ -70,8 +70,9 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
         async Task MarkAsync()
         {
             long at = (long)clock.Elapsed.TotalMicroseconds;
-            string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for both histograms
+            string metrics = await gateway.Client.GetStringAsync("/metrics"); // one scrape for the histograms and the rounds
             boundaries.Add(new StepBoundary(at, GatewayHistogram.Parse(metrics), GatewayHistogram.Parse(metrics, GatewayHistogram.VisibilityDelay, GatewayHistogram.LiveLane),
+                SequencerRounds.Parse(metrics),
                 ProcessCpu.Seconds(gateway.ProcessId), ProcessCpu.Seconds(postgres.ProcessId), Environment.CpuUsage.TotalTime.TotalSeconds, MachineCpu.Now(),
                 await WalFlushes.ReadAsync(postgres.AdminConnectionString), await SequencerBackends.ReadAsync(postgres.AdminConnectionString, boundaries.LastOrDefault()?.Sequencer)));
         }
@@ -156,8 +157,8 @@ internal sealed class RunScenario(RunSettings settings, bool strict)
     }
 }
 
-/// <summary>What was measured at a step boundary: time, the gateway's histogram, CPU seconds used so far (the load
-/// tool's own: its sender and subscribers, not its child processes; and the machine's), PostgreSQL's WAL flushes so far,
-/// and the sequencer's backends' time on and waiting for a core.</summary>
-internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, double GatewayCpuSeconds,
+/// <summary>What was measured at a step boundary: time, the gateway's histograms and its sequencers' live rounds so far,
+/// CPU seconds used so far (the load tool's own: its sender and subscribers, not its child processes; and the
+/// machine's), PostgreSQL's WAL flushes so far, and the sequencer's backends' time on and waiting for a core.</summary>
+internal sealed record StepBoundary(long AtMicroseconds, GatewayHistogram Histogram, GatewayHistogram Visibility, SequencerRounds Rounds, double GatewayCpuSeconds,
     double PostgresCpuSeconds, double LoadToolCpuSeconds, MachineCpu Machine, WalFlushes Wal, SequencerBackends Sequencer);
