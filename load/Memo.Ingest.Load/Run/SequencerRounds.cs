@@ -1,4 +1,5 @@
 using System.Globalization;
+using Memo.Ingest.Load.OpenModel;
 
 namespace Memo.Ingest.Load.Run;
 
@@ -7,14 +8,14 @@ namespace Memo.Ingest.Load.Run;
 /// (<c>memo_sequencer_round_duration_seconds</c> and <c>memo_sequencer_batch_records</c>, <c>memo_lane="live"</c>): how
 /// many, how long each took, how many records each took. A live event waits for the round in progress and then for its
 /// own, so when the rounds run back to back (rounds a second × ms each near 1,000) the gap between the acknowledgement and
-/// the event is about one and a half rounds (docs/PERFORMANCE.md, thirty-sixth session). <see cref="Parse"/> gives the
-/// totals of one scrape, a span from zero.
+/// the event is about one and a half rounds (docs/PERFORMANCE.md, thirty-sixth session). Rounds that found nothing are
+/// not in these histograms (<c>memo_sequencer_rounds_empty_total</c>). <see cref="Parse"/> gives the totals of one
+/// scrape, a span from zero.
 /// </summary>
 internal readonly record struct SequencerRounds(double Rounds, double RoundSeconds, double Records, double Seconds)
 {
     private const string Duration = "memo_sequencer_round_duration_seconds";
     private const string Batch = "memo_sequencer_batch_records";
-    private const string LiveLane = "memo_lane=\"live\"";
 
     public double PerSecond => Seconds > 0 ? Rounds / Seconds : 0;
 
@@ -36,7 +37,7 @@ internal readonly record struct SequencerRounds(double Rounds, double RoundSecon
         foreach (string line in metrics.Split('\n'))
         {
             if (line.StartsWith(series + "{", StringComparison.Ordinal)
-                && line.AsSpan(series.Length, line.IndexOf('}') - series.Length).Contains(LiveLane, StringComparison.Ordinal))
+                && line.AsSpan(series.Length, line.IndexOf('}') - series.Length).Contains(GatewayHistogram.LiveLane, StringComparison.Ordinal))
             {
                 total += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
             }
